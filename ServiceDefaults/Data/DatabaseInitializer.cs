@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Shop.ServiceDefaults.Telemetry;
+
+namespace Shop.ServiceDefaults.Data;
+
+/// <summary>Seeds data after the schema is current (development data, reference rows).</summary>
+public interface IDatabaseSeeder<in TContext> where TContext : DbContext
+{
+    Task SeedAsync(TContext db, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Migrates the service's database at start-up, retrying while PostgreSQL is not reachable yet, then runs
+/// the seeders. The service reports unhealthy (not ready) until this has finished.
+/// </summary>
+internal sealed class DatabaseInitializer<TContext>(
+    IServiceProvider services,
+    NpgsqlDataSource dataSource,
+    MigrationSet<TContext> migrations,
+    DatabaseReadiness<TContext> readiness,
+    ILogger<DatabaseInitializer<TContext>> logger) : BackgroundService where TContext : DbContext
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            using var activity = ShopDiagnostics.ActivitySource.StartActivity($"migrate {typeof(TContext).Name}");
+            try
+            {
+                var started = Stopwatch.GetTimestamp();
+                var applied = await SqlMigrator.MigrateAsync(dataSource, migrations.Scripts, logger, stoppingToken);
+                await using (var scope = services.CreateAsyncScope())
+                {
+                    var db = scope.ServiceProvider.GetRequiredService<TContext>();
+                    foreach (var seeder in scope.ServiceProvider.GetServices<IDatabaseSeeder<TContext>>())
+                    {
+                        await seeder.SeedAsync(db, stoppingToken);
+                    }
+                }
+
+                logger.LogInformation("Database ready: {Applied} migrations applied in {ElapsedMs:F0} ms", applied, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                readiness.MarkReady();
+                return;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException && !stoppingToken.IsCancellationRequested)
+            {
+                activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+                logger.LogWarning(ex, "Database not reachable (attempt {Attempt}); retrying", attempt);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 250 * attempt)), stoppingToken);
+            }
+        }
+    }
+}
+
+internal sealed record MigrationSet<TContext>(IReadOnlyList<MigrationScript> Scripts) where TContext : DbContext;
+
+internal sealed class DatabaseReadiness<TContext> : IHealthCheck where TContext : DbContext
+{
+    private volatile bool _ready;
+
+    public void MarkReady() => _ready = true;
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(_ready ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("Migrations have not finished."));
+}

@@ -1,0 +1,46 @@
+using System.Globalization;
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Shop.ServiceDefaults.Data;
+
+/// <summary>One versioned, immutable SQL script. Module lets shared plumbing (messaging) version its own tables.</summary>
+public sealed record MigrationScript(string Module, int Version, string Name, string Sql)
+{
+    public string Checksum { get; } = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Sql.ReplaceLineEndings("\n"))));
+
+    /// <summary>Reads embedded resources named <c>…Migrations.NNNN_name.sql</c> from an assembly.</summary>
+    public static IReadOnlyList<MigrationScript> FromAssembly(Assembly assembly, string module)
+    {
+        const string marker = ".Migrations.";
+        var scripts = new List<MigrationScript>();
+        foreach (var resource in assembly.GetManifestResourceNames())
+        {
+            var at = resource.LastIndexOf(marker, StringComparison.Ordinal);
+            if (at < 0 || !resource.EndsWith(".sql", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            var fileName = resource[(at + marker.Length)..^".sql".Length];
+            var digits = new string(fileName.TakeWhile(char.IsAsciiDigit).ToArray());
+            if (digits.Length == 0)
+            {
+                throw new InvalidOperationException($"Migration '{resource}' must start with its version number (0001_name.sql).");
+            }
+
+            using var stream = assembly.GetManifestResourceStream(resource)!;
+            using var reader = new StreamReader(stream);
+            scripts.Add(new MigrationScript(module, int.Parse(digits, CultureInfo.InvariantCulture), fileName, reader.ReadToEnd()));
+        }
+
+        var duplicate = scripts.GroupBy(s => s.Version).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new InvalidOperationException($"Module '{module}' has two migrations with version {duplicate.Key}.");
+        }
+
+        return scripts.OrderBy(s => s.Version).ToList();
+    }
+}

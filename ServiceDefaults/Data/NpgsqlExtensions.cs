@@ -1,0 +1,79 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using Shop.ServiceDefaults.Health;
+using Shop.ServiceDefaults.Messaging;
+
+namespace Shop.ServiceDefaults.Data;
+
+public static class NpgsqlExtensions
+{
+    /// <summary>
+    /// Registers a pooled DbContext on the connection string <c>ConnectionStrings:{connectionName}</c> (the
+    /// name Aspire's client integration uses), a readiness check that runs a query, and Npgsql's tracing.
+    /// </summary>
+    public static IHostApplicationBuilder AddNpgsqlDbContext<TContext>(this IHostApplicationBuilder builder, string connectionName)
+        where TContext : DbContext
+    {
+        var connectionString = builder.Configuration.GetConnectionString(connectionName)
+            ?? throw new InvalidOperationException($"ConnectionStrings:{connectionName} is not configured.");
+
+        builder.Services.AddSingleton(_ =>
+        {
+            var dataSource = new NpgsqlDataSourceBuilder(connectionString);
+            dataSource.ConnectionStringBuilder.ApplicationName ??= builder.Environment.ApplicationName;
+            return dataSource.Build();
+        });
+        builder.Services.AddDbContextPool<TContext>((services, options) =>
+            options.UseNpgsql(services.GetRequiredService<NpgsqlDataSource>()));
+        builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
+            connectionName,
+            services => new NpgsqlHealthCheck(services.GetRequiredService<NpgsqlDataSource>()),
+            HealthStatus.Unhealthy,
+            [HealthTags.Ready],
+            TimeSpan.FromSeconds(5)));
+        return builder;
+    }
+
+    /// <summary>Applies the service's embedded migrations (and the messaging tables) at start-up.</summary>
+    public static IHostApplicationBuilder AddDatabaseMigrations<TContext>(this IHostApplicationBuilder builder, bool includeMessaging = true)
+        where TContext : DbContext
+    {
+        var scripts = new List<MigrationScript>();
+        if (includeMessaging)
+        {
+            scripts.AddRange(MigrationScript.FromAssembly(typeof(MessagingModel).Assembly, "messaging"));
+        }
+
+        scripts.AddRange(MigrationScript.FromAssembly(typeof(TContext).Assembly, typeof(TContext).Assembly.GetName().Name!.ToLowerInvariant()));
+        builder.Services.AddSingleton(new MigrationSet<TContext>(scripts));
+        builder.Services.AddSingleton<DatabaseReadiness<TContext>>();
+        builder.Services.AddHostedService<DatabaseInitializer<TContext>>();
+        builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
+            "migrations",
+            services => services.GetRequiredService<DatabaseReadiness<TContext>>(),
+            HealthStatus.Unhealthy,
+            [HealthTags.Ready]));
+        return builder;
+    }
+
+    private sealed class NpgsqlHealthCheck(NpgsqlDataSource dataSource) : IHealthCheck
+    {
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                await using var command = dataSource.CreateCommand("SELECT 1");
+                await command.ExecuteScalarAsync(cancellationToken);
+                return HealthCheckResult.Healthy();
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException)
+            {
+                return HealthCheckResult.Unhealthy(ex.Message, ex);
+            }
+        }
+    }
+}

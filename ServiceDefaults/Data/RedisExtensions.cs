@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Shop.ServiceDefaults.Health;
+using StackExchange.Redis;
+
+namespace Shop.ServiceDefaults.Data;
+
+public static class RedisExtensions
+{
+    /// <summary>
+    /// Registers a multiplexer for <c>ConnectionStrings:{connectionName}</c> (Aspire's <c>host:port,password=…</c>
+    /// format) and a readiness check that PINGs. It connects in the background and keeps retrying.
+    /// </summary>
+    public static IHostApplicationBuilder AddRedisClient(this IHostApplicationBuilder builder, string connectionName)
+    {
+        var connectionString = builder.Configuration.GetConnectionString(connectionName)
+            ?? throw new InvalidOperationException($"ConnectionStrings:{connectionName} is not configured.");
+        builder.Services.AddSingleton<IConnectionMultiplexer>(_ =>
+        {
+            var options = ConfigurationOptions.Parse(connectionString);
+            options.AbortOnConnectFail = false;
+            options.ClientName = builder.Environment.ApplicationName;
+            return ConnectionMultiplexer.Connect(options);
+        });
+        builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
+            connectionName,
+            services => new RedisHealthCheck(services.GetRequiredService<IConnectionMultiplexer>()),
+            HealthStatus.Unhealthy,
+            [HealthTags.Ready],
+            TimeSpan.FromSeconds(5)));
+        return builder;
+    }
+
+    private sealed class RedisHealthCheck(IConnectionMultiplexer redis) : IHealthCheck
+    {
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                var latency = await redis.GetDatabase().PingAsync();
+                return HealthCheckResult.Healthy($"PING {latency.TotalMilliseconds:F1} ms");
+            }
+            catch (Exception ex) when (ex is RedisException or TimeoutException)
+            {
+                return HealthCheckResult.Unhealthy(ex.Message, ex);
+            }
+        }
+    }
+}

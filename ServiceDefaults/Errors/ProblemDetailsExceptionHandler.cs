@@ -1,0 +1,43 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Logging;
+
+namespace Shop.ServiceDefaults.Errors;
+
+/// <summary>
+/// Maps exceptions that describe the caller's mistake to 4xx problem details. Anything else is a defect:
+/// it is logged and answered 500 without internals.
+/// </summary>
+internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService problemDetails, ILogger<ProblemDetailsExceptionHandler> logger)
+    : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        var (status, title) = exception switch
+        {
+            BadHttpRequestException bad => (bad.StatusCode, "The request is malformed."),
+            DomainException domain => (domain.StatusCode, domain.Title),
+            OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (499, "The client closed the request."),
+            _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred."),
+        };
+
+        if (status >= 500)
+        {
+            logger.LogError(exception, "Unhandled exception for {Method} {Path}", httpContext.Request.Method, httpContext.Request.Path);
+        }
+
+        httpContext.Response.StatusCode = status;
+        return await problemDetails.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = httpContext,
+            Exception = exception,
+            ProblemDetails = new ProblemDetails
+            {
+                Status = status,
+                Title = title,
+                Detail = status < 500 ? exception.Message : null,
+            },
+        });
+    }
+}

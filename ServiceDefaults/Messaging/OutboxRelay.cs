@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using System.Text;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using RabbitMQ.Client;
+using Shop.ServiceDefaults.Telemetry;
+
+namespace Shop.ServiceDefaults.Messaging;
+
+/// <summary>
+/// Publishes unsent outbox rows with publisher confirms and marks them sent in the transaction that claimed
+/// them. A failed publish only pushes the row's next attempt back, so nothing stays unpublished for good.
+/// </summary>
+internal sealed class OutboxRelay<TContext>(
+    IServiceScopeFactory scopes,
+    RabbitMqConnectionProvider connections,
+    TimeProvider clock,
+    ILogger<OutboxRelay<TContext>> logger) : BackgroundService where TContext : DbContext
+{
+    private const int BatchSize = 100;
+    private static readonly TimeSpan IdleDelay = TimeSpan.FromMilliseconds(100);
+
+    private readonly HashSet<string> _declaredExchanges = [];
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        IChannel? channel = null;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (channel is not { IsOpen: true })
+                {
+                    channel?.Dispose();
+                    _declaredExchanges.Clear();
+                    var connection = await connections.GetConnectionAsync(stoppingToken);
+                    channel = await connection.CreateChannelAsync(
+                        new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
+                        stoppingToken);
+                }
+
+                if (await PublishBatchAsync(channel, stoppingToken) == 0)
+                {
+                    await Task.Delay(IdleDelay, clock, stoppingToken);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Outbox relay cycle failed; retrying");
+                await Task.Delay(TimeSpan.FromSeconds(1), clock, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+
+        channel?.Dispose();
+    }
+
+    private async Task<int> PublishBatchAsync(IChannel channel, CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<TContext>();
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+
+        var batch = await db.Set<OutboxMessage>()
+            .FromSql($"""
+                SELECT * FROM outbox_messages
+                WHERE sent_at IS NULL AND next_attempt_at <= now()
+                ORDER BY id
+                LIMIT {BatchSize}
+                FOR UPDATE SKIP LOCKED
+                """)
+            .ToListAsync(cancellationToken);
+        if (batch.Count == 0)
+        {
+            return 0;
+        }
+
+        foreach (var message in batch)
+        {
+            try
+            {
+                await PublishAsync(channel, message, cancellationToken);
+                message.MarkSent(clock.GetUtcNow());
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                message.MarkFailed(ex.Message, clock.GetUtcNow());
+                logger.LogWarning(ex, "Publishing event {EventId} failed (attempt {Attempts})", message.EventId, message.Attempts);
+                if (!channel.IsOpen)
+                {
+                    break;
+                }
+            }
+        }
+
+        await db.SaveChangesAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return batch.Count;
+    }
+
+    private async Task PublishAsync(IChannel channel, OutboxMessage message, CancellationToken cancellationToken)
+    {
+        if (_declaredExchanges.Add(message.Exchange))
+        {
+            await channel.ExchangeDeclareAsync(message.Exchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        }
+
+        var envelope = System.Text.Json.JsonSerializer.Deserialize<EventEnvelope>(message.Payload, EventEnvelope.JsonOptions)!;
+        ActivityContext.TryParse(envelope.TraceParent, envelope.TraceState, out var parent);
+        using var activity = ShopDiagnostics.ActivitySource.StartActivity($"{message.RoutingKey} publish", ActivityKind.Producer, parent);
+        activity?.SetTag("messaging.system", "rabbitmq");
+        activity?.SetTag("messaging.destination.name", message.Exchange);
+        activity?.SetTag("messaging.message.id", message.EventId.ToString());
+
+        var headers = new Dictionary<string, object?>();
+        if ((activity?.Id ?? envelope.TraceParent) is { } traceParent)
+        {
+            headers["traceparent"] = traceParent;
+        }
+
+        if (envelope.CorrelationId is { } correlationId)
+        {
+            headers["x-correlation-id"] = correlationId;
+        }
+
+        var properties = new BasicProperties
+        {
+            MessageId = message.EventId.ToString(),
+            Type = message.RoutingKey,
+            ContentType = "application/json",
+            DeliveryMode = DeliveryModes.Persistent,
+            CorrelationId = envelope.CorrelationId,
+            Timestamp = new AmqpTimestamp(envelope.OccurredAt.ToUnixTimeSeconds()),
+            Headers = headers,
+        };
+
+        // With confirmation tracking on, this completes only when the broker has confirmed the message.
+        await channel.BasicPublishAsync(message.Exchange, message.RoutingKey, mandatory: false, properties,
+            Encoding.UTF8.GetBytes(message.Payload), cancellationToken);
+    }
+}

@@ -1,0 +1,103 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry;
+using OpenTelemetry.Logs;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace Shop.ServiceDefaults.Telemetry;
+
+/// <summary>
+/// OpenTelemetry without OpenTelemetry.Extensions.Hosting (not available here): the providers are built with
+/// the SDK's builders and owned by the container, and the instrumentation is the ActivitySources and Meters
+/// that .NET 10, Npgsql and RabbitMQ.Client emit themselves.
+/// </summary>
+public static class TelemetryExtensions
+{
+    private static readonly string[] TraceSources =
+    [
+        "Microsoft.AspNetCore",
+        "System.Net.Http",
+        "Npgsql",
+        "RabbitMQ.Client.Publisher",
+        "RabbitMQ.Client.Subscriber",
+        ShopDiagnostics.SourceName,
+    ];
+
+    private static readonly string[] Meters =
+    [
+        "Microsoft.AspNetCore.Hosting",
+        "Microsoft.AspNetCore.Server.Kestrel",
+        "Microsoft.AspNetCore.Routing",
+        "Microsoft.AspNetCore.Diagnostics",
+        "Microsoft.AspNetCore.RateLimiting",
+        "System.Net.Http",
+        "System.Net.NameResolution",
+        "System.Runtime",
+        "Npgsql",
+        ShopDiagnostics.SourceName,
+    ];
+
+    public static TBuilder ConfigureOpenTelemetry<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder
+    {
+        builder.Logging.AddJsonConsole(options =>
+        {
+            options.IncludeScopes = true;
+            options.UseUtcTimestamp = true;
+            options.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+        });
+        builder.Logging.Configure(options =>
+            options.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);
+
+        var serviceName = builder.Configuration["OTEL_SERVICE_NAME"] ?? builder.Environment.ApplicationName;
+        var exportOtlp = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+
+        // CreateDefault reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (service.instance.id) itself.
+        var resource = ResourceBuilder.CreateDefault().AddService(serviceName, autoGenerateServiceInstanceId: false);
+
+        builder.Logging.AddOpenTelemetry(logging =>
+        {
+            logging.IncludeFormattedMessage = true;
+            logging.IncludeScopes = true;
+            logging.SetResourceBuilder(resource);
+            if (exportOtlp)
+            {
+                logging.AddOtlpExporter();
+            }
+        });
+
+        var tracing = Sdk.CreateTracerProviderBuilder()
+            .SetResourceBuilder(resource)
+            .AddSource(TraceSources)
+            .SetSampler(new ParentBasedSampler(new AlwaysOnSampler()));
+        var metrics = Sdk.CreateMeterProviderBuilder()
+            .SetResourceBuilder(resource)
+            .AddMeter(Meters);
+        if (exportOtlp)
+        {
+            tracing.AddOtlpExporter();
+            metrics.AddOtlpExporter();
+        }
+
+        // Registered as singletons so the container disposes (and flushes) them on shutdown. They are
+        // resolved once at start by the hosted service below: a provider that is never built never listens.
+        builder.Services.AddSingleton(_ => tracing.Build());
+        builder.Services.AddSingleton(_ => metrics.Build());
+        builder.Services.AddHostedService<TelemetryActivator>();
+        return builder;
+    }
+
+    private sealed class TelemetryActivator(TracerProvider tracerProvider, MeterProvider meterProvider) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            GC.KeepAlive(tracerProvider);
+            GC.KeepAlive(meterProvider);
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

@@ -34,15 +34,7 @@ internal sealed class DatabaseInitializer<TContext>(
             try
             {
                 var started = Stopwatch.GetTimestamp();
-                var applied = await SqlMigrator.MigrateAsync(dataSource, migrations.Scripts, logger, stoppingToken);
-                await using (var scope = services.CreateAsyncScope())
-                {
-                    var db = scope.ServiceProvider.GetRequiredService<TContext>();
-                    foreach (var seeder in scope.ServiceProvider.GetServices<IDatabaseSeeder<TContext>>())
-                    {
-                        await seeder.SeedAsync(db, stoppingToken);
-                    }
-                }
+                var applied = await SqlMigrator.MigrateAsync(dataSource, migrations.Scripts, logger, SeedAsync, stoppingToken);
 
                 logger.LogInformation("Database ready: {Applied} migrations applied in {ElapsedMs:F0} ms", applied, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 readiness.MarkReady();
@@ -54,6 +46,16 @@ internal sealed class DatabaseInitializer<TContext>(
                 logger.LogWarning(ex, "Database not reachable (attempt {Attempt}); retrying", attempt);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 250 * attempt)), stoppingToken);
             }
+        }
+    }
+
+    private async Task SeedAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<TContext>();
+        foreach (var seeder in scope.ServiceProvider.GetServices<IDatabaseSeeder<TContext>>())
+        {
+            await seeder.SeedAsync(db, cancellationToken);
         }
     }
 }

@@ -12,7 +12,9 @@ public static class SqlMigrator
 {
     private const long AdvisoryLockKey = 0x5348_4F50_4D49_47; // "SHOPMIG"
 
-    public static async Task<int> MigrateAsync(NpgsqlDataSource dataSource, IEnumerable<MigrationScript> scripts, ILogger logger, CancellationToken cancellationToken)
+    /// <param name="whileLocked">Runs after the migrations, still under the lock (seeding), so replicas do not race.</param>
+    public static async Task<int> MigrateAsync(NpgsqlDataSource dataSource, IEnumerable<MigrationScript> scripts, ILogger logger,
+        Func<CancellationToken, Task>? whileLocked, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await ExecuteAsync(connection, null, $"SELECT pg_advisory_lock({AdvisoryLockKey})", cancellationToken);
@@ -67,6 +69,11 @@ public static class SqlMigrator
                 await transaction.CommitAsync(cancellationToken);
                 logger.LogInformation("Applied migration {Module}/{Migration}", script.Module, script.Name);
                 count++;
+            }
+
+            if (whileLocked is not null)
+            {
+                await whileLocked(cancellationToken);
             }
 
             return count;

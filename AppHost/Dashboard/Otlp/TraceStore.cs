@@ -88,16 +88,16 @@ public sealed class TraceStore
         {
             return _traces
                 .Where(t => service is null || t.Value.Values.Any(s => string.Equals(s.ServiceName, service, StringComparison.OrdinalIgnoreCase)))
-                .Select(t => Summarize(t.Key, t.Value.Values))
+                .Select(t => Summarize(t.Key, t.Value))
                 .OrderByDescending(s => s.Start)
                 .Take(limit)
                 .ToArray();
         }
     }
 
-    private static TraceSummary Summarize(string traceId, IReadOnlyCollection<SpanRecord> spans)
+    private static TraceSummary Summarize(string traceId, Dictionary<string, SpanRecord> trace)
     {
-        var spanIds = spans.Select(s => s.SpanId).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var spans = trace.Values;
         var services = new SortedSet<string>(StringComparer.Ordinal);
         SpanRecord? root = null;
         SpanRecord? earliest = null;
@@ -111,7 +111,7 @@ public sealed class TraceStore
                 earliest = span;
             }
 
-            var parentIsAbsent = span.ParentSpanId is null || !spanIds.Contains(span.ParentSpanId);
+            var parentIsAbsent = span.ParentSpanId is null || !trace.ContainsKey(span.ParentSpanId);
             if (parentIsAbsent && (root is null || span.Start < root.Start))
             {
                 root = span;

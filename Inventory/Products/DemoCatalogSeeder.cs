@@ -1,0 +1,23 @@
+using Microsoft.EntityFrameworkCore;
+using Shop.ServiceDefaults.Data;
+
+namespace Shop.Inventory.Products;
+
+/// <summary>A small catalog for Development, written once (skipped when any product exists).</summary>
+internal sealed class DemoCatalogSeeder(TimeProvider clock) : IDatabaseSeeder<InventoryDbContext>
+{
+    public async Task SeedAsync(InventoryDbContext db, CancellationToken cancellationToken)
+    {
+        if (await db.Products.AnyAsync(cancellationToken))
+        {
+            return;
+        }
+
+        var now = clock.GetUtcNow();
+        db.Products.AddRange(
+            Product.Create("KB-001", "Mechanical keyboard", "Tenkeyless, brown switches", Money.Of(89.90m, "EUR"), now),
+            Product.Create("MS-002", "Wireless mouse", "Two buttons and a wheel", Money.Of(29.50m, "EUR"), now),
+            Product.Create("MN-003", "27-inch monitor", "2560x1440, 144 Hz", Money.Of(279.00m, "EUR"), now));
+        await db.SaveChangesAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,45 @@
+namespace Shop.Inventory.Products;
+
+public sealed record Money(decimal Amount, string Currency)
+{
+    public static Money Of(decimal amount, string currency)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(amount);
+        if (currency is not { Length: 3 } || !currency.All(char.IsAsciiLetterUpper))
+        {
+            throw new ArgumentException("Currency must be a three-letter ISO 4217 code.", nameof(currency));
+        }
+
+        return new Money(decimal.Round(amount, 2), currency);
+    }
+}
+
+public sealed class Product
+{
+    private Product()
+    {
+    }
+
+    public Guid Id { get; private set; }
+    public string Sku { get; private set; } = "";
+    public string Name { get; private set; } = "";
+    public string Description { get; private set; } = "";
+    public Money Price { get; private set; } = null!;
+    public bool Active { get; private set; }
+    public long Version { get; private set; }
+    public DateTimeOffset CreatedAt { get; private set; }
+    public DateTimeOffset UpdatedAt { get; private set; }
+
+    public static Product Create(string sku, string name, string description, Money price, DateTimeOffset now) => new()
+    {
+        Id = Guid.CreateVersion7(now),
+        Sku = sku,
+        Name = name,
+        Description = description,
+        Price = price,
+        Active = true,
+        Version = 1,
+        CreatedAt = now,
+        UpdatedAt = now,
+    };
+}

@@ -1,0 +1,24 @@
+using Shop.Inventory;
+using Shop.Inventory.Products;
+using Shop.ServiceDefaults.Data;
+using Shop.ServiceDefaults.Messaging;
+
+var builder = WebApplication.CreateBuilder(args);
+
+builder.AddServiceDefaults();
+builder.AddNpgsqlDbContext<InventoryDbContext>("inventorydb");
+builder.AddDatabaseMigrations<InventoryDbContext>();
+builder.AddRedisClient("redis");
+builder.AddRabbitMQClient("messaging");
+builder.AddOutboxRelay<InventoryDbContext>();
+if (builder.Environment.IsDevelopment())
+{
+    builder.Services.AddScoped<IDatabaseSeeder<InventoryDbContext>, DemoCatalogSeeder>();
+}
+
+var app = builder.Build();
+
+app.MapDefaultEndpoints();
+app.MapProductsApi();
+
+app.Run();

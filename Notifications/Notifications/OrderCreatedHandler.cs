@@ -1,0 +1,30 @@
+using System.Diagnostics;
+using System.Globalization;
+using Shop.ServiceDefaults.Messaging;
+
+namespace Shop.Notifications.Notifications;
+
+public sealed record OrderCreated(Guid OrderId, decimal Total, string Currency);
+
+/// <summary>Records the "order received" message for the customer (delivery channels come with their own issue).</summary>
+internal sealed class OrderCreatedHandler(NotificationsDbContext db, TimeProvider clock, ILogger<OrderCreatedHandler> logger) : IEventHandler
+{
+    public string EventType => "order.created";
+
+    public Task HandleAsync(EventEnvelope envelope, CancellationToken cancellationToken)
+    {
+        var order = envelope.DataAs<OrderCreated>();
+        db.Notifications.Add(new Notification
+        {
+            Id = Guid.CreateVersion7(),
+            EventId = envelope.EventId,
+            Kind = "order-received",
+            SubjectId = order.OrderId.ToString(),
+            Body = string.Create(CultureInfo.InvariantCulture, $"We received your order {order.OrderId} for {order.Total:F2} {order.Currency}."),
+            TraceId = Activity.Current?.TraceId.ToString(),
+            CreatedAt = clock.GetUtcNow(),
+        });
+        logger.LogInformation("Order {OrderId} received; notification recorded", order.OrderId);
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,107 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Shop.Orders.Catalog;
+using Shop.ServiceDefaults.Errors;
+using Shop.ServiceDefaults.Messaging;
+
+namespace Shop.Orders.Orders;
+
+public sealed record CreateOrderItem(Guid ProductId, int Quantity);
+
+public sealed record CreateOrderRequest(IReadOnlyList<CreateOrderItem>? Items);
+
+public sealed record OrderItemResponse(Guid ProductId, int Quantity, decimal UnitPrice, decimal Subtotal);
+
+public sealed record OrderResponse(Guid Id, string Status, string? StatusReason, IReadOnlyList<OrderItemResponse> Items,
+    decimal Total, string Currency, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)
+{
+    public static OrderResponse From(Order o) => new(o.Id, o.Status.ToString(), null,
+        o.Lines.Select(l => new OrderItemResponse(l.ProductId, l.Quantity, l.UnitPrice, l.Subtotal)).ToList(),
+        o.Total, o.Currency, o.CreatedAt, o.UpdatedAt);
+}
+
+public sealed record OrderCreated(Guid OrderId, decimal Total, string Currency, IReadOnlyList<CreateOrderItem> Items);
+
+public static class OrdersApi
+{
+    public const string Exchange = "orders.events";
+
+    public static IEndpointRouteBuilder MapOrdersApi(this IEndpointRouteBuilder app)
+    {
+        var orders = app.MapGroup("/v1/orders").WithTags("Orders");
+        orders.MapPost("/", CreateOrder);
+        orders.MapGet("/{id:guid}", GetOrder);
+        return app;
+    }
+
+    public static async Task<Results<Accepted<OrderResponse>, ValidationProblem>> CreateOrder(
+        CreateOrderRequest request, CatalogClient catalog, OrdersDbContext db, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var errors = Validate(request);
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+
+        var lines = new List<(Guid, int, decimal, string)>();
+        foreach (var item in request.Items!)
+        {
+            var product = await catalog.FindAsync(item.ProductId, cancellationToken);
+            if (product is not { Active: true })
+            {
+                throw new DomainException("Unknown product.", $"Product {item.ProductId} does not exist or is not for sale.",
+                    StatusCodes.Status422UnprocessableEntity);
+            }
+
+            lines.Add((item.ProductId, item.Quantity, product.Price.Amount, product.Price.Currency));
+        }
+
+        var order = Order.Place(lines, clock.GetUtcNow());
+        db.Orders.Add(order);
+        db.AddEvent(Exchange, "order.created", 1, tenantId: "default", order.Id.ToString(), order.Version,
+            new OrderCreated(order.Id, order.Total, order.Currency, request.Items!), clock);
+        await db.SaveChangesAsync(cancellationToken);
+        return TypedResults.Accepted($"/v1/orders/{order.Id}", OrderResponse.From(order));
+    }
+
+    public static async Task<Results<Ok<OrderResponse>, NotFound>> GetOrder(Guid id, OrdersDbContext db, CancellationToken cancellationToken)
+    {
+        var order = await db.Orders.AsNoTracking().FirstOrDefaultAsync(o => o.Id == id, cancellationToken);
+        return order is null ? TypedResults.NotFound() : TypedResults.Ok(OrderResponse.From(order));
+    }
+
+    private static Dictionary<string, string[]> Validate(CreateOrderRequest request)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (request.Items is not { Count: > 0 } items)
+        {
+            errors["items"] = ["At least one item is required."];
+            return errors;
+        }
+
+        if (items.Count > 100)
+        {
+            errors["items"] = ["At most 100 items per order."];
+        }
+
+        for (var i = 0; i < items.Count; i++)
+        {
+            if (items[i].ProductId == Guid.Empty)
+            {
+                errors[$"items[{i}].productId"] = ["A product id is required."];
+            }
+
+            if (items[i].Quantity is < 1 or > 1000)
+            {
+                errors[$"items[{i}].quantity"] = ["Must be between 1 and 1000."];
+            }
+        }
+
+        if (items.GroupBy(i => i.ProductId).Any(g => g.Count() > 1))
+        {
+            errors["items"] = ["Each product may appear once; combine the quantities."];
+        }
+
+        return errors;
+    }
+}

@@ -15,9 +15,14 @@ public static class SnakeCaseNaming
                 entity.SetTableName(ToSnakeCase(table));
             }
 
+            // An owned type stored in its owner's row (OwnsOne) shares the owner's key column; leave that key alone.
+            var sharesOwnerRow = entity.FindOwnership() is { } ownership && ownership.PrincipalEntityType.GetTableName() == entity.GetTableName();
             foreach (var property in entity.GetProperties())
             {
-                property.SetColumnName(ToSnakeCase(property.GetColumnName()));
+                if (!(sharesOwnerRow && property.IsPrimaryKey()))
+                {
+                    property.SetColumnName(ToSnakeCase(property.GetColumnName()));
+                }
             }
         }
 

@@ -70,6 +70,7 @@ public sealed class DistributedApplication : IAsyncDisposable
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         using var progress = new ConsoleProgress(_console, ResourceNotifications, Resources);
 
+        await _console.WriteLineAsync($"Run data: {RunDirectory}");
         await StartAsync(shutdown.Token);
         _ = ReportWhenHealthyAsync(shutdown.Token);
         try

@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using Shop.Hosting.Dashboard.Otlp;
-using Xunit;
 
 namespace Shop.Tests.Unit;
 

@@ -1,0 +1,54 @@
+using Shop.Hosting;
+using Shop.Hosting.Testing;
+
+namespace Shop.Tests.Integration;
+
+/// <summary>
+/// One start of the whole distributed application (real PostgreSQL, Redis, RabbitMQ and the four services,
+/// random ports, private data), shared by the tests of the "app" collection and stopped after them.
+/// </summary>
+public sealed class AppFixture : IAsyncLifetime
+{
+    public static readonly TimeSpan StartTimeout = TimeSpan.FromMinutes(3);
+
+    public DistributedApplication App { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        App = await StartAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await App.DisposeAsync();
+    }
+
+    /// <summary>Starts a fresh application and waits until every resource is healthy.</summary>
+    public static async Task<DistributedApplication> StartAsync(params string[] args)
+    {
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Program>(args);
+        var app = await builder.BuildAsync();
+        try
+        {
+            using var timeout = new CancellationTokenSource(StartTimeout);
+            await app.StartAsync(timeout.Token);
+            foreach (var resource in app.Resources)
+            {
+                await app.ResourceNotifications.WaitForResourceHealthyAsync(resource.Name, timeout.Token);
+            }
+
+            return app;
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class AppCollection : ICollectionFixture<AppFixture>
+{
+    public const string Name = "app";
+}

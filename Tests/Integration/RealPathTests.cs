@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Npgsql;
+using Shop.Hosting;
+
+namespace Shop.Tests.Integration;
+
+[Collection(AppCollection.Name)]
+public sealed class RealPathTests(AppFixture fixture)
+{
+    private DistributedApplication App => fixture.App;
+
+    private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task An_order_placed_through_the_gateway_is_priced_by_inventory_stored_and_announced_to_notifications_in_one_trace()
+    {
+        using var gateway = App.CreateHttpClient("gateway");
+        var product = await FirstProductAsync(gateway);
+        var traceId = ActivityTraceId.CreateRandom();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/orders")
+        {
+            Content = JsonContent.Create(new { items = new[] { new { productId = product.GetProperty("id").GetGuid(), quantity = 3 } } }),
+        };
+        request.Headers.Add("traceparent", $"00-{traceId}-{ActivitySpanId.CreateRandom()}-01");
+        request.Headers.Add("X-Correlation-ID", "real-path-test");
+
+        using var created = await gateway.SendAsync(request, Cancellation);
+
+        Assert.Equal(HttpStatusCode.Accepted, created.StatusCode);
+        Assert.Equal("real-path-test", created.Headers.GetValues("X-Correlation-ID").Single());
+        var order = await created.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        var orderId = order.GetProperty("id").GetGuid();
+        var unitPrice = product.GetProperty("price").GetProperty("amount").GetDecimal();
+        Assert.Equal(unitPrice * 3, order.GetProperty("total").GetDecimal());
+        Assert.Equal($"/v1/orders/{orderId}", created.Headers.Location?.ToString());
+
+        using var read = await gateway.GetAsync(created.Headers.Location, Cancellation);
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+
+        var notificationTrace = await WaitForNotificationTraceAsync(orderId);
+        Assert.Equal(traceId.ToString(), notificationTrace);
+
+        var services = await WaitForTraceServicesAsync(traceId.ToString(), ["gateway", "orders", "inventory", "notifications"]);
+        Assert.Superset(new HashSet<string> { "gateway", "orders", "inventory", "notifications" }, services);
+    }
+
+    [Fact]
+    public async Task An_event_is_applied_once_even_when_the_broker_delivers_it_again()
+    {
+        using var gateway = App.CreateHttpClient("gateway");
+        var product = await FirstProductAsync(gateway);
+        using var created = await gateway.PostAsJsonAsync("/v1/orders",
+            new { items = new[] { new { productId = product.GetProperty("id").GetGuid(), quantity = 1 } } }, Cancellation);
+        var orderId = (await created.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        await WaitForNotificationTraceAsync(orderId);
+
+        // Publish the very same outbox row again, as a relay that crashed before marking it sent would.
+        await using (var orders = new NpgsqlConnection(App.GetConnectionString("ordersdb")))
+        {
+            await orders.OpenAsync(Cancellation);
+            await using var replay = new NpgsqlCommand(
+                "UPDATE outbox_messages SET sent_at = NULL WHERE payload->'data'->>'orderId' = $1", orders);
+            replay.Parameters.Add(new() { Value = orderId.ToString() });
+            Assert.Equal(1, await replay.ExecuteNonQueryAsync(Cancellation));
+        }
+
+        await WaitUntilAsync(async () => await ScalarAsync<long>("ordersdb",
+            "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL") == 0);
+        await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
+
+        Assert.Equal(1L, await ScalarAsync<long>("notificationsdb",
+            $"SELECT count(*) FROM notifications WHERE subject_id = '{orderId}'"));
+    }
+
+    [Theory]
+    [InlineData("""{"items":[]}""", "application/json", 400)]
+    [InlineData("""{"items":[{"productId":"00000000-0000-0000-0000-000000000001","quantity":1}]}""", "application/json", 422)]
+    [InlineData("""{"items":[{"productId":"00000000-0000-0000-0000-000000000001","quantity":0}]}""", "application/json", 400)]
+    [InlineData("""{"items":[{"productId":"00000000-0000-0000-0000-000000000001","quantity":100000}]}""", "application/json", 400)]
+    [InlineData("""{"items": [""", "application/json", 400)]
+    [InlineData("""{"items":[{"productId":"not-a-guid","quantity":1}]}""", "application/json", 400)]
+    [InlineData("""items=1""", "application/x-www-form-urlencoded", 415)]
+    public async Task Bad_order_requests_get_problem_details_with_trace_and_correlation_ids(string body, string contentType, int status)
+    {
+        using var gateway = App.CreateHttpClient("gateway");
+        using var content = new StringContent(body, System.Text.Encoding.UTF8, contentType);
+
+        using var response = await gateway.PostAsync("/v1/orders", content, Cancellation);
+
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        Assert.Equal(status, problem.GetProperty("status").GetInt32());
+        Assert.Equal(32, problem.GetProperty("traceId").GetString()!.Length);
+        Assert.False(string.IsNullOrEmpty(problem.GetProperty("correlationId").GetString()));
+    }
+
+    [Fact]
+    public async Task Unknown_ids_are_404_problem_details_through_the_gateway()
+    {
+        using var gateway = App.CreateHttpClient("gateway");
+
+        using var product = await gateway.GetAsync($"/v1/products/{Guid.NewGuid()}", Cancellation);
+        using var order = await gateway.GetAsync($"/v1/orders/{Guid.NewGuid()}", Cancellation);
+
+        Assert.Equal(HttpStatusCode.NotFound, product.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, order.StatusCode);
+        Assert.Equal("application/problem+json", order.Content.Headers.ContentType?.MediaType);
+    }
+
+    private static async Task<JsonElement> FirstProductAsync(HttpClient gateway)
+    {
+        var page = await gateway.GetFromJsonAsync<JsonElement>("/v1/products?pageSize=5", Cancellation);
+        return page.GetProperty("items").EnumerateArray().First();
+    }
+
+    private async Task<string?> WaitForNotificationTraceAsync(Guid orderId)
+    {
+        string? trace = null;
+        await WaitUntilAsync(async () =>
+        {
+            trace = await ScalarAsync<string>("notificationsdb",
+                $"SELECT trace_id FROM notifications WHERE subject_id = '{orderId}' AND kind = 'order-received'");
+            return trace is not null;
+        });
+        return trace;
+    }
+
+    private async Task<HashSet<string>> WaitForTraceServicesAsync(string traceId, IReadOnlyCollection<string> expected)
+    {
+        using var dashboard = new HttpClient { BaseAddress = App.DashboardUrl };
+        var services = new HashSet<string>();
+        await WaitUntilAsync(async () =>
+        {
+            using var response = await dashboard.GetAsync($"/api/traces/{traceId}", Cancellation);
+            if (response.IsSuccessStatusCode)
+            {
+                var trace = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+                services = trace.GetProperty("spans").EnumerateArray().Select(s => s.GetProperty("service").GetString()!).ToHashSet();
+            }
+
+            return expected.All(services.Contains);
+        });
+        return services;
+    }
+
+    private async Task<T?> ScalarAsync<T>(string database, string sql)
+    {
+        await using var connection = new NpgsqlConnection(App.GetConnectionString(database));
+        await connection.OpenAsync(Cancellation);
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync(Cancellation) is T value ? value : default;
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The condition did not hold within 30 s.");
+            await Task.Delay(200, Cancellation);
+        }
+    }
+}

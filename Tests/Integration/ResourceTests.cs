@@ -1,0 +1,115 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Shop.Hosting;
+
+namespace Shop.Tests.Integration;
+
+[Collection(AppCollection.Name)]
+public sealed partial class ResourceTests(AppFixture fixture)
+{
+    private DistributedApplication App => fixture.App;
+
+    [Fact]
+    public void Every_resource_of_the_app_model_is_running_and_healthy()
+    {
+        var snapshots = App.ResourceNotifications.GetSnapshots();
+
+        Assert.Equal(
+            ["gateway", "identitydb", "inventory", "inventorydb", "messaging", "notifications", "notificationsdb", "orders", "ordersdb", "postgres", "redis"],
+            snapshots.Select(s => s.Name).Order());
+        Assert.All(snapshots, s => Assert.True(s.IsHealthy, $"{s.Name} is {s.State}/{s.Health}"));
+        Assert.Equal(2, snapshots.Single(s => s.Name == "gateway").Replicas.Count);
+        Assert.Equal(2, snapshots.Single(s => s.Name == "inventory").Replicas.Count);
+    }
+
+    [Fact]
+    public async Task The_gateway_answers_on_its_external_endpoint_and_every_replica_is_ready()
+    {
+        using var gateway = App.CreateHttpClient("gateway");
+        using var health = await gateway.GetAsync("/health", TestContext.Current.CancellationToken);
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+
+        foreach (var replica in App.ResourceNotifications.GetSnapshot("gateway").Replicas)
+        {
+            using var direct = App.CreateHttpClient("gateway", replica.Index);
+            using var ready = await direct.GetAsync("/health", TestContext.Current.CancellationToken);
+            var body = await ready.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+            Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+            Assert.Contains("\"identitydb\"", body, StringComparison.Ordinal);
+            Assert.Contains("\"redis\"", body, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Services_receive_Aspire_variables_in_Aspire_formats()
+    {
+        var orders = ProcessEnvironment.Read(SinglePid("orders"));
+        var gateway = ProcessEnvironment.Read(App.ResourceNotifications.GetSnapshot("gateway").Replicas[1].Pid!.Value);
+        var inventoryReplicas = App.ResourceNotifications.GetSnapshot("inventory").Replicas;
+
+        Assert.Matches(PostgresFormat(), orders["ConnectionStrings__ordersdb"]);
+        Assert.EndsWith(";Database=ordersdb", orders["ConnectionStrings__ordersdb"], StringComparison.Ordinal);
+        Assert.Matches(@"^amqp://shop:[^@]+@127\.0\.0\.1:\d+$", orders["ConnectionStrings__messaging"]);
+        Assert.Matches(@"^127\.0\.0\.1:\d+,password=.+$", gateway["ConnectionStrings__redis"]);
+        Assert.Equal(inventoryReplicas[0].Endpoint, orders["services__inventory__http__0"]);
+        Assert.Equal(inventoryReplicas[1].Endpoint, orders["services__inventory__http__1"]);
+        Assert.Equal("orders", orders["OTEL_SERVICE_NAME"]);
+        Assert.Equal("service.instance.id=orders-0", orders["OTEL_RESOURCE_ATTRIBUTES"]);
+        Assert.Equal("service.instance.id=gateway-1", gateway["OTEL_RESOURCE_ATTRIBUTES"]);
+        Assert.Equal(App.DashboardUrl.ToString().TrimEnd('/'), orders["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        Assert.Equal("http/protobuf", orders["OTEL_EXPORTER_OTLP_PROTOCOL"]);
+        Assert.Equal(App.ResourceNotifications.GetSnapshot("orders").Replicas[0].Endpoint, orders["ASPNETCORE_URLS"]);
+        Assert.False(orders.ContainsKey("ConnectionStrings__identitydb"), "a service only gets what it references");
+    }
+
+    [Fact]
+    public void Backing_services_listen_on_loopback_only()
+    {
+        var listening = File.ReadAllLines("/proc/net/tcp").Skip(1)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => f[3] == "0A")
+            .Select(f => (Address: f[1].Split(':')[0], Port: Convert.ToInt32(f[1].Split(':')[1], 16)))
+            .ToList();
+        foreach (var name in new[] { "postgres", "redis", "messaging" })
+        {
+            var port = int.Parse(LoopbackPort().Match(App.GetConnectionString(name)).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            var sockets = listening.Where(l => l.Port == port).ToList();
+            Assert.NotEmpty(sockets);
+            Assert.All(sockets, s => Assert.Equal("0100007F", s.Address));
+        }
+    }
+
+    private int SinglePid(string resource) =>
+        App.ResourceNotifications.GetSnapshot(resource).Replicas.Single().Pid ?? throw new InvalidOperationException($"{resource} has no process");
+
+    [GeneratedRegex(@"127\.0\.0\.1(?::|;Port=)(\d+)")]
+    private static partial Regex LoopbackPort();
+
+    [GeneratedRegex(@"^Host=127\.0\.0\.1;Port=\d+;Username=postgres;Password=[^;]+;Database=\w+$")]
+    private static partial Regex PostgresFormat();
+}
+
+internal static class ProcessEnvironment
+{
+    public static Dictionary<string, string> Read(int pid) =>
+        File.ReadAllText($"/proc/{pid}/environ")
+            .Split('\0', StringSplitOptions.RemoveEmptyEntries)
+            .Select(entry => entry.Split('=', 2))
+            .Where(pair => pair.Length == 2)
+            .GroupBy(pair => pair[0])
+            .ToDictionary(g => g.Key, g => g.Last()[1]);
+
+    /// <summary>True while the pid names a live (not zombie) process.</summary>
+    public static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[stat.LastIndexOf(')') + 2] is not ('Z' or 'X');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+}

@@ -24,6 +24,7 @@ internal sealed class DashboardServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly TraceStore _traces = new();
     private Orchestrator? _orchestrator;
+    private bool _started;
 
     public DashboardServer(int port)
     {
@@ -43,10 +44,20 @@ internal sealed class DashboardServer : IAsyncDisposable
 
     public void Attach(Orchestrator orchestrator) => _orchestrator = orchestrator;
 
-    public Task StartAsync(CancellationToken cancellationToken) => _app.StartAsync(cancellationToken);
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await _app.StartAsync(cancellationToken);
+        _started = true;
+    }
 
     public async ValueTask DisposeAsync()
     {
+        if (!_started)
+        {
+            await _app.DisposeAsync();
+            return;
+        }
+
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         await _app.StopAsync(timeout.Token);
         await _app.DisposeAsync();

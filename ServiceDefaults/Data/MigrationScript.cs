@@ -8,7 +8,7 @@ namespace Shop.ServiceDefaults.Data;
 /// <summary>One versioned, immutable SQL script. Module lets shared plumbing (messaging) version its own tables.</summary>
 public sealed record MigrationScript(string Module, int Version, string Name, string Sql)
 {
-    public string Checksum { get; } = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Sql.ReplaceLineEndings("\n"))));
+    public string Checksum => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Sql.ReplaceLineEndings("\n"))));
 
     /// <summary>Reads embedded resources named <c>…Migrations.NNNN_name.sql</c> from an assembly.</summary>
     public static IReadOnlyList<MigrationScript> FromAssembly(Assembly assembly, string module)

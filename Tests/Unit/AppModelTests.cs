@@ -1,0 +1,47 @@
+using Shop.Hosting.ApplicationModel;
+using Shop.Hosting.Testing;
+
+namespace Shop.Tests.Unit;
+
+public sealed class AppModelTests
+{
+    [Fact]
+    public async Task The_AppHost_model_declares_the_resources_references_and_waits_of_the_design()
+    {
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Program>(cancellationToken: TestContext.Current.CancellationToken);
+        var resources = builder.Resources.ToDictionary(r => r.Name);
+
+        Assert.IsType<PostgresServerResource>(resources["postgres"]);
+        Assert.Equal(["identitydb", "ordersdb", "inventorydb", "notificationsdb"],
+            ((PostgresServerResource)resources["postgres"]).Databases.Select(d => d.Name));
+        Assert.IsType<RedisResource>(resources["redis"]);
+        Assert.IsType<RabbitMQServerResource>(resources["messaging"]);
+
+        var orders = (ProjectResource)resources["orders"];
+        Assert.Equal(["ordersdb", "messaging", "inventory"], orders.AnnotationsOf<ReferenceAnnotation>().Select(r => r.Resource.Name));
+        Assert.Equal(["ordersdb", "messaging"], orders.AnnotationsOf<WaitAnnotation>().Select(r => r.Resource.Name));
+        Assert.Equal("/health", orders.HealthCheckPath);
+
+        var gateway = (ProjectResource)resources["gateway"];
+        Assert.True(gateway.HttpEndpoint.IsExternal);
+        Assert.Equal(0, gateway.HttpEndpoint.Port);
+    }
+
+    [Fact]
+    public async Task Replica_counts_come_from_configuration_when_given()
+    {
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Program>(["--AppHost:Replicas:gateway=3"], TestContext.Current.CancellationToken);
+        await using var app = await builder.BuildAsync();
+
+        Assert.Equal(3, app.Resources.OfType<ProjectResource>().Single(p => p.Name == "gateway").Replicas);
+        Assert.Equal(2, app.Resources.OfType<ProjectResource>().Single(p => p.Name == "inventory").Replicas);
+    }
+
+    [Fact]
+    public void Resource_names_follow_Aspire_rules()
+    {
+        Assert.Throws<ArgumentException>(() => new RedisResource("Redis"));
+        Assert.Throws<ArgumentException>(() => new RedisResource("1redis"));
+        Assert.Equal("redis-cache", new RedisResource("redis-cache").Name);
+    }
+}

@@ -1,0 +1,65 @@
+using Shop.ServiceDefaults.Correlation;
+using Shop.ServiceDefaults.Data;
+using Shop.ServiceDefaults.Messaging;
+
+namespace Shop.Tests.Unit;
+
+public sealed class PlumbingTests
+{
+    [Theory]
+    [InlineData("abc-123", true)]
+    [InlineData("4bf92f3577b34da6a3ce929d0e0e4736", true)]
+    [InlineData("", false)]
+    [InlineData("has space", false)]
+    [InlineData("new\nline", false)]
+    [InlineData("<script>", false)]
+    public void A_caller_correlation_id_is_accepted_only_when_short_and_plain(string id, bool valid)
+    {
+        Assert.Equal(valid, CorrelationContext.IsValid(id));
+        Assert.False(CorrelationContext.IsValid(new string('a', 65)));
+    }
+
+    [Fact]
+    public void The_shared_messaging_migrations_are_versioned_and_checksummed()
+    {
+        var scripts = MigrationScript.FromAssembly(typeof(MessagingModel).Assembly, "messaging");
+
+        var first = Assert.Single(scripts);
+        Assert.Equal(1, first.Version);
+        Assert.Equal("0001_outbox_inbox", first.Name);
+        Assert.Contains("CREATE TABLE outbox_messages", first.Sql, StringComparison.Ordinal);
+        Assert.Equal(64, first.Checksum.Length);
+        Assert.NotEqual(first.Checksum, (first with { Sql = first.Sql + " " }).Checksum);
+    }
+
+    [Theory]
+    [InlineData("Id", "id")]
+    [InlineData("ProductId", "product_id")]
+    [InlineData("Price_Amount", "price_amount")]
+    [InlineData("HTTPStatus", "http_status")]
+    [InlineData("already_snake", "already_snake")]
+    public void Names_map_to_snake_case(string name, string expected)
+    {
+        Assert.Equal(expected, SnakeCaseNaming.ToSnakeCase(name));
+    }
+
+    [Fact]
+    public void An_outbox_row_that_fails_to_publish_backs_off_but_is_never_abandoned()
+    {
+        var now = DateTimeOffset.UnixEpoch;
+        var envelope = new EventEnvelope(Guid.NewGuid(), "order.created", 1, now, "t", "a", 1, null, null, null, default);
+        var message = OutboxMessage.For("orders.events", envelope, "{}");
+
+        var delays = new List<TimeSpan>();
+        for (var i = 0; i < 15; i++)
+        {
+            message.MarkFailed("broker down", now);
+            delays.Add(message.NextAttemptAt - now);
+        }
+
+        Assert.True(delays.Zip(delays.Skip(1)).All(p => p.Second >= p.First));
+        Assert.Equal(TimeSpan.FromMinutes(1), delays[^1]);
+        Assert.Null(message.SentAt);
+        Assert.Equal(15, message.Attempts);
+    }
+}

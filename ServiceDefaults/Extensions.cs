@@ -52,6 +52,7 @@ public static class Extensions
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseCorrelation();
+        app.UseMiddleware<HttpServerSpanMiddleware>();
 
         // Readiness: every registered check, dependencies included. Liveness: only the process itself.
         app.MapHealthChecks(HealthEndpointPath, new HealthCheckOptions { ResponseWriter = HealthResponseWriter.WriteAsync });

@@ -40,7 +40,9 @@ internal sealed class DatabaseInitializer<TContext>(
                 readiness.MarkReady();
                 return;
             }
-            catch (Exception ex) when (ex is NpgsqlException or TimeoutException && !stoppingToken.IsCancellationRequested)
+            // Only an unreachable server is waited for; a failing script is a defect and stops the service,
+            // so the AppHost shows it crashing with the error instead of a service that is never ready.
+            catch (Exception ex) when (ex is NpgsqlException { IsTransient: true } or TimeoutException && !stoppingToken.IsCancellationRequested)
             {
                 activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
                 logger.LogWarning(ex, "Database not reachable (attempt {Attempt}); retrying", attempt);

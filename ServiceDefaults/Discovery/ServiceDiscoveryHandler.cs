@@ -6,10 +6,15 @@ namespace Shop.ServiceDefaults.Discovery;
 /// </summary>
 public sealed class ServiceDiscoveryHandler(ServiceEndpointResolver resolver) : DelegatingHandler
 {
+    private static readonly HttpRequestOptionsKey<Uri> LogicalUri = new("Shop.LogicalUri");
+
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        if (request.RequestUri is { } uri && TryResolve(uri, out var resolved))
+        // A retry sends the same request again: resolve from the logical address, not the replica picked last time.
+        var logical = request.Options.TryGetValue(LogicalUri, out var original) ? original : request.RequestUri;
+        if (logical is not null && TryResolve(logical, out var resolved))
         {
+            request.Options.Set(LogicalUri, logical);
             request.RequestUri = resolved;
         }
 

@@ -48,7 +48,7 @@ public sealed class RealPathTests(AppFixture fixture)
     }
 
     [Fact]
-    public async Task An_event_is_applied_once_even_when_the_broker_delivers_it_again()
+    public async Task An_event_published_twice_takes_effect_once_in_notifications()
     {
         using var gateway = App.CreateHttpClient("gateway");
         var product = await FirstProductAsync(gateway);

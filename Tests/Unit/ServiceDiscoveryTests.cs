@@ -50,14 +50,32 @@ public sealed class ServiceDiscoveryTests
         Assert.Equal("http://127.0.0.1:6001/v1/orders", inner.Requests[0].ToString());
     }
 
-    private sealed class RecordingHandler : HttpMessageHandler
+    [Fact]
+    public async Task A_retried_request_is_resolved_again_and_can_reach_another_replica()
+    {
+        var resolver = Resolver(("services:inventory:http:0", "http://127.0.0.1:5001"), ("services:inventory:http:1", "http://127.0.0.1:5002"));
+        var inner = new RecordingHandler(System.Net.HttpStatusCode.ServiceUnavailable);
+        var options = Microsoft.Extensions.Options.Options.Create(new Shop.ServiceDefaults.Resilience.HttpResilienceOptions { RetryBaseDelay = TimeSpan.FromMilliseconds(1) });
+        using var client = new HttpClient(new Shop.ServiceDefaults.Resilience.StandardResilienceHandler(new(options))
+        {
+            InnerHandler = new ServiceDiscoveryHandler(resolver) { InnerHandler = inner },
+        });
+
+        using var response = await client.GetAsync("http://inventory/v1/products", TestContext.Current.CancellationToken);
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal([5001, 5002], inner.Requests.Select(u => u.Port));
+    }
+
+    /// <summary>Records every address it is asked for; answers <paramref name="firstAnswer"/> once, then 200.</summary>
+    private sealed class RecordingHandler(System.Net.HttpStatusCode firstAnswer = System.Net.HttpStatusCode.OK) : HttpMessageHandler
     {
         public List<Uri> Requests { get; } = [];
 
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
             Requests.Add(request.RequestUri!);
-            return Task.FromResult(new HttpResponseMessage(System.Net.HttpStatusCode.OK));
+            return Task.FromResult(new HttpResponseMessage(Requests.Count == 1 ? firstAnswer : System.Net.HttpStatusCode.OK));
         }
     }
 }

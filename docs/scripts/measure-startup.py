@@ -24,6 +24,21 @@ def rss_mib(pid):
         return None
 
 
+def group_rss_mib(pgid):
+    """Resident memory of a whole process group (a server and its workers, e.g. rabbitmq-server + beam.smp)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+                if int(stat[stat.rindex(")") + 2:].split()[2]) == pgid:
+                    total += rss_mib(int(entry)) or 0
+            except (OSError, ValueError):
+                pass
+    return total
+
+
 def clean_build():
     for project in ["AppHost", "ServiceDefaults", "Gateway", "Orders", "Inventory", "Notifications", "Tests"]:
         for folder in ["bin", "obj"]:
@@ -56,7 +71,7 @@ def one_run():
         for resource in resources:
             for replica in resource["replicas"]:
                 if replica["pid"]:
-                    memory[replica["id"]] = rss_mib(replica["pid"])
+                    memory[replica["id"]] = group_rss_mib(replica["pid"])
         memory["apphost (dotnet run + AppHost)"] = sum(filter(None, [rss_mib(host.pid)] + [rss_mib(int(p)) for p in children(host.pid)]))
         stop_started = time.monotonic()
         host.send_signal(signal.SIGTERM)
@@ -92,7 +107,7 @@ stopped = [r[1] for r in results]
 print(f"dotnet run --no-build to all healthy, {runs} runs: median {statistics.median(healthy):.1f} s (min {min(healthy):.1f}, max {max(healthy):.1f})")
 print(f"SIGTERM to exit (graceful, data removed), {runs} runs: median {statistics.median(stopped):.1f} s (max {max(stopped):.1f})")
 print()
-print(f"{'process (idle, 10 s after healthy)':40} {'RSS MiB':>8}")
+print(f"{'process group (idle, 10 s after healthy)':40} {'RSS MiB':>8}")
 last = results[-1][2]
 for name in sorted(last):
     value = last[name]

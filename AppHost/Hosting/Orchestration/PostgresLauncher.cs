@@ -90,7 +90,8 @@ internal sealed class PostgresLauncher(PostgresServerResource resource, RunDirec
         var candidates = Directory.Exists("/usr/lib/postgresql")
             ? Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin")).Where(d => File.Exists(Path.Combine(d, "postgres")))
             : [];
-        return candidates.OrderByDescending(d => d, StringComparer.Ordinal).FirstOrDefault()
+        return candidates.OrderByDescending(d => int.TryParse(Path.GetFileName(Path.GetDirectoryName(d))!.Split('.')[0], out var major) ? major : 0)
+            .FirstOrDefault()
             ?? throw new InvalidOperationException("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres). Run the README's set-up command.");
     }
 

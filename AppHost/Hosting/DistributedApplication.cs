@@ -12,14 +12,12 @@ public sealed class DistributedApplication : IAsyncDisposable
 {
     internal static readonly AsyncLocal<TestingHook?> TestingHook = new();
 
-    private readonly IDistributedApplicationBuilder _builder;
     private readonly Orchestrator _orchestrator;
     private readonly DashboardServer _dashboard;
     private readonly TextWriter _console;
 
     internal DistributedApplication(IDistributedApplicationBuilder builder, IReadOnlyList<Resource> resources)
     {
-        _builder = builder;
         Resources = resources;
         var configuration = builder.Configuration;
         _console = configuration.GetValue("AppHost:Quiet", false) ? TextWriter.Null : Console.Out;
@@ -135,6 +133,4 @@ public sealed class DistributedApplication : IAsyncDisposable
             await _console.WriteLineAsync($"Not everything started: {ex.Message} Dashboard: {DashboardUrl}");
         }
     }
-
-    internal IDistributedApplicationBuilder Builder => _builder;
 }

@@ -20,6 +20,7 @@ namespace Shop.ServiceDefaults.Messaging;
 /// </summary>
 internal sealed class EventConsumer<TContext>(
     ConsumerOptions options,
+    ConsumerReadiness readiness,
     IServiceScopeFactory scopes,
     RabbitMqConnectionProvider connections,
     TimeProvider clock,
@@ -41,13 +42,14 @@ internal sealed class EventConsumer<TContext>(
                 var consumer = new AsyncEventingBasicConsumer(_channel);
                 consumer.ReceivedAsync += (_, delivery) => OnReceivedAsync(delivery, stoppingToken);
                 await _channel.BasicConsumeAsync(options.Queue, autoAck: false, consumer, stoppingToken);
+                readiness.IsConsuming = true;
                 logger.LogInformation("Consuming {Queue} ({Bindings})", options.Queue, string.Join(", ", options.RoutingKeys));
                 return;
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
                 logger.LogWarning(ex, "Could not start consuming {Queue} (attempt {Attempt}); retrying", options.Queue, attempt);
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 250 * attempt)), clock, stoppingToken);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 250 * attempt)), clock, stoppingToken);
             }
         }
     }

@@ -34,6 +34,7 @@ public sealed class RabbitMqConnectionProvider(string connectionString, string c
                     TopologyRecoveryEnabled = true,
                     NetworkRecoveryInterval = TimeSpan.FromSeconds(2),
                     RequestedHeartbeat = TimeSpan.FromSeconds(20),
+                    RequestedConnectionTimeout = TimeSpan.FromSeconds(5),
                 };
                 _connection = await factory.CreateConnectionAsync(cancellationToken);
                 logger.LogInformation("Connected to RabbitMQ at {Host}:{Port}", factory.HostName, factory.Port);

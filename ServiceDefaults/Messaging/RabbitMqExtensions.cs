@@ -39,7 +39,11 @@ public static class RabbitMqExtensions
     public static IHostApplicationBuilder AddEventConsumer<TContext>(this IHostApplicationBuilder builder, ConsumerOptions options)
         where TContext : DbContext
     {
-        builder.Services.AddSingleton<IHostedService>(services => ActivatorUtilities.CreateInstance<EventConsumer<TContext>>(services, options));
+        // Ready only once the queue is declared and consumed: before that, published events would have no queue to land in.
+        var readiness = new ConsumerReadiness(options.Queue);
+        builder.Services.AddSingleton<IHostedService>(services => ActivatorUtilities.CreateInstance<EventConsumer<TContext>>(services, options, readiness));
+        builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
+            $"consumer:{options.Queue}", readiness, HealthStatus.Unhealthy, [HealthTags.Ready]));
         return builder;
     }
 
@@ -58,6 +62,20 @@ public static class RabbitMqExtensions
             }
         }
     }
+}
+
+internal sealed class ConsumerReadiness(string queue) : IHealthCheck
+{
+    private volatile bool _consuming;
+
+    public bool IsConsuming
+    {
+        get => _consuming;
+        set => _consuming = value;
+    }
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(_consuming ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy($"Not consuming {queue} yet."));
 }
 
 /// <param name="Consumer">Name recorded in the inbox; one per consuming service and event family.</param>

@@ -60,8 +60,10 @@ public sealed class LifecycleTests(AppFixture fixture)
         Assert.All(fixture.App.ResourceNotifications.GetSnapshots(), s => Assert.True(s.IsHealthy, $"{s.Name} was disturbed"));
     }
 
-    [Fact]
-    public async Task After_the_AppHost_is_killed_with_SIGKILL_nothing_it_started_is_running_15_seconds_later()
+    [Theory]
+    [InlineData(NativeMethods.SIGTERM)]
+    [InlineData(NativeMethods.SIGKILL)]
+    public async Task After_the_AppHost_process_gets_SIGTERM_or_SIGKILL_nothing_it_started_is_running_15_seconds_later(int signal)
     {
         var appHost = typeof(Program).Assembly.Location;
         var start = new ProcessStartInfo("dotnet")
@@ -94,8 +96,13 @@ public sealed class LifecycleTests(AppFixture fixture)
             pids = ReadPids(runDirectory);
             Assert.True(pids.Count >= 10);
 
-            host.Kill();
+            Assert.True(NativeMethods.Signal(host.Id, signal));
             await host.WaitForExitAsync(Cancellation);
+            if (signal == NativeMethods.SIGTERM)
+            {
+                Assert.Equal(0, host.ExitCode);
+            }
+
             var deadline = Stopwatch.StartNew();
             while (deadline.Elapsed < TimeSpan.FromSeconds(15) && (pids.Any(ProcessEnvironment.IsAlive) || Directory.Exists(runDirectory)))
             {
@@ -118,6 +125,44 @@ public sealed class LifecycleTests(AppFixture fixture)
                 NativeMethods.SignalGroup(pid, NativeMethods.SIGKILL);
             }
         }
+    }
+
+    [Fact]
+    public async Task The_dashboard_lists_resources_streams_their_logs_and_stops_and_starts_them()
+    {
+        var app = fixture.App;
+        using var dashboard = new HttpClient { BaseAddress = app.DashboardUrl };
+
+        var page = await dashboard.GetStringAsync("/", Cancellation);
+        Assert.Contains("Shop AppHost", page, StringComparison.Ordinal);
+        var resources = await dashboard.GetFromJsonAsync<JsonElement>("/api/resources", Cancellation);
+        var inventory = resources.EnumerateArray().Single(r => r.GetProperty("name").GetString() == "inventory");
+        Assert.Equal("Project", inventory.GetProperty("type").GetString());
+        Assert.Equal(2, inventory.GetProperty("replicas").GetArrayLength());
+        Assert.All(inventory.GetProperty("replicas").EnumerateArray(), r => Assert.True(r.GetProperty("pid").GetInt32() > 0));
+        var logs = await dashboard.GetFromJsonAsync<JsonElement>("/api/resources/inventory/logs?replica=1&tail=50", Cancellation);
+        Assert.NotEqual(0, logs.GetArrayLength());
+        Assert.All(logs.EnumerateArray(), l => Assert.Equal(1, l.GetProperty("replica").GetInt32()));
+        using (var refused = await dashboard.PostAsync("/api/resources/ordersdb/stop", null, Cancellation))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Conflict, refused.StatusCode);
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        using (var stop = await dashboard.PostAsync("/api/resources/notifications/stop", null, Cancellation))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Accepted, stop.StatusCode);
+        }
+
+        var stopped = await app.ResourceNotifications.WaitForResourceAsync("notifications", s => s.State == ResourceState.Stopped, timeout.Token);
+        Assert.Null(stopped.Replicas.Single().Pid);
+        using (var start = await dashboard.PostAsync("/api/resources/notifications/start", null, Cancellation))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Accepted, start.StatusCode);
+        }
+
+        await app.ResourceNotifications.WaitForResourceHealthyAsync("notifications", timeout.Token);
     }
 
     private static List<int> ReadPids(string runDirectory) =>

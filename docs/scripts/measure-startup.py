@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measures the AppHost's start-up and shutdown on this machine and prints a table.
 
-  python3 docs/scripts/measure-startup.py [--runs N]
+  python3 docs/scripts/measure-startup.py [--runs N] [--no-build]
 
 Run it after `./shop test` (or `./shop run`) so packages are installed. It does a clean build (timed),
 then N times: `dotnet run --project AppHost --no-build` with random ports, time until the AppHost prints
@@ -97,11 +97,12 @@ def children(pid):
     return found
 
 
-build = clean_build()
+build = None if "--no-build" in sys.argv else clean_build()
 results = [one_run() for _ in range(runs)]
 print()
 print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB")
-print(f"clean build (dotnet build Aspire.sln after restore): {build:.1f} s")
+if build is not None:
+    print(f"clean build (dotnet build Aspire.sln after restore): {build:.1f} s")
 healthy = [r[0] for r in results]
 stopped = [r[1] for r in results]
 print(f"dotnet run --no-build to all healthy, {runs} runs: median {statistics.median(healthy):.1f} s (min {min(healthy):.1f}, max {max(healthy):.1f})")

@@ -63,7 +63,7 @@ public static class ResourceBuilderExtensions
         return builder;
     }
 
-    /// <summary>Marks the HTTP endpoints as reachable from outside the application (listed in the manifest as external).</summary>
+    /// <summary>Marks the HTTP endpoints as reachable from outside the application (the Gateway's front door).</summary>
     public static IResourceBuilder<ProjectResource> WithExternalHttpEndpoints(this IResourceBuilder<ProjectResource> builder)
     {
         var endpoints = builder.Resource.AnnotationsOf<EndpointAnnotation>().ToList();

@@ -54,7 +54,8 @@ internal sealed class ResourceRuntime(Resource resource)
             AggregateState(replicas),
             AggregateHealth(replicas),
             Resource.Parent?.Name,
-            Resource.AnnotationsOf<WaitAnnotation>().Select(w => w.Resource.Name).Distinct().ToList(),
+            Resource.AnnotationsOf<WaitAnnotation>().Select(w => w.Resource.Name)
+                .Concat(Resource.Parent is { } parent ? [parent.Name] : []).Distinct().ToList(),
             endpoints,
             HasProcess,
             replicas);

@@ -12,10 +12,18 @@ var notificationsDb = postgres.AddDatabase("notificationsdb");
 var redis = builder.AddRedis("redis");
 var messaging = builder.AddRabbitMQ("messaging");
 
+// Secrets are generated per run unless configured (Parameters:<name>); none is in the repository.
+var adminPassword = builder.AddParameter("admin-password", builder.Configuration["AppHost:AdminPassword"], secret: true)
+    .WithPrintedValue("Admin password (admin@demo.local, tenant demo)");
+var ordersClientSecret = builder.AddParameter("orders-client-secret", secret: true);
+
+var gateway = builder.AddProject<Projects.Gateway>("gateway");
+
 var inventory = builder.AddProject<Projects.Inventory>("inventory")
     .WithReference(inventoryDb).WaitFor(inventoryDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(messaging).WaitFor(messaging)
+    .WithReference(gateway)
     .WithReplicas(2)
     .WithHttpHealthCheck("/health");
 
@@ -23,20 +31,28 @@ var orders = builder.AddProject<Projects.Orders>("orders")
     .WithReference(ordersDb).WaitFor(ordersDb)
     .WithReference(messaging).WaitFor(messaging)
     .WithReference(inventory)
+    .WithReference(gateway)
+    .WithEnvironment("Auth__Client__ClientId", "orders")
+    .WithEnvironment("Auth__Client__ClientSecret", ordersClientSecret)
     .WithHttpHealthCheck("/health");
 
 var notifications = builder.AddProject<Projects.Notifications>("notifications")
     .WithReference(notificationsDb).WaitFor(notificationsDb)
     .WithReference(messaging).WaitFor(messaging)
+    .WithReference(gateway)
     .WithHttpHealthCheck("/health");
 
-builder.AddProject<Projects.Gateway>("gateway")
+gateway
     .WithReference(identityDb).WaitFor(identityDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(inventory)
     .WithReference(orders)
     .WithReference(notifications)
+    .WithEnvironment("Identity__Seed__AdminPassword", adminPassword)
+    .WithEnvironment("Identity__ServiceClients__orders", ordersClientSecret)
     .WithReplicas(2)
+    // While Redis is down each replica limits alone, to its share of the shared limit.
+    .WithEnvironment("RateLimiting__FallbackReplicaCount", () => gateway.Resource.Replicas.ToString(System.Globalization.CultureInfo.InvariantCulture))
     .WithHttpEndpoint(port: builder.Configuration.GetValue("AppHost:GatewayPort", 5000))
     .WithExternalHttpEndpoints()
     .WithHttpHealthCheck("/health");

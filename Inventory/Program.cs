@@ -2,10 +2,12 @@ using Shop.Inventory;
 using Shop.Inventory.Products;
 using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Messaging;
+using Shop.ServiceDefaults.Security;
 
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddServiceDefaults();
+builder.AddShopAuthentication();
 builder.AddNpgsqlDbContext<InventoryDbContext>("inventorydb");
 builder.AddDatabaseMigrations<InventoryDbContext>();
 builder.AddRedisClient("redis");
@@ -19,6 +21,7 @@ if (builder.Environment.IsDevelopment())
 var app = builder.Build();
 
 app.MapDefaultEndpoints();
+app.UseShopAuthentication();
 app.MapProductsApi();
 
 app.Run();

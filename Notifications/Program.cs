@@ -2,10 +2,12 @@ using Shop.Notifications;
 using Shop.Notifications.Notifications;
 using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Messaging;
+using Shop.ServiceDefaults.Security;
 
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddServiceDefaults();
+builder.AddShopAuthentication();
 builder.AddNpgsqlDbContext<NotificationsDbContext>("notificationsdb");
 builder.AddDatabaseMigrations<NotificationsDbContext>();
 builder.AddRabbitMQClient("messaging");
@@ -19,5 +21,6 @@ builder.Services.AddScoped<IEventHandler, OrderCreatedHandler>();
 var app = builder.Build();
 
 app.MapDefaultEndpoints();
+app.UseShopAuthentication();
 
 app.Run();

@@ -3,19 +3,22 @@ using Shop.Orders.Catalog;
 using Shop.Orders.Orders;
 using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Messaging;
+using Shop.ServiceDefaults.Security;
 
 var builder = WebApplication.CreateBuilder(args);
 
 builder.AddServiceDefaults();
-builder.AddNpgsqlDbContext<OrdersDbContext>("ordersdb");
+builder.AddShopAuthentication();
+builder.AddNpgsqlDbContext<OrdersDbContext>("ordersdb", rowLevelSecurityRole: "orders_app");
 builder.AddDatabaseMigrations<OrdersDbContext>();
 builder.AddRabbitMQClient("messaging");
 builder.AddOutboxRelay<OrdersDbContext>();
-builder.Services.AddHttpClient<CatalogClient>(client => client.BaseAddress = new Uri("http://inventory"));
+builder.Services.AddHttpClient<CatalogClient>(client => client.BaseAddress = new Uri("http://inventory")).AddServiceToken();
 
 var app = builder.Build();
 
 app.MapDefaultEndpoints();
+app.UseShopAuthentication();
 app.MapOrdersApi();
 
 app.Run();

@@ -55,12 +55,12 @@ public static class Extensions
         app.UseMiddleware<HttpServerSpanMiddleware>();
 
         // Readiness: every registered check, dependencies included. Liveness: only the process itself.
-        app.MapHealthChecks(HealthEndpointPath, new HealthCheckOptions { ResponseWriter = HealthResponseWriter.WriteAsync });
+        app.MapHealthChecks(HealthEndpointPath, new HealthCheckOptions { ResponseWriter = HealthResponseWriter.WriteAsync }).AllowAnonymous();
         app.MapHealthChecks(AlivenessEndpointPath, new HealthCheckOptions
         {
             Predicate = check => check.Tags.Contains(HealthTags.Live),
             ResponseWriter = HealthResponseWriter.WriteAsync,
-        });
+        }).AllowAnonymous();
         return app;
     }
 }

@@ -124,6 +124,10 @@ public sealed class DistributedApplication : IAsyncDisposable
             }
 
             await _console.WriteLineAsync($"Dashboard: {DashboardUrl.ToString().TrimEnd('/')}");
+            foreach (var parameter in Resources.OfType<ParameterResource>().Where(p => p.Generated && p.PrintLabel is not null))
+            {
+                await _console.WriteLineAsync($"{parameter.PrintLabel}: {parameter.Value}");
+            }
         }
         catch (OperationCanceledException)
         {

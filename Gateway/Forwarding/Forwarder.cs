@@ -1,17 +1,18 @@
 using System.Net;
-using Polly.CircuitBreaker;
-using Polly.Timeout;
+using Microsoft.Extensions.Options;
+using Shop.ServiceDefaults.Correlation;
 
 namespace Shop.Gateway.Forwarding;
 
 /// <summary>
-/// Forwards a request to a service (<c>http://{service}</c>, resolved over its replicas by service discovery):
-/// bodies stream both ways, hop-by-hop headers are dropped and X-Forwarded-* are set. Failures of the
-/// destination become problem details (502, 503, 504), never a 500.
+/// Forwards a request to one replica of a service, picked round-robin among the replicas that pass their
+/// health probe and are not ejected. Bodies stream both ways, hop-by-hop headers are dropped and
+/// X-Forwarded-* set. A replica that cannot be connected to is reported and the next one tried (nothing was
+/// sent, so this is safe for any method); when no replica is available the answer is 503 at once.
 /// </summary>
-public sealed class Forwarder(IHttpClientFactory clients, ILogger<Forwarder> logger)
+public sealed class Forwarder(DestinationPools pools, IOptions<ForwardingOptions> options, TimeProvider clock, ILogger<Forwarder> logger)
 {
-    public const string ClientName = "forwarder";
+    private const int MaxAttempts = 3;
 
     private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -19,47 +20,102 @@ public sealed class Forwarder(IHttpClientFactory clients, ILogger<Forwarder> log
         "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host",
     };
 
+    // No cookies, no decompression, no redirects: responses pass through as the service sent them.
+    private static readonly HttpMessageInvoker Http = new(new SocketsHttpHandler
+    {
+        UseCookies = false,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = DecompressionMethods.None,
+        UseProxy = false,
+        ConnectTimeout = TimeSpan.FromSeconds(2),
+        PooledConnectionLifetime = TimeSpan.FromMinutes(2),
+        MaxConnectionsPerServer = 256,
+    });
+
     public async Task ForwardAsync(HttpContext context, string service)
     {
-        using var request = CreateRequest(context, service);
-        var client = clients.CreateClient(ClientName);
-        HttpResponseMessage response;
-        try
+        var settings = options.Value;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        timeout.CancelAfter(TimeSpan.FromSeconds(settings.ServiceTimeoutSeconds.GetValueOrDefault(service, settings.TimeoutSeconds)));
+        var tried = new List<Destination>();
+        while (tried.Count < MaxAttempts)
         {
-            response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, context.RequestAborted);
-        }
-        catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
-        {
-            var (status, title) = ex switch
+            var destination = pools.Pick(service, clock.GetUtcNow(), tried);
+            if (destination is null)
             {
-                BrokenCircuitException => (StatusCodes.Status503ServiceUnavailable, $"The {service} service is unavailable."),
-                TimeoutRejectedException or TaskCanceledException => (StatusCodes.Status504GatewayTimeout, $"The {service} service did not answer in time."),
-                _ => (StatusCodes.Status502BadGateway, $"The {service} service could not be reached."),
-            };
-            logger.LogWarning(ex, "Forwarding {Method} {Path} to {Service} failed", context.Request.Method, context.Request.Path, service);
-            await Results.Problem(statusCode: status, title: title).ExecuteAsync(context);
-            return;
-        }
-
-        using (response)
-        {
-            context.Response.StatusCode = (int)response.StatusCode;
-            foreach (var header in response.Headers.Concat(response.Content.Headers))
-            {
-                if (!HopByHop.Contains(header.Key))
-                {
-                    context.Response.Headers[header.Key] = header.Value.ToArray();
-                }
+                await UnavailableAsync(context, service);
+                return;
             }
 
-            await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted);
+            tried.Add(destination);
+            using var request = CreateRequest(context, destination.Address);
+            HttpResponseMessage response;
+            try
+            {
+                response = await Http.SendAsync(request, timeout.Token);
+            }
+            catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.ConnectionError)
+            {
+                destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
+                logger.LogWarning("Could not connect to {Service} at {Address}; trying another replica", service, destination.Address);
+                continue;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException && !context.RequestAborted.IsCancellationRequested)
+            {
+                destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
+                var timedOut = timeout.IsCancellationRequested;
+                logger.LogWarning(ex, "Forwarding {Method} {Path} to {Service} failed", context.Request.Method, context.Request.Path, service);
+                await Results.Problem(
+                    statusCode: timedOut ? StatusCodes.Status504GatewayTimeout : StatusCodes.Status502BadGateway,
+                    title: timedOut ? $"The {service} service did not answer in time." : $"The {service} service failed to answer.").ExecuteAsync(context);
+                return;
+            }
+
+            using (response)
+            {
+                if ((int)response.StatusCode is 502 or 503 or 504)
+                {
+                    destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
+                }
+                else
+                {
+                    destination.ReportSuccess();
+                }
+
+                await CopyResponseAsync(context, response);
+                return;
+            }
         }
+
+        await UnavailableAsync(context, service);
     }
 
-    private static HttpRequestMessage CreateRequest(HttpContext context, string service)
+    private async Task UnavailableAsync(HttpContext context, string service)
+    {
+        var reopen = pools.All(service).Select(d => d.EjectedUntil).DefaultIfEmpty(clock.GetUtcNow()).Min() - clock.GetUtcNow();
+        context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(reopen.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: $"The {service} service is unavailable.",
+            detail: "No replica is healthy right now; try again shortly.").ExecuteAsync(context);
+    }
+
+    private static async Task CopyResponseAsync(HttpContext context, HttpResponseMessage response)
+    {
+        context.Response.StatusCode = (int)response.StatusCode;
+        foreach (var header in response.Headers.Concat(response.Content.Headers))
+        {
+            if (!HopByHop.Contains(header.Key))
+            {
+                context.Response.Headers[header.Key] = header.Value.ToArray();
+            }
+        }
+
+        await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted);
+    }
+
+    private static HttpRequestMessage CreateRequest(HttpContext context, Uri destination)
     {
         var incoming = context.Request;
-        var request = new HttpRequestMessage(new HttpMethod(incoming.Method), $"http://{service}{incoming.Path}{incoming.QueryString}")
+        var request = new HttpRequestMessage(new HttpMethod(incoming.Method), new Uri(destination, $"{incoming.PathBase.ToUriComponent()}{incoming.Path.ToUriComponent()}{incoming.QueryString.ToUriComponent()}"))
         {
             Version = HttpVersion.Version11,
         };
@@ -70,7 +126,7 @@ public sealed class Forwarder(IHttpClientFactory clients, ILogger<Forwarder> log
 
         foreach (var header in incoming.Headers)
         {
-            if (HopByHop.Contains(header.Key))
+            if (HopByHop.Contains(header.Key) || header.Key.StartsWith("X-Forwarded-", StringComparison.OrdinalIgnoreCase))
             {
                 continue;
             }
@@ -81,12 +137,12 @@ public sealed class Forwarder(IHttpClientFactory clients, ILogger<Forwarder> log
             }
         }
 
-        // Trace context is written by HttpClient's own instrumentation for the outgoing span.
+        // Trace context is written by HttpClient's own instrumentation for the outgoing span; the correlation id is ours.
         request.Headers.Remove("traceparent");
         request.Headers.Remove("tracestate");
-        var remote = context.Connection.RemoteIpAddress?.ToString();
-        var forwardedFor = incoming.Headers["X-Forwarded-For"].ToString();
-        request.Headers.TryAddWithoutValidation("X-Forwarded-For", string.IsNullOrEmpty(forwardedFor) ? remote : $"{forwardedFor}, {remote}");
+        request.Headers.Remove(CorrelationContext.HeaderName);
+        request.Headers.TryAddWithoutValidation(CorrelationContext.HeaderName, CorrelationContext.Current);
+        request.Headers.TryAddWithoutValidation("X-Forwarded-For", context.Connection.RemoteIpAddress?.ToString());
         request.Headers.TryAddWithoutValidation("X-Forwarded-Proto", incoming.Scheme);
         request.Headers.TryAddWithoutValidation("X-Forwarded-Host", incoming.Host.Value);
         return request;

@@ -4,25 +4,23 @@ public static class ForwardingExtensions
 {
     public static IHostApplicationBuilder AddForwarding(this IHostApplicationBuilder builder)
     {
-        // No cookies, no automatic decompression and no redirects: responses pass through as the service sent them.
-        builder.Services.AddHttpClient(Forwarder.ClientName)
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
-            {
-                UseCookies = false,
-                AllowAutoRedirect = false,
-                AutomaticDecompression = System.Net.DecompressionMethods.None,
-                PooledConnectionLifetime = TimeSpan.FromMinutes(2),
-            });
+        builder.Services.AddOptions<ForwardingOptions>().BindConfiguration(ForwardingOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<DestinationPools>();
         builder.Services.AddSingleton<Forwarder>();
+        builder.Services.AddHostedService<ActiveHealthChecker>();
         return builder;
     }
 
-    /// <summary>Forwards <paramref name="prefix"/> and everything below it to <paramref name="service"/>.</summary>
+    /// <summary>
+    /// Forwards <paramref name="prefix"/> and everything below it to <paramref name="service"/>. The Gateway does not
+    /// authorize these calls itself (the service does, with its own validation of the token), but a request whose
+    /// token is invalid or revoked is refused here (see <c>RejectInvalidTokens</c>).
+    /// </summary>
     public static IEndpointRouteBuilder MapForwarder(this IEndpointRouteBuilder app, string prefix, string service)
     {
         Task Forward(HttpContext context, Forwarder forwarder) => forwarder.ForwardAsync(context, service);
-        app.Map(prefix, Forward).WithTags("Forwarded").WithDisplayName($"{prefix} → {service}");
-        app.Map(prefix + "/{**rest}", Forward).WithTags("Forwarded").WithDisplayName($"{prefix}/** → {service}");
+        app.Map(prefix, Forward).AllowAnonymous().WithTags("Forwarded").WithDisplayName($"{prefix} → {service}");
+        app.Map(prefix + "/{**rest}", Forward).AllowAnonymous().WithTags("Forwarded").WithDisplayName($"{prefix}/** → {service}");
         return app;
     }
 }

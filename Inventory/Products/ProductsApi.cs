@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Shop.ServiceDefaults.Security;
 
 namespace Shop.Inventory.Products;
 
@@ -11,6 +12,8 @@ public sealed record ProductResponse(Guid Id, string Sku, string Name, string De
         new(p.Id, p.Sku, p.Name, p.Description, new MoneyResponse(p.Price.Amount, p.Price.Currency), p.Active, p.Version);
 }
 
+public sealed record LookupRequest(IReadOnlyList<Guid>? ProductIds);
+
 public sealed record PagedResponse<T>(IReadOnlyList<T> Items, int Page, int PageSize, int Total);
 
 public static class ProductsApi
@@ -20,6 +23,7 @@ public static class ProductsApi
         var products = app.MapGroup("/v1/products").WithTags("Products");
         products.MapGet("/", ListProducts);
         products.MapGet("/{id:guid}", GetProduct);
+        products.MapPost("/lookup", LookupProducts).RequireAuthorization(ShopPolicies.Service);
         return app;
     }
 
@@ -53,6 +57,19 @@ public static class ProductsApi
             .Skip((page - 1) * pageSize).Take(pageSize)
             .ToListAsync(cancellationToken);
         return TypedResults.Ok(new PagedResponse<ProductResponse>(items.Select(ProductResponse.From).ToList(), page, pageSize, total));
+    }
+
+    /// <summary>Internal (service identities only): many products in one call, for pricing an order. Unknown ids are left out.</summary>
+    public static async Task<Results<Ok<List<ProductResponse>>, ValidationProblem>> LookupProducts(
+        LookupRequest request, InventoryDbContext db, CancellationToken cancellationToken)
+    {
+        if (request.ProductIds is not { Count: > 0 and <= 100 } ids)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productIds"] = ["Between 1 and 100 ids."] });
+        }
+
+        var products = await db.Products.AsNoTracking().Where(p => ids.Contains(p.Id)).ToListAsync(cancellationToken);
+        return TypedResults.Ok(products.Select(ProductResponse.From).ToList());
     }
 
     public static async Task<Results<Ok<ProductResponse>, NotFound>> GetProduct(Guid id, InventoryDbContext db, CancellationToken cancellationToken)

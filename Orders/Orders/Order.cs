@@ -33,6 +33,8 @@ public sealed class Order
     }
 
     public Guid Id { get; private set; }
+    public string TenantId { get; private set; } = "";
+    public string CustomerId { get; private set; } = "";
     public OrderStatus Status { get; private set; }
     public decimal Total { get; private set; }
     public string Currency { get; private set; } = "";
@@ -41,8 +43,11 @@ public sealed class Order
     public DateTimeOffset UpdatedAt { get; private set; }
     public IReadOnlyList<OrderLine> Lines => _lines;
 
-    public static Order Place(IReadOnlyList<(Guid ProductId, int Quantity, decimal UnitPrice, string Currency)> lines, DateTimeOffset now)
+    public static Order Place(string tenantId, string customerId,
+        IReadOnlyList<(Guid ProductId, int Quantity, decimal UnitPrice, string Currency)> lines, DateTimeOffset now)
     {
+        ArgumentException.ThrowIfNullOrEmpty(tenantId);
+        ArgumentException.ThrowIfNullOrEmpty(customerId);
         if (lines.Count == 0)
         {
             throw new DomainException("Order has no items.", "An order needs at least one item.", StatusCodes.Status422UnprocessableEntity);
@@ -57,6 +62,8 @@ public sealed class Order
         var order = new Order
         {
             Id = Guid.CreateVersion7(now),
+            TenantId = tenantId,
+            CustomerId = customerId,
             Status = OrderStatus.Pending,
             Currency = currencies[0],
             Version = 1,

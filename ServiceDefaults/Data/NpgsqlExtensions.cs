@@ -15,7 +15,8 @@ public static class NpgsqlExtensions
     /// Registers a pooled DbContext on the connection string <c>ConnectionStrings:{connectionName}</c> (the
     /// name Aspire's client integration uses), a readiness check that runs a query, and Npgsql's tracing.
     /// </summary>
-    public static IHostApplicationBuilder AddNpgsqlDbContext<TContext>(this IHostApplicationBuilder builder, string connectionName)
+    /// <param name="rowLevelSecurityRole">When set, connections run as this role with the caller's tenant (see <see cref="TenantConnectionInterceptor"/>).</param>
+    public static IHostApplicationBuilder AddNpgsqlDbContext<TContext>(this IHostApplicationBuilder builder, string connectionName, string? rowLevelSecurityRole = null)
         where TContext : DbContext
     {
         var connectionString = builder.Configuration.GetConnectionString(connectionName)
@@ -28,7 +29,13 @@ public static class NpgsqlExtensions
             return dataSource.Build();
         });
         builder.Services.AddDbContextPool<TContext>((services, options) =>
-            options.UseNpgsql(services.GetRequiredService<NpgsqlDataSource>()));
+        {
+            options.UseNpgsql(services.GetRequiredService<NpgsqlDataSource>());
+            if (rowLevelSecurityRole is not null)
+            {
+                options.AddInterceptors(new TenantConnectionInterceptor(rowLevelSecurityRole));
+            }
+        });
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
             connectionName,
             services => new NpgsqlHealthCheck(services.GetRequiredService<NpgsqlDataSource>()),

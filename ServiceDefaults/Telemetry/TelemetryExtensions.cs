@@ -38,6 +38,7 @@ public static class TelemetryExtensions
         "System.Runtime",
         "Npgsql",
         ShopDiagnostics.SourceName,
+        ShopDiagnostics.SourceName + ".*",
     ];
 
     public static TBuilder ConfigureOpenTelemetry<TBuilder>(this TBuilder builder) where TBuilder : IHostApplicationBuilder

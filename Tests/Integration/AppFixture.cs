@@ -13,9 +13,12 @@ public sealed class AppFixture : IAsyncLifetime
 
     public DistributedApplication App { get; private set; } = null!;
 
+    public const string AdminPassword = "Integration-Admin-Password-1";
+
     public async ValueTask InitializeAsync()
     {
-        App = await StartAsync();
+        // Three Gateway replicas: everything the Gateway promises must hold across replicas.
+        App = await StartAsync("--AppHost:Replicas:gateway=3", $"--AppHost:AdminPassword={AdminPassword}");
     }
 
     public async ValueTask DisposeAsync()

@@ -43,8 +43,8 @@ public sealed class LifecycleTests(AppFixture fixture)
             Assert.NotEqual(fixture.App.GetConnectionString("postgres"), second.GetConnectionString("postgres"));
             Assert.NotEqual(fixture.App.RunDirectory, second.RunDirectory);
             using var gateway = second.CreateHttpClient("gateway");
-            using var products = await gateway.GetAsync("/v1/products", Cancellation);
-            Assert.True(products.IsSuccessStatusCode);
+            using var jwks = await gateway.GetAsync("/.well-known/jwks.json", Cancellation);
+            Assert.True(jwks.IsSuccessStatusCode);
 
             runDirectory = second.RunDirectory;
             pids = ReadPids(runDirectory);

@@ -17,7 +17,7 @@ public sealed class RealPathTests(AppFixture fixture)
     [Fact]
     public async Task An_order_placed_through_the_gateway_is_priced_by_inventory_stored_and_announced_to_notifications_in_one_trace()
     {
-        using var gateway = App.CreateHttpClient("gateway");
+        using var gateway = (await ShopClients.CustomerAsync(App)).Client;
         var product = await FirstProductAsync(gateway);
         var traceId = ActivityTraceId.CreateRandom();
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/orders")
@@ -50,7 +50,7 @@ public sealed class RealPathTests(AppFixture fixture)
     [Fact]
     public async Task An_event_published_twice_takes_effect_once_in_notifications()
     {
-        using var gateway = App.CreateHttpClient("gateway");
+        using var gateway = (await ShopClients.CustomerAsync(App)).Client;
         var product = await FirstProductAsync(gateway);
         using var created = await gateway.PostAsJsonAsync("/v1/orders",
             new { items = new[] { new { productId = product.GetProperty("id").GetGuid(), quantity = 1 } } }, Cancellation);
@@ -85,7 +85,7 @@ public sealed class RealPathTests(AppFixture fixture)
     [InlineData("""items=1""", "application/x-www-form-urlencoded", 415)]
     public async Task Bad_order_requests_get_problem_details_with_trace_and_correlation_ids(string body, string contentType, int status)
     {
-        using var gateway = App.CreateHttpClient("gateway");
+        using var gateway = (await ShopClients.CustomerAsync(App)).Client;
         using var content = new StringContent(body, System.Text.Encoding.UTF8, contentType);
 
         using var response = await gateway.PostAsync("/v1/orders", content, Cancellation);
@@ -101,7 +101,7 @@ public sealed class RealPathTests(AppFixture fixture)
     [Fact]
     public async Task Unknown_ids_are_404_problem_details_through_the_gateway()
     {
-        using var gateway = App.CreateHttpClient("gateway");
+        using var gateway = (await ShopClients.CustomerAsync(App)).Client;
 
         using var product = await gateway.GetAsync($"/v1/products/{Guid.NewGuid()}", Cancellation);
         using var order = await gateway.GetAsync($"/v1/orders/{Guid.NewGuid()}", Cancellation);

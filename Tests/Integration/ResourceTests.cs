@@ -15,10 +15,11 @@ public sealed partial class ResourceTests(AppFixture fixture)
         var snapshots = App.ResourceNotifications.GetSnapshots();
 
         Assert.Equal(
-            ["gateway", "identitydb", "inventory", "inventorydb", "messaging", "notifications", "notificationsdb", "orders", "ordersdb", "postgres", "redis"],
+            ["admin-password", "gateway", "identitydb", "inventory", "inventorydb", "messaging", "notifications", "notificationsdb", "orders",
+             "orders-client-secret", "ordersdb", "postgres", "redis"],
             snapshots.Select(s => s.Name).Order());
         Assert.All(snapshots, s => Assert.True(s.IsHealthy, $"{s.Name} is {s.State}/{s.Health}"));
-        Assert.Equal(2, snapshots.Single(s => s.Name == "gateway").Replicas.Count);
+        Assert.Equal(3, snapshots.Single(s => s.Name == "gateway").Replicas.Count);
         Assert.Equal(2, snapshots.Single(s => s.Name == "inventory").Replicas.Count);
     }
 

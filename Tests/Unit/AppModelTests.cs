@@ -18,7 +18,7 @@ public sealed class AppModelTests
         Assert.IsType<RabbitMQServerResource>(resources["messaging"]);
 
         var orders = (ProjectResource)resources["orders"];
-        Assert.Equal(["ordersdb", "messaging", "inventory"], orders.AnnotationsOf<ReferenceAnnotation>().Select(r => r.Resource.Name));
+        Assert.Equal(["ordersdb", "messaging", "inventory", "gateway"], orders.AnnotationsOf<ReferenceAnnotation>().Select(r => r.Resource.Name));
         Assert.Equal(["ordersdb", "messaging"], orders.AnnotationsOf<WaitAnnotation>().Select(r => r.Resource.Name));
         Assert.Equal("/health", orders.HealthCheckPath);
 

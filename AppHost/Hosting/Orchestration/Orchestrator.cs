@@ -204,6 +204,12 @@ internal sealed class Orchestrator : IAsyncDisposable
             return;
         }
 
+        if (runtime.Resource is ParameterResource)
+        {
+            SetAll(runtime, r => (r.State, r.Health) = (ResourceState.Running, HealthState.Healthy));
+            return;
+        }
+
         if (runtime.Resource is PostgresDatabaseResource database)
         {
             _ = SuperviseDatabaseAsync(runtime, database, stopping);

@@ -36,7 +36,7 @@ internal sealed class ResourceRuntime(Resource resource)
     /// <summary>The stable address in front of the replicas, if the resource has one (the Gateway's external endpoint).</summary>
     public Uri? ProxyEndpoint { get; set; }
 
-    public bool HasProcess => Resource is not PostgresDatabaseResource;
+    public bool HasProcess => Resource is not (PostgresDatabaseResource or ParameterResource);
 
     public ResourceSnapshot Snapshot()
     {

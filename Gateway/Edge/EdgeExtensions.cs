@@ -1,0 +1,87 @@
+using System.IO.Compression;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.AspNetCore.ResponseCompression;
+using Microsoft.Extensions.Options;
+using Shop.Gateway.Forwarding;
+
+namespace Shop.Gateway.Edge;
+
+/// <summary>What the public edge does before anything else: client address, limits, CORS, headers, compression.</summary>
+public static class EdgeExtensions
+{
+    private const string CorsPolicy = "configured-origins";
+
+    public static IHostApplicationBuilder AddEdgeProtection(this IHostApplicationBuilder builder)
+    {
+        // Only a proxy on this host (the AppHost's endpoint proxy, a local load balancer) may set the client address.
+        builder.Services.Configure<ForwardedHeadersOptions>(options =>
+        {
+            options.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            options.ForwardLimit = 1;
+        });
+        builder.Services.AddOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>()
+            .Configure<IOptions<ForwardingOptions>>((kestrel, forwarding) => kestrel.Limits.MaxRequestBodySize = forwarding.Value.MaxRequestBodyBytes);
+
+        var origins = builder.Configuration.GetSection(CorsSettings.Section).Get<CorsSettings>()?.AllowedOrigins ?? [];
+        builder.Services.AddCors(cors => cors.AddPolicy(CorsPolicy, policy => policy
+            .WithOrigins(origins)
+            .WithMethods("GET", "POST", "PUT", "DELETE")
+            .WithHeaders("Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Correlation-ID")
+            .WithExposedHeaders("Location", "ETag", "Retry-After", "RateLimit", "RateLimit-Policy", "X-Correlation-ID")
+            .SetPreflightMaxAge(TimeSpan.FromMinutes(10))));
+
+        builder.Services.AddResponseCompression(options =>
+        {
+            options.EnableForHttps = true;
+            options.Providers.Add<BrotliCompressionProvider>();
+            options.Providers.Add<GzipCompressionProvider>();
+            options.MimeTypes = ["application/json", "application/problem+json", "text/plain"];
+        });
+        builder.Services.Configure<BrotliCompressionProviderOptions>(o => o.Level = CompressionLevel.Fastest);
+        builder.Services.Configure<GzipCompressionProviderOptions>(o => o.Level = CompressionLevel.Fastest);
+        return builder;
+    }
+
+    public static WebApplication UseEdgeProtection(this WebApplication app)
+    {
+        app.UseForwardedHeaders();
+        app.Use(async (context, next) =>
+        {
+            var headers = context.Response.Headers;
+            headers.XContentTypeOptions = "nosniff";
+            headers.XFrameOptions = "DENY";
+            headers["Referrer-Policy"] = "no-referrer";
+            headers.ContentSecurityPolicy = "default-src 'none'; frame-ancestors 'none'";
+            if (context.Request.IsHttps)
+            {
+                headers.StrictTransportSecurity = "max-age=31536000";
+            }
+
+            await next(context);
+        });
+        app.UseCors(CorsPolicy);
+        app.UseResponseCompression();
+        return app;
+    }
+
+    /// <summary>
+    /// A request that presents a bearer token the Gateway cannot accept (bad signature, expired, revoked by
+    /// logout) is refused here, on every replica, before it is forwarded anywhere.
+    /// </summary>
+    public static WebApplication RejectInvalidTokens(this WebApplication app)
+    {
+        app.Use(async (context, next) =>
+        {
+            if (context.Request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+                && context.User.Identity?.IsAuthenticated != true)
+            {
+                await context.ChallengeAsync();
+                return;
+            }
+
+            await next(context);
+        });
+        return app;
+    }
+}

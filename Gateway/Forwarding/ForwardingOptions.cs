@@ -1,0 +1,27 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Shop.Gateway.Forwarding;
+
+public sealed class ForwardingOptions
+{
+    public const string Section = "Forwarding";
+
+    /// <summary>Consecutive failures (connection errors, timeouts, 502/503/504) that eject a destination.</summary>
+    [Range(1, 100)]
+    public int FailuresToEject { get; set; } = 3;
+
+    [Range(1, 300)]
+    public int EjectSeconds { get; set; } = 10;
+
+    [Range(1, 60)]
+    public int HealthCheckIntervalSeconds { get; set; } = 5;
+
+    [Range(1, 300)]
+    public int TimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Per-service overrides of <see cref="TimeoutSeconds"/>.</summary>
+    public Dictionary<string, int> ServiceTimeoutSeconds { get; set; } = [];
+
+    [Range(1024, 100 * 1024 * 1024)]
+    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
+}

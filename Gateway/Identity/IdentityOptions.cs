@@ -1,0 +1,40 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Shop.Gateway.Identity;
+
+public sealed class IdentityOptions
+{
+    public const string Section = "Identity";
+
+    [Range(1, 60)]
+    public int AccessTokenMinutes { get; set; } = 10;
+
+    [Range(1, 90)]
+    public int RefreshTokenDays { get; set; } = 14;
+
+    [Range(1, 365)]
+    public int KeyRotationDays { get; set; } = 30;
+
+    /// <summary>A new key is published this long before it signs, so services have fetched it by then.</summary>
+    [Range(0, 1440)]
+    public int KeyActivationDelayMinutes { get; set; } = 10;
+
+    /// <summary>Failed logins per account before it is throttled, and for how long.</summary>
+    [Range(1, 100)]
+    public int MaxFailedLogins { get; set; } = 5;
+
+    [Range(1, 1440)]
+    public int FailedLoginWindowMinutes { get; set; } = 15;
+
+    /// <summary>Client id → secret for the client-credentials grant (service identities); handed down by the AppHost.</summary>
+    public Dictionary<string, string> ServiceClients { get; set; } = [];
+
+    public SeedOptions Seed { get; set; } = new();
+
+    public sealed class SeedOptions
+    {
+        public string Tenant { get; set; } = "demo";
+        public string AdminEmail { get; set; } = "admin@demo.local";
+        public string AdminPassword { get; set; } = "";
+    }
+}

@@ -1,0 +1,87 @@
+using System.Security.Claims;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Shop.ServiceDefaults.Security;
+
+public sealed record TokenValidation(ClaimsPrincipal? Principal, string? Error)
+{
+    public bool IsValid => Principal is not null;
+
+    public static TokenValidation Invalid(string error) => new(null, error);
+}
+
+/// <summary>
+/// Validates access tokens per RFC 8725: the algorithm is checked against an allow-list (RS256) before any key
+/// is looked up, the type must be at+jwt, the key must be one the Gateway published, and issuer, audience and
+/// lifetime must match. alg=none, HMAC with a public key, unknown kids and tampered payloads all fail here.
+/// </summary>
+public sealed class AccessTokenValidator(ISigningKeySource keys, IOptions<TokenOptions> options)
+{
+    private static readonly JsonWebTokenHandler Handler = new() { MapInboundClaims = false };
+
+    public async Task<TokenValidation> ValidateAsync(string token, CancellationToken cancellationToken)
+    {
+        JsonWebToken jwt;
+        try
+        {
+            jwt = new JsonWebToken(token);
+        }
+        catch (ArgumentException)
+        {
+            return TokenValidation.Invalid("The token is malformed.");
+        }
+
+        if (jwt.Alg != SecurityAlgorithms.RsaSha256)
+        {
+            return TokenValidation.Invalid("The token's algorithm is not allowed.");
+        }
+
+        if (!string.Equals(jwt.Typ, "at+jwt", StringComparison.OrdinalIgnoreCase))
+        {
+            return TokenValidation.Invalid("The token is not an access token.");
+        }
+
+        if (string.IsNullOrEmpty(jwt.Kid) || await keys.FindAsync(jwt.Kid, cancellationToken) is not { } key)
+        {
+            return TokenValidation.Invalid("The token was not signed by a known key.");
+        }
+
+        var settings = options.Value;
+        var result = await Handler.ValidateTokenAsync(token, new TokenValidationParameters
+        {
+            ValidIssuer = settings.Issuer,
+            ValidAudience = settings.Audience,
+            IssuerSigningKey = key,
+            TryAllIssuerSigningKeys = false,
+            ValidAlgorithms = [SecurityAlgorithms.RsaSha256],
+            ValidTypes = ["at+jwt"],
+            RequireSignedTokens = true,
+            RequireExpirationTime = true,
+            ValidateLifetime = true,
+            ClockSkew = TimeSpan.FromSeconds(settings.ClockSkewSeconds),
+            NameClaimType = ShopClaims.Subject,
+            RoleClaimType = ShopClaims.Role,
+        });
+        if (!result.IsValid)
+        {
+            return TokenValidation.Invalid(result.Exception?.GetType().Name switch
+            {
+                nameof(SecurityTokenExpiredException) => "The token has expired.",
+                nameof(SecurityTokenInvalidIssuerException) => "The token's issuer is not trusted.",
+                nameof(SecurityTokenInvalidAudienceException) => "The token is not for this audience.",
+                _ => "The token is not valid.",
+            });
+        }
+
+        var identity = result.ClaimsIdentity;
+        if (!identity.HasClaim(c => c.Type == ShopClaims.Subject) || !identity.HasClaim(c => c.Type == ShopClaims.Role)
+            || !identity.HasClaim(c => c.Type == ShopClaims.TokenId))
+        {
+            return TokenValidation.Invalid("The token lacks required claims.");
+        }
+
+        return new TokenValidation(new ClaimsPrincipal(identity), null);
+    }
+}

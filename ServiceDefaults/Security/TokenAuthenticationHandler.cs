@@ -1,0 +1,69 @@
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Shop.ServiceDefaults.Security;
+
+/// <summary>Checks that the access token has not been revoked (logout); the Gateway implements it with Redis.</summary>
+public interface ITokenRevocationList
+{
+    Task<bool> IsRevokedAsync(string tokenId, CancellationToken cancellationToken);
+}
+
+/// <summary>Bearer authentication with <see cref="AccessTokenValidator"/>; challenges and denials are problem details.</summary>
+public sealed class TokenAuthenticationHandler(
+    IOptionsMonitor<AuthenticationSchemeOptions> options,
+    ILoggerFactory logger,
+    UrlEncoder encoder,
+    AccessTokenValidator validator) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    public const string SchemeName = "Bearer";
+
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var header = Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return AuthenticateResult.NoResult();
+        }
+
+        var validation = await validator.ValidateAsync(header["Bearer ".Length..].Trim(), Context.RequestAborted);
+        if (!validation.IsValid)
+        {
+            return AuthenticateResult.Fail(validation.Error!);
+        }
+
+        var revocations = Context.RequestServices.GetService<ITokenRevocationList>();
+        if (revocations is not null && await revocations.IsRevokedAsync(validation.Principal!.FindFirst(ShopClaims.TokenId)!.Value, Context.RequestAborted))
+        {
+            return AuthenticateResult.Fail("The token has been revoked.");
+        }
+
+        return AuthenticateResult.Success(new AuthenticationTicket(validation.Principal!, SchemeName));
+    }
+
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        var failure = (await HandleAuthenticateOnceSafeAsync()).Failure?.Message;
+        Response.StatusCode = StatusCodes.Status401Unauthorized;
+        Response.Headers.WWWAuthenticate = failure is null ? "Bearer" : "Bearer error=\"invalid_token\"";
+        await WriteProblemAsync(StatusCodes.Status401Unauthorized, "Authentication is required.", failure ?? "Send a valid access token: Authorization: Bearer <token>.");
+    }
+
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
+    {
+        Response.StatusCode = StatusCodes.Status403Forbidden;
+        return WriteProblemAsync(StatusCodes.Status403Forbidden, "Forbidden.", "Your identity is not allowed to do this.");
+    }
+
+    private Task WriteProblemAsync(int status, string title, string detail) =>
+        Context.RequestServices.GetRequiredService<IProblemDetailsService>().WriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = Context,
+            ProblemDetails = new ProblemDetails { Status = status, Title = title, Detail = detail },
+        }).AsTask();
+}

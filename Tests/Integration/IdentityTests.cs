@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Shop.Hosting;
+
+namespace Shop.Tests.Integration;
+
+[Collection(AppCollection.Name)]
+public sealed class IdentityTests(AppFixture fixture)
+{
+    private DistributedApplication App => fixture.App;
+
+    private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Register_login_and_me_return_the_documented_shapes()
+    {
+        var email = $"shape{Guid.NewGuid():N}@example.test";
+        using var client = ShopClients.Anonymous(App);
+
+        using var registered = await client.PostAsJsonAsync("/v1/auth/register",
+            new { tenant = "demo", email, password = "long enough password", name = "Shape" }, Cancellation);
+        Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+        var user = await registered.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        Assert.Equal(email, user.GetProperty("email").GetString());
+        Assert.Equal("demo", user.GetProperty("tenant").GetString());
+
+        var tokens = await ShopClients.LoginAsync(App, email, "long enough password");
+        Assert.Equal("Bearer", tokens.TokenType);
+        Assert.InRange(tokens.ExpiresIn, 60, 3600);
+
+        using var authorized = ShopClients.Authorized(App, tokens.AccessToken);
+        var me = await authorized.GetFromJsonAsync<JsonElement>("/v1/auth/me", Cancellation);
+        Assert.Equal("customer", me.GetProperty("role").GetString());
+        Assert.Equal(user.GetProperty("id").GetGuid(), me.GetProperty("id").GetGuid());
+    }
+
+    [Fact]
+    public async Task Registration_rejects_bad_input_unknown_tenants_and_duplicates()
+    {
+        using var client = ShopClients.Anonymous(App);
+        var email = $"dup{Guid.NewGuid():N}@example.test";
+
+        using var invalid = await client.PostAsJsonAsync("/v1/auth/register", new { tenant = "demo", email = "no-at-sign", password = "short", name = "" }, Cancellation);
+        using var unknownTenant = await client.PostAsJsonAsync("/v1/auth/register", new { tenant = "nope", email, password = "long enough password", name = "X" }, Cancellation);
+        using var first = await client.PostAsJsonAsync("/v1/auth/register", new { tenant = "demo", email, password = "long enough password", name = "X" }, Cancellation);
+        using var second = await client.PostAsJsonAsync("/v1/auth/register", new { tenant = "demo", email = email.ToUpperInvariant(), password = "long enough password", name = "X" }, Cancellation);
+
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        var errors = (await invalid.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("errors");
+        Assert.True(errors.TryGetProperty("email", out _) && errors.TryGetProperty("password", out _) && errors.TryGetProperty("name", out _));
+        Assert.Equal(HttpStatusCode.NotFound, unknownTenant.StatusCode);
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, second.StatusCode);
+    }
+
+    [Fact]
+    public async Task Login_failures_are_uniform_and_an_account_is_throttled_after_repeated_failures()
+    {
+        var (email, password) = await ShopClients.RegisterAsync(App);
+        using var client = ShopClients.Anonymous(App);
+
+        using var wrongPassword = await client.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email, password = "wrong password!" }, Cancellation);
+        using var unknownUser = await client.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email = "nobody@example.test", password = "wrong password!" }, Cancellation);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, wrongPassword.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, unknownUser.StatusCode);
+        var a = await wrongPassword.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        var b = await unknownUser.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        Assert.Equal(a.GetProperty("title").GetString(), b.GetProperty("title").GetString());
+        Assert.Equal(a.GetProperty("detail").GetString(), b.GetProperty("detail").GetString());
+
+        for (var i = 0; i < 5; i++)
+        {
+            using var failure = await client.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email, password = "wrong password!" }, Cancellation);
+        }
+
+        using var locked = await client.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email, password }, Cancellation);
+        Assert.Equal(HttpStatusCode.TooManyRequests, locked.StatusCode);
+        Assert.True(locked.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+    }
+
+    [Fact]
+    public async Task Refresh_rotates_and_reusing_a_rotated_token_revokes_the_whole_family_including_the_newest()
+    {
+        var (email, password) = await ShopClients.RegisterAsync(App);
+        var first = await ShopClients.LoginAsync(App, email, password);
+        using var client = ShopClients.Anonymous(App);
+
+        using var rotated = await client.PostAsJsonAsync("/v1/auth/refresh", new { refreshToken = first.RefreshToken }, Cancellation);
+        Assert.Equal(HttpStatusCode.OK, rotated.StatusCode);
+        var second = (await rotated.Content.ReadFromJsonAsync<Tokens>(Cancellation))!;
+        Assert.NotEqual(first.RefreshToken, second.RefreshToken);
+
+        using var reused = await client.PostAsJsonAsync("/v1/auth/refresh", new { refreshToken = first.RefreshToken }, Cancellation);
+        Assert.Equal(HttpStatusCode.BadRequest, reused.StatusCode);
+        Assert.Equal("invalid_grant", (await reused.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("error").GetString());
+
+        using var newest = await client.PostAsJsonAsync("/v1/auth/refresh", new { refreshToken = second.RefreshToken }, Cancellation);
+        Assert.Equal(HttpStatusCode.BadRequest, newest.StatusCode);
+    }
+
+    [Fact]
+    public async Task Logout_through_one_replica_denies_the_access_token_on_every_other_replica()
+    {
+        var (email, password) = await ShopClients.RegisterAsync(App);
+        var tokens = await ShopClients.LoginAsync(App, email, password);
+        var replicas = App.ResourceNotifications.GetSnapshot("gateway").Replicas.Select(r => r.Index).ToList();
+        Assert.Equal(3, replicas.Count);
+        foreach (var replica in replicas)
+        {
+            using var before = ShopClients.Authorized(App, tokens.AccessToken, replica);
+            Assert.Equal(HttpStatusCode.OK, (await before.GetAsync("/v1/auth/me", Cancellation)).StatusCode);
+        }
+
+        using (var first = ShopClients.Authorized(App, tokens.AccessToken, replicas[0]))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, (await first.PostAsync("/v1/auth/logout", null, Cancellation)).StatusCode);
+        }
+
+        foreach (var replica in replicas)
+        {
+            using var after = ShopClients.Authorized(App, tokens.AccessToken, replica);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await after.GetAsync("/v1/auth/me", Cancellation)).StatusCode);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await after.GetAsync("/v1/products", Cancellation)).StatusCode);
+        }
+
+        using var refresh = ShopClients.Anonymous(App);
+        Assert.Equal(HttpStatusCode.BadRequest, (await refresh.PostAsJsonAsync("/v1/auth/refresh", new { refreshToken = tokens.RefreshToken }, Cancellation)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Admins_manage_roles_within_their_tenant_and_customers_cannot()
+    {
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+        using var admin = await ShopClients.AdminAsync(App);
+        var (email, password) = await ShopClients.RegisterAsync(App);
+        var target = (await ShopClients.LoginAsync(App, email, password)).AccessToken;
+        using var targetClient = ShopClients.Authorized(App, target);
+        var id = (await targetClient.GetFromJsonAsync<JsonElement>("/v1/auth/me", Cancellation)).GetProperty("id").GetGuid();
+
+        using var denied = await customer.PutAsJsonAsync($"/v1/auth/users/{id}/role", new { role = "admin" }, Cancellation);
+        using var invalid = await admin.PutAsJsonAsync($"/v1/auth/users/{id}/role", new { role = "root" }, Cancellation);
+        using var granted = await admin.PutAsJsonAsync($"/v1/auth/users/{id}/role", new { role = "admin" }, Cancellation);
+
+        Assert.Equal(HttpStatusCode.Forbidden, denied.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, invalid.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, granted.StatusCode);
+        Assert.Equal("admin", (await granted.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("role").GetString());
+    }
+
+    [Fact]
+    public async Task Issued_tokens_and_the_JWKS_verify_with_an_independent_JWT_library()
+    {
+        var (email, password) = await ShopClients.RegisterAsync(App);
+        var tokens = await ShopClients.LoginAsync(App, email, password);
+        var jwks = new Uri(App.GetEndpoint("gateway"), "/.well-known/jwks.json");
+        const string script = """
+            import json, sys, urllib.request, jwt
+            token, url = sys.argv[1], sys.argv[2]
+            keys = jwt.PyJWKSet.from_dict(json.load(urllib.request.urlopen(url)))
+            kid = jwt.get_unverified_header(token)["kid"]
+            key = next(k for k in keys.keys if k.key_id == kid)
+            claims = jwt.decode(token, key.key, algorithms=["RS256"], audience="shop-api", issuer="shop-gateway")
+            header = jwt.get_unverified_header(token)
+            assert header["typ"] == "at+jwt" and header["alg"] == "RS256", header
+            assert {"sub", "tid", "role", "jti", "exp"} <= claims.keys(), claims
+            print(claims["tid"], claims["role"])
+            """;
+        var start = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "-c", script, tokens.AccessToken, jwks.ToString() })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var python = Process.Start(start)!;
+        var output = await python.StandardOutput.ReadToEndAsync(Cancellation);
+        var error = await python.StandardError.ReadToEndAsync(Cancellation);
+        await python.WaitForExitAsync(Cancellation);
+
+        Assert.True(python.ExitCode == 0, error);
+        Assert.Equal("demo customer", output.Trim());
+    }
+}

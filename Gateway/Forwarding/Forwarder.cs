@@ -35,6 +35,13 @@ public sealed class Forwarder(DestinationPools pools, IOptions<ForwardingOptions
     public async Task ForwardAsync(HttpContext context, string service)
     {
         var settings = options.Value;
+        if (context.Request.ContentLength > settings.MaxRequestBodyBytes)
+        {
+            await Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "The request body is too large.",
+                detail: $"At most {settings.MaxRequestBodyBytes} bytes.").ExecuteAsync(context);
+            return;
+        }
+
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         timeout.CancelAfter(TimeSpan.FromSeconds(settings.ServiceTimeoutSeconds.GetValueOrDefault(service, settings.TimeoutSeconds)));
         var tried = new List<Destination>();
@@ -53,6 +60,11 @@ public sealed class Forwarder(DestinationPools pools, IOptions<ForwardingOptions
             try
             {
                 response = await Http.SendAsync(request, timeout.Token);
+            }
+            catch (HttpRequestException ex) when (ex.InnerException is BadHttpRequestException tooLargeOrMalformed)
+            {
+                // Reading the client's body failed (too large when streamed, or cut off): the client's fault, not the service's.
+                throw tooLargeOrMalformed;
             }
             catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.ConnectionError)
             {

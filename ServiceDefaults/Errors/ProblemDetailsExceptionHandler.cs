@@ -18,11 +18,19 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
         {
             BadHttpRequestException bad => (bad.StatusCode, "The request is malformed."),
             DomainException domain => (domain.StatusCode, domain.Title),
+            // A dependency this service calls failed or is unreachable: not the caller's fault, and not a defect here.
+            HttpRequestException or Polly.CircuitBreaker.BrokenCircuitException or Polly.Timeout.TimeoutRejectedException
+                => (StatusCodes.Status503ServiceUnavailable, "A service this request depends on is unavailable."),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (499, "The client closed the request."),
             _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred."),
         };
 
-        if (status >= 500)
+        if (status == StatusCodes.Status503ServiceUnavailable)
+        {
+            logger.LogWarning(exception, "Dependency failure for {Method} {Path}", httpContext.Request.Method, httpContext.Request.Path);
+            httpContext.Response.Headers.RetryAfter = "5";
+        }
+        else if (status >= 500)
         {
             logger.LogError(exception, "Unhandled exception for {Method} {Path}", httpContext.Request.Method, httpContext.Request.Path);
         }

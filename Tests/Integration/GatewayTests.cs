@@ -235,6 +235,18 @@ public sealed class GatewayTests(AppFixture fixture)
         Assert.Contains("gzip", allowedResponse.Content.Headers.ContentEncoding);
     }
 
+    [Fact]
+    public async Task A_body_over_the_gateway_limit_is_refused_with_413_and_never_forwarded()
+    {
+        using var client = (await ShopClients.CustomerAsync(App)).Client;
+        using var content = new StringContent($$"""{"items":[],"padding":"{{new string('x', 2 * 1024 * 1024)}}"}""", Encoding.UTF8, "application/json");
+
+        using var response = await client.PostAsync("/v1/orders", content, Cancellation);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
     private async Task<string> ForgeAsync(string kind)
     {
         var (kid, pem) = await ActiveSigningKeyAsync();

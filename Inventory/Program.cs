@@ -1,5 +1,7 @@
 using Shop.Inventory;
 using Shop.Inventory.Products;
+using Shop.Inventory.Reservations;
+using Shop.Inventory.Stock;
 using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Messaging;
 using Shop.ServiceDefaults.Security;
@@ -13,6 +15,10 @@ builder.AddDatabaseMigrations<InventoryDbContext>();
 builder.AddRedisClient("redis");
 builder.AddRabbitMQClient("messaging");
 builder.AddOutboxRelay<InventoryDbContext>();
+builder.Services.AddOptions<ReservationOptions>().BindConfiguration(ReservationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddSingleton<ReservationStore>();
+builder.Services.AddHostedService<ReservationSweeper>();
+builder.Services.AddSingleton<ProductCache>();
 if (builder.Environment.IsDevelopment())
 {
     builder.Services.AddScoped<IDatabaseSeeder<InventoryDbContext>, DemoCatalogSeeder>();
@@ -23,5 +29,7 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.UseShopAuthentication();
 app.MapProductsApi();
+app.MapStockApi();
+app.MapReservationsApi();
 
 app.Run();

@@ -15,9 +15,10 @@ internal sealed class DemoCatalogSeeder(TimeProvider clock) : IDatabaseSeeder<In
 
         var now = clock.GetUtcNow();
         db.Products.AddRange(
-            Product.Create("KB-001", "Mechanical keyboard", "Tenkeyless, brown switches", Money.Of(89.90m, "EUR"), now),
-            Product.Create("MS-002", "Wireless mouse", "Two buttons and a wheel", Money.Of(29.50m, "EUR"), now),
-            Product.Create("MN-003", "27-inch monitor", "2560x1440, 144 Hz", Money.Of(279.00m, "EUR"), now));
+            Product.Create("demo", "KB-001", "Mechanical keyboard", "Tenkeyless, brown switches", Money.Of(89.90m, "EUR"), now),
+            Product.Create("demo", "MS-002", "Wireless mouse", "Two buttons and a wheel", Money.Of(29.50m, "EUR"), now),
+            Product.Create("demo", "MN-003", "27-inch monitor", "2560x1440, 144 Hz", Money.Of(279.00m, "EUR"), now));
         await db.SaveChangesAsync(cancellationToken);
+        await db.Database.ExecuteSqlAsync($"INSERT INTO stock (product_id, tenant_id, quantity) SELECT id, tenant_id, 100 FROM products ON CONFLICT DO NOTHING", cancellationToken);
     }
 }

@@ -2,10 +2,12 @@ namespace Shop.Inventory.Products;
 
 public sealed record Money(decimal Amount, string Currency)
 {
+    public static bool IsValidCurrency(string? currency) => currency is { Length: 3 } && currency.All(char.IsAsciiLetterUpper);
+
     public static Money Of(decimal amount, string currency)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(amount);
-        if (currency is not { Length: 3 } || !currency.All(char.IsAsciiLetterUpper))
+        if (!IsValidCurrency(currency))
         {
             throw new ArgumentException("Currency must be a three-letter ISO 4217 code.", nameof(currency));
         }
@@ -21,6 +23,7 @@ public sealed class Product
     }
 
     public Guid Id { get; private set; }
+    public string TenantId { get; private set; } = "";
     public string Sku { get; private set; } = "";
     public string Name { get; private set; } = "";
     public string Description { get; private set; } = "";
@@ -29,10 +32,12 @@ public sealed class Product
     public long Version { get; private set; }
     public DateTimeOffset CreatedAt { get; private set; }
     public DateTimeOffset UpdatedAt { get; private set; }
+    public DateTimeOffset? DeletedAt { get; private set; }
 
-    public static Product Create(string sku, string name, string description, Money price, DateTimeOffset now) => new()
+    public static Product Create(string tenantId, string sku, string name, string description, Money price, DateTimeOffset now) => new()
     {
         Id = Guid.CreateVersion7(now),
+        TenantId = tenantId,
         Sku = sku,
         Name = name,
         Description = description,
@@ -42,4 +47,22 @@ public sealed class Product
         CreatedAt = now,
         UpdatedAt = now,
     };
+
+    /// <summary>Every change bumps the version, which is the product's ETag and its optimistic-concurrency token.</summary>
+    public void Update(string sku, string name, string description, Money price, bool active, DateTimeOffset now)
+    {
+        (Sku, Name, Description, Price, Active) = (sku, name, description, price, active);
+        Version++;
+        UpdatedAt = now;
+    }
+
+    public void Delete(DateTimeOffset now)
+    {
+        Active = false;
+        DeletedAt = now;
+        Version++;
+        UpdatedAt = now;
+    }
+
+    public CachedProduct ToCached() => new(Id, TenantId, Sku, Name, Description, Price.Amount, Price.Currency, Active, Version);
 }

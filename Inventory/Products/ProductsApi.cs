@@ -1,16 +1,23 @@
+using System.Globalization;
+using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 using Shop.ServiceDefaults.Security;
 
 namespace Shop.Inventory.Products;
 
-public sealed record MoneyResponse(decimal Amount, string Currency);
+public sealed record MoneyDto(decimal Amount, string Currency);
 
-public sealed record ProductResponse(Guid Id, string Sku, string Name, string Description, MoneyResponse Price, bool Active, long Version)
+public sealed record ProductResponse(Guid Id, string Sku, string Name, string Description, MoneyDto Price, bool Active, long Version, int Available)
 {
-    public static ProductResponse From(Product p) =>
-        new(p.Id, p.Sku, p.Name, p.Description, new MoneyResponse(p.Price.Amount, p.Price.Currency), p.Active, p.Version);
+    public static ProductResponse From(CachedProduct p, int available) =>
+        new(p.Id, p.Sku, p.Name, p.Description, new MoneyDto(p.Amount, p.Currency), p.Active, p.Version, available);
 }
+
+public sealed record CreateProductRequest(string? Sku, string? Name, string? Description, MoneyDto? Price, int? InitialStock);
+
+public sealed record UpdateProductRequest(string? Sku, string? Name, string? Description, MoneyDto? Price, bool? Active);
 
 public sealed record LookupRequest(IReadOnlyList<Guid>? ProductIds);
 
@@ -21,24 +28,72 @@ public static class ProductsApi
     public static IEndpointRouteBuilder MapProductsApi(this IEndpointRouteBuilder app)
     {
         var products = app.MapGroup("/v1/products").WithTags("Products");
-        products.MapGet("/", ListProducts);
+        products.MapGet("/", ListProducts).RequireAuthorization(ShopPolicies.User);
         products.MapGet("/{id:guid}", GetProduct);
+        products.MapPost("/", CreateProduct).RequireAuthorization(ShopPolicies.Admin);
+        products.MapPut("/{id:guid}", UpdateProduct).RequireAuthorization(ShopPolicies.Admin);
+        products.MapDelete("/{id:guid}", DeleteProduct).RequireAuthorization(ShopPolicies.Admin);
         products.MapPost("/lookup", LookupProducts).RequireAuthorization(ShopPolicies.Service);
         return app;
     }
 
     public static async Task<Results<Ok<PagedResponse<ProductResponse>>, ValidationProblem>> ListProducts(
-        InventoryDbContext db, int page = 1, int pageSize = 20, bool? active = null, CancellationToken cancellationToken = default)
+        ClaimsPrincipal user, InventoryDbContext db, int page = 1, int pageSize = 20, bool? active = null, CancellationToken cancellationToken = default)
     {
-        var errors = new Dictionary<string, string[]>();
-        if (page < 1)
+        if (page < 1 || pageSize is < 1 or > 100)
         {
-            errors["page"] = ["Must be 1 or more."];
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["page"] = ["page ≥ 1 and pageSize between 1 and 100."] });
         }
 
-        if (pageSize is < 1 or > 100)
+        var tenant = user.TenantId();
+        var query = db.Products.AsNoTracking().Where(p => p.TenantId == tenant && p.DeletedAt == null);
+        if (active is { } isActive)
         {
-            errors["pageSize"] = ["Must be between 1 and 100."];
+            query = query.Where(p => p.Active == isActive);
+        }
+
+        var total = await query.CountAsync(cancellationToken);
+        var rows = await query.OrderBy(p => p.Name).ThenBy(p => p.Id).Skip((page - 1) * pageSize).Take(pageSize)
+            .Select(p => new { Product = p, Available = db.Stock.Where(s => s.ProductId == p.Id).Select(s => s.Quantity - s.Reserved).FirstOrDefault() })
+            .ToListAsync(cancellationToken);
+        return TypedResults.Ok(new PagedResponse<ProductResponse>(
+            rows.Select(r => ProductResponse.From(r.Product.ToCached(), r.Available)).ToList(), page, pageSize, total));
+    }
+
+    /// <summary>Served from the shared cache when present; availability is always read fresh (it changes with every reservation).</summary>
+    public static async Task<Results<Ok<ProductResponse>, NotFound>> GetProduct(Guid id, ClaimsPrincipal user, InventoryDbContext db,
+        ProductCache cache, HttpContext context, CancellationToken cancellationToken)
+    {
+        var product = await cache.GetAsync(id);
+        if (product is null)
+        {
+            var row = await db.Products.AsNoTracking().FirstOrDefaultAsync(p => p.Id == id && p.DeletedAt == null, cancellationToken);
+            if (row is null)
+            {
+                return TypedResults.NotFound();
+            }
+
+            product = row.ToCached();
+            await cache.FillAsync(product);
+        }
+
+        if (!user.IsService() && product.TenantId != user.TenantId())
+        {
+            return TypedResults.NotFound();
+        }
+
+        var available = await db.Stock.AsNoTracking().Where(s => s.ProductId == id).Select(s => s.Quantity - s.Reserved).FirstOrDefaultAsync(cancellationToken);
+        context.Response.Headers.ETag = ETag(product.Version);
+        return TypedResults.Ok(ProductResponse.From(product, available));
+    }
+
+    public static async Task<Results<Created<ProductResponse>, ValidationProblem, ProblemHttpResult>> CreateProduct(
+        CreateProductRequest request, ClaimsPrincipal admin, InventoryDbContext db, TimeProvider clock, HttpContext context, CancellationToken cancellationToken)
+    {
+        var errors = Validate(request.Sku, request.Name, request.Description, request.Price);
+        if (request.InitialStock is not (>= 0 and <= 1_000_000))
+        {
+            errors["initialStock"] = ["Between 0 and 1000000."];
         }
 
         if (errors.Count > 0)
@@ -46,17 +101,105 @@ public static class ProductsApi
             return TypedResults.ValidationProblem(errors);
         }
 
-        var query = db.Products.AsNoTracking();
-        if (active is { } isActive)
+        var now = clock.GetUtcNow();
+        var product = Product.Create(admin.TenantId()!, request.Sku!.Trim(), request.Name!.Trim(), request.Description?.Trim() ?? "",
+            Money.Of(request.Price!.Amount, request.Price.Currency), now);
+        db.Products.Add(product);
+        db.Stock.Add(new Stock.StockLevel { ProductId = product.Id, TenantId = product.TenantId, Quantity = request.InitialStock!.Value, Version = 1, UpdatedAt = now });
+        try
         {
-            query = query.Where(p => p.Active == isActive);
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            return TypedResults.Problem(statusCode: 409, title: "SKU already in use.", detail: $"Another product of this tenant has SKU '{product.Sku}'.");
         }
 
-        var total = await query.CountAsync(cancellationToken);
-        var items = await query.OrderBy(p => p.Name).ThenBy(p => p.Id)
-            .Skip((page - 1) * pageSize).Take(pageSize)
-            .ToListAsync(cancellationToken);
-        return TypedResults.Ok(new PagedResponse<ProductResponse>(items.Select(ProductResponse.From).ToList(), page, pageSize, total));
+        context.Response.Headers.ETag = ETag(product.Version);
+        return TypedResults.Created($"/v1/products/{product.Id}", ProductResponse.From(product.ToCached(), request.InitialStock.Value));
+    }
+
+    /// <summary>Requires If-Match with the current version (428 without it, 412 when stale): two admins cannot overwrite each other.</summary>
+    public static async Task<Results<Ok<ProductResponse>, NotFound, ValidationProblem, ProblemHttpResult>> UpdateProduct(
+        Guid id, UpdateProductRequest request, ClaimsPrincipal admin, InventoryDbContext db, ProductCache cache, TimeProvider clock,
+        HttpContext context, CancellationToken cancellationToken)
+    {
+        if (ParseIfMatch(context) is not { } expected)
+        {
+            return TypedResults.Problem(statusCode: 428, title: "If-Match is required.", detail: "Send the product's current version (its ETag) in If-Match.");
+        }
+
+        var errors = Validate(request.Sku, request.Name, request.Description, request.Price);
+        if (request.Active is null)
+        {
+            errors["active"] = ["Required."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+
+        var tenant = admin.TenantId();
+        var product = await db.Products.FirstOrDefaultAsync(p => p.Id == id && p.TenantId == tenant && p.DeletedAt == null, cancellationToken);
+        if (product is null)
+        {
+            return TypedResults.NotFound();
+        }
+
+        if (product.Version != expected)
+        {
+            return PreconditionFailed(product.Version);
+        }
+
+        product.Update(request.Sku!.Trim(), request.Name!.Trim(), request.Description?.Trim() ?? "", Money.Of(request.Price!.Amount, request.Price.Currency),
+            request.Active!.Value, clock.GetUtcNow());
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            return PreconditionFailed(null);
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            return TypedResults.Problem(statusCode: 409, title: "SKU already in use.", detail: $"Another product of this tenant has SKU '{product.Sku}'.");
+        }
+
+        await cache.WrittenAsync(product.ToCached());
+        var available = await db.Stock.AsNoTracking().Where(s => s.ProductId == id).Select(s => s.Quantity - s.Reserved).FirstOrDefaultAsync(cancellationToken);
+        context.Response.Headers.ETag = ETag(product.Version);
+        return TypedResults.Ok(ProductResponse.From(product.ToCached(), available));
+    }
+
+    public static async Task<Results<NoContent, NotFound, ProblemHttpResult>> DeleteProduct(
+        Guid id, ClaimsPrincipal admin, InventoryDbContext db, ProductCache cache, TimeProvider clock, HttpContext context, CancellationToken cancellationToken)
+    {
+        var tenant = admin.TenantId();
+        var product = await db.Products.FirstOrDefaultAsync(p => p.Id == id && p.TenantId == tenant && p.DeletedAt == null, cancellationToken);
+        if (product is null)
+        {
+            return TypedResults.NotFound();
+        }
+
+        if (ParseIfMatch(context) is { } expected && expected != product.Version)
+        {
+            return PreconditionFailed(product.Version);
+        }
+
+        product.Delete(clock.GetUtcNow());
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateConcurrencyException)
+        {
+            return PreconditionFailed(null);
+        }
+
+        await cache.DeletedAsync(id, product.Version);
+        return TypedResults.NoContent();
     }
 
     /// <summary>Internal (service identities only): many products in one call, for pricing an order. Unknown ids are left out.</summary>
@@ -68,13 +211,64 @@ public static class ProductsApi
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productIds"] = ["Between 1 and 100 ids."] });
         }
 
-        var products = await db.Products.AsNoTracking().Where(p => ids.Contains(p.Id)).ToListAsync(cancellationToken);
-        return TypedResults.Ok(products.Select(ProductResponse.From).ToList());
+        var rows = await db.Products.AsNoTracking().Where(p => ids.Contains(p.Id) && p.DeletedAt == null)
+            .Select(p => new { Product = p, Available = db.Stock.Where(s => s.ProductId == p.Id).Select(s => s.Quantity - s.Reserved).FirstOrDefault() })
+            .ToListAsync(cancellationToken);
+        return TypedResults.Ok(rows.Select(r => ProductResponse.From(r.Product.ToCached(), r.Available)).ToList());
     }
 
-    public static async Task<Results<Ok<ProductResponse>, NotFound>> GetProduct(Guid id, InventoryDbContext db, CancellationToken cancellationToken)
+    private static Dictionary<string, string[]> Validate(string? sku, string? name, string? description, MoneyDto? price)
     {
-        var product = await db.Products.AsNoTracking().FirstOrDefaultAsync(p => p.Id == id, cancellationToken);
-        return product is null ? TypedResults.NotFound() : TypedResults.Ok(ProductResponse.From(product));
+        var errors = new Dictionary<string, string[]>();
+        if (sku is not { Length: > 0 and <= 64 } || string.IsNullOrWhiteSpace(sku))
+        {
+            errors["sku"] = ["Between 1 and 64 characters."];
+        }
+
+        if (name is not { Length: > 0 and <= 200 } || string.IsNullOrWhiteSpace(name))
+        {
+            errors["name"] = ["Between 1 and 200 characters."];
+        }
+
+        if (description is { Length: > 4000 })
+        {
+            errors["description"] = ["At most 4000 characters."];
+        }
+
+        if (price is null)
+        {
+            errors["price"] = ["Required."];
+        }
+        else
+        {
+            if (price.Amount is < 0 or > 10_000_000m || decimal.Round(price.Amount, 2) != price.Amount)
+            {
+                errors["price.amount"] = ["Between 0 and 10000000, at most two decimals."];
+            }
+
+            if (!Money.IsValidCurrency(price.Currency))
+            {
+                errors["price.currency"] = ["A three-letter ISO 4217 code in capitals."];
+            }
+        }
+
+        return errors;
     }
+
+    private static long? ParseIfMatch(HttpContext context)
+    {
+        var header = context.Request.Headers.IfMatch.ToString().Trim();
+        if (header.StartsWith("W/", StringComparison.Ordinal))
+        {
+            header = header[2..];
+        }
+
+        return long.TryParse(header.Trim('"'), NumberStyles.None, CultureInfo.InvariantCulture, out var version) ? version : null;
+    }
+
+    private static string ETag(long version) => $"\"{version.ToString(CultureInfo.InvariantCulture)}\"";
+
+    private static ProblemHttpResult PreconditionFailed(long? current) =>
+        TypedResults.Problem(statusCode: 412, title: "The product has changed.",
+            detail: current is { } v ? $"Its current version is {v}; read it again and retry." : "It was changed concurrently; read it again and retry.");
 }

@@ -26,6 +26,14 @@ public static class NpgsqlExtensions
         {
             var dataSource = new NpgsqlDataSourceBuilder(connectionString);
             dataSource.ConnectionStringBuilder.ApplicationName ??= builder.Environment.ApplicationName;
+            // Protect the database: a bounded pool per replica (several replicas share one server) and a
+            // statement timeout, unless the connection string chooses otherwise.
+            if (!connectionString.Contains("Pool Size", StringComparison.OrdinalIgnoreCase))
+            {
+                dataSource.ConnectionStringBuilder.MaxPoolSize = 40;
+            }
+
+            dataSource.ConnectionStringBuilder.Options ??= "-c statement_timeout=15000";
             return dataSource.Build();
         });
         builder.Services.AddDbContextPool<TContext>((services, options) =>

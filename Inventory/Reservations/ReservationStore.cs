@@ -1,0 +1,357 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Shop.Inventory.Reservations;
+
+/// <summary>
+/// Stock reservations in plain SQL, so the locking is explicit (see docs/adr/0006):
+/// one item is one conditional UPDATE; several items lock their stock rows in product-id order first, so two
+/// orders reserving A+B and B+A wait for each other instead of deadlocking. A reservation row is locked before
+/// any stock row in every transition (confirm, release, expiry), which keeps the lock order the same everywhere.
+/// </summary>
+public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<ReservationOptions> options, TimeProvider clock)
+{
+    private readonly SemaphoreSlim _gate = new(options.Value.MaxConcurrentTransactions, options.Value.MaxConcurrentTransactions);
+
+    public async Task<ReserveOutcome> ReserveAsync(ReserveRequest request, CancellationToken cancellationToken)
+    {
+        var items = request.Items!.OrderBy(i => i.ProductId).ToList();
+        var hash = RequestHash(items);
+        var ttl = TimeSpan.FromSeconds(request.TtlSeconds ?? options.Value.DefaultTtlSeconds);
+
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            if (await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing)
+            {
+                return existing.Hash == hash ? new ReserveOutcome.Repeated(existing.Reservation) : new ReserveOutcome.DifferentItems(existing.Reservation);
+            }
+
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            await ExecuteAsync(connection, transaction, "SET LOCAL statement_timeout = '5s'", cancellationToken);
+            var tenants = items.Count == 1
+                ? await ReserveOneAsync(connection, transaction, items[0], cancellationToken)
+                : await ReserveManyAsync(connection, transaction, items, cancellationToken);
+            if (tenants.Outcome is { } failed)
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                return failed;
+            }
+
+            if (tenants.Tenants.Distinct().Count() != 1)
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                return new ReserveOutcome.MixedTenants();
+            }
+
+            var now = clock.GetUtcNow();
+            var reservation = new ReservationResponse(Guid.CreateVersion7(now), request.OrderId, "Active", now + ttl, items);
+            try
+            {
+                await InsertAsync(connection, transaction, reservation, tenants.Tenants[0], hash, now, cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+                return new ReserveOutcome.Created(reservation);
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                // The same order was reserved concurrently and won; our stock changes roll back with this transaction.
+                await transaction.RollbackAsync(cancellationToken);
+                var winner = (await FindByOrderAsync(connection, null, request.OrderId, cancellationToken))!;
+                return winner.Hash == hash ? new ReserveOutcome.Repeated(winner.Reservation) : new ReserveOutcome.DifferentItems(winner.Reservation);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Reserved units become sold ones: quantity and reserved both drop.</summary>
+    public Task<(TransitionResult Result, ReservationResponse? Reservation)> ConfirmAsync(Guid id, CancellationToken cancellationToken) =>
+        TransitionAsync(id, "Confirmed", "quantity = s.quantity - i.quantity, reserved = s.reserved - i.quantity", cancellationToken);
+
+    /// <summary>Reserved units return to the available stock.</summary>
+    public Task<(TransitionResult Result, ReservationResponse? Reservation)> ReleaseAsync(Guid id, CancellationToken cancellationToken) =>
+        TransitionAsync(id, "Released", "reserved = s.reserved - i.quantity", cancellationToken);
+
+    public async Task<ReservationResponse?> GetAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return (await ReadAsync(connection, null, "id = $1", id, forUpdate: false, cancellationToken))?.Reservation;
+    }
+
+    /// <summary>
+    /// Expires due reservations and returns their stock, once each: rows are claimed with SKIP LOCKED, so replicas
+    /// sweeping at the same time share the work instead of repeating it.
+    /// </summary>
+    public async Task<int> ExpireDueAsync(int batchSize, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using var expire = new NpgsqlCommand("""
+            WITH due AS (
+                SELECT id FROM reservations
+                WHERE status = 'Active' AND expires_at <= now()
+                ORDER BY expires_at
+                LIMIT $1
+                FOR UPDATE SKIP LOCKED),
+            expired AS (
+                UPDATE reservations r SET status = 'Expired', updated_at = now()
+                FROM due WHERE r.id = due.id
+                RETURNING r.id)
+            SELECT i.product_id, sum(i.quantity)::int
+            FROM reservation_items i JOIN expired e ON e.id = i.reservation_id
+            GROUP BY i.product_id
+            ORDER BY i.product_id
+            """, connection, transaction);
+        expire.Parameters.Add(new() { Value = batchSize });
+        var returned = new List<(Guid ProductId, int Quantity)>();
+        await using (var reader = await expire.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                returned.Add((reader.GetGuid(0), reader.GetInt32(1)));
+            }
+        }
+
+        if (returned.Count == 0)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return 0;
+        }
+
+        await ReleaseStockAsync(connection, transaction, returned, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return returned.Count;
+    }
+
+    /// <param name="setClause">The stock change, in terms of the stock row <c>s</c> and the reserved item <c>i</c>.</param>
+    private async Task<(TransitionResult, ReservationResponse?)> TransitionAsync(Guid id, string target, string setClause, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            var current = await ReadAsync(connection, transaction, "id = $1", id, forUpdate: true, cancellationToken);
+            if (current is null)
+            {
+                return (TransitionResult.NotFound, null);
+            }
+
+            var reservation = current.Reservation;
+            var expired = reservation.Status == "Expired" || (reservation.Status == "Active" && reservation.ExpiresAt <= clock.GetUtcNow());
+            var result = (reservation.Status, target) switch
+            {
+                (var s, var t) when s == t => TransitionResult.AlreadyDone,
+                ("Expired", "Released") => TransitionResult.AlreadyDone,
+                _ when expired && target == "Confirmed" => TransitionResult.Expired,
+                ("Active", _) => TransitionResult.Done,
+                _ => TransitionResult.WrongState,
+            };
+            if (result != TransitionResult.Done)
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                return (result, reservation);
+            }
+
+            await LockStockAsync(connection, transaction, reservation.Items.Select(i => i.ProductId), cancellationToken);
+            await using (var update = new NpgsqlCommand($"""
+                UPDATE stock s SET {setClause}, version = s.version + 1, updated_at = now()
+                FROM reservation_items i
+                WHERE i.reservation_id = $1 AND s.product_id = i.product_id
+                """, connection, transaction))
+            {
+                update.Parameters.Add(new() { Value = id });
+                await update.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await using (var status = new NpgsqlCommand("UPDATE reservations SET status = $2, updated_at = now() WHERE id = $1", connection, transaction))
+            {
+                status.Parameters.Add(new() { Value = id });
+                status.Parameters.Add(new() { Value = target });
+                await status.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+            return (TransitionResult.Done, reservation with { Status = target });
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private static async Task<(ReserveOutcome? Outcome, List<string> Tenants)> ReserveOneAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, ReservationItem item, CancellationToken cancellationToken)
+    {
+        await using var update = new NpgsqlCommand("""
+            UPDATE stock SET reserved = reserved + $2, version = version + 1, updated_at = now()
+            WHERE product_id = $1 AND quantity - reserved >= $2
+            RETURNING tenant_id
+            """, connection, transaction);
+        update.Parameters.Add(new() { Value = item.ProductId });
+        update.Parameters.Add(new() { Value = item.Quantity });
+        if (await update.ExecuteScalarAsync(cancellationToken) is string tenant)
+        {
+            return (null, [tenant]);
+        }
+
+        var available = await AvailabilityAsync(connection, transaction, [item.ProductId], lockRows: false, cancellationToken);
+        return available.Count == 0
+            ? (new ReserveOutcome.UnknownProducts([item.ProductId]), [])
+            : (new ReserveOutcome.Insufficient([new ShortProduct(item.ProductId, item.Quantity, available[0].Available)]), []);
+    }
+
+    private static async Task<(ReserveOutcome? Outcome, List<string> Tenants)> ReserveManyAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, List<ReservationItem> items, CancellationToken cancellationToken)
+    {
+        var rows = await AvailabilityAsync(connection, transaction, items.Select(i => i.ProductId).ToArray(), lockRows: true, cancellationToken);
+        var unknown = items.Select(i => i.ProductId).Except(rows.Select(r => r.ProductId)).ToList();
+        if (unknown.Count > 0)
+        {
+            return (new ReserveOutcome.UnknownProducts(unknown), []);
+        }
+
+        var available = rows.ToDictionary(r => r.ProductId, r => r.Available);
+        var shortfalls = items.Where(i => available[i.ProductId] < i.Quantity)
+            .Select(i => new ShortProduct(i.ProductId, i.Quantity, available[i.ProductId])).ToList();
+        if (shortfalls.Count > 0)
+        {
+            return (new ReserveOutcome.Insufficient(shortfalls), []);
+        }
+
+        await using var update = new NpgsqlCommand("""
+            UPDATE stock s SET reserved = s.reserved + w.quantity, version = s.version + 1, updated_at = now()
+            FROM unnest($1::uuid[], $2::int[]) AS w(product_id, quantity)
+            WHERE s.product_id = w.product_id
+            """, connection, transaction);
+        update.Parameters.Add(new() { Value = items.Select(i => i.ProductId).ToArray() });
+        update.Parameters.Add(new() { Value = items.Select(i => i.Quantity).ToArray() });
+        await update.ExecuteNonQueryAsync(cancellationToken);
+        return (null, rows.Select(r => r.TenantId).ToList());
+    }
+
+    private static async Task<List<(Guid ProductId, string TenantId, int Available)>> AvailabilityAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] productIds, bool lockRows, CancellationToken cancellationToken)
+    {
+        await using var select = new NpgsqlCommand($"""
+            SELECT s.product_id, s.tenant_id, s.quantity - s.reserved
+            FROM stock s JOIN products p ON p.id = s.product_id
+            WHERE s.product_id = ANY($1) AND p.deleted_at IS NULL
+            ORDER BY s.product_id
+            {(lockRows ? "FOR UPDATE OF s" : "")}
+            """, connection, transaction);
+        select.Parameters.Add(new() { Value = productIds });
+        var rows = new List<(Guid, string, int)>();
+        await using var reader = await select.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add((reader.GetGuid(0), reader.GetString(1), reader.GetInt32(2)));
+        }
+
+        return rows;
+    }
+
+    private static async Task ReleaseStockAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
+        List<(Guid ProductId, int Quantity)> items, CancellationToken cancellationToken)
+    {
+        await LockStockAsync(connection, transaction, items.Select(i => i.ProductId), cancellationToken);
+        await using var update = new NpgsqlCommand("""
+            UPDATE stock s SET reserved = s.reserved - w.quantity, version = s.version + 1, updated_at = now()
+            FROM unnest($1::uuid[], $2::int[]) AS w(product_id, quantity)
+            WHERE s.product_id = w.product_id
+            """, connection, transaction);
+        update.Parameters.Add(new() { Value = items.Select(i => i.ProductId).ToArray() });
+        update.Parameters.Add(new() { Value = items.Select(i => i.Quantity).ToArray() });
+        await update.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Locks stock rows in product-id order: the one lock order every transaction here follows.</summary>
+    private static async Task LockStockAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<Guid> productIds,
+        CancellationToken cancellationToken)
+    {
+        await using var select = new NpgsqlCommand(
+            "SELECT product_id FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE", connection, transaction);
+        select.Parameters.Add(new() { Value = productIds.Order().ToArray() });
+        await using var reader = await select.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+        }
+    }
+
+    private static async Task InsertAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, ReservationResponse reservation,
+        string tenantId, string hash, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var insert = new NpgsqlCommand("""
+            WITH r AS (
+                INSERT INTO reservations (id, tenant_id, order_id, status, request_hash, expires_at, created_at, updated_at)
+                VALUES ($1, $2, $3, 'Active', $4, $5, $6, $6))
+            INSERT INTO reservation_items (reservation_id, product_id, quantity)
+            SELECT $1, product_id, quantity FROM unnest($7::uuid[], $8::int[]) AS u(product_id, quantity)
+            """, connection, transaction);
+        insert.Parameters.Add(new() { Value = reservation.Id });
+        insert.Parameters.Add(new() { Value = tenantId });
+        insert.Parameters.Add(new() { Value = reservation.OrderId });
+        insert.Parameters.Add(new() { Value = hash });
+        insert.Parameters.Add(new() { Value = reservation.ExpiresAt, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        insert.Parameters.Add(new() { Value = now, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        insert.Parameters.Add(new() { Value = reservation.Items.Select(i => i.ProductId).ToArray() });
+        insert.Parameters.Add(new() { Value = reservation.Items.Select(i => i.Quantity).ToArray() });
+        await insert.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private sealed record Stored(ReservationResponse Reservation, string Hash);
+
+    private static Task<Stored?> FindByOrderAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid orderId, CancellationToken cancellationToken) =>
+        ReadAsync(connection, transaction, "order_id = $1", orderId, forUpdate: false, cancellationToken);
+
+    private static async Task<Stored?> ReadAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string where, Guid key,
+        bool forUpdate, CancellationToken cancellationToken)
+    {
+        if (forUpdate)
+        {
+            // FOR UPDATE cannot be combined with GROUP BY: lock the reservation row first, then read it.
+            await using var lockRow = new NpgsqlCommand($"SELECT 1 FROM reservations WHERE {where} FOR UPDATE", connection, transaction);
+            lockRow.Parameters.Add(new() { Value = key });
+            if (await lockRow.ExecuteScalarAsync(cancellationToken) is null)
+            {
+                return null;
+            }
+        }
+
+        await using var select = new NpgsqlCommand($"""
+            SELECT r.id, r.order_id, r.status, r.expires_at, r.request_hash,
+                   array_agg(i.product_id ORDER BY i.product_id), array_agg(i.quantity ORDER BY i.product_id)
+            FROM reservations r JOIN reservation_items i ON i.reservation_id = r.id
+            WHERE r.{where}
+            GROUP BY r.id
+            """, connection, transaction);
+        select.Parameters.Add(new() { Value = key });
+        await using var reader = await select.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        var products = reader.GetFieldValue<Guid[]>(5);
+        var quantities = reader.GetFieldValue<int[]>(6);
+        return new Stored(
+            new ReservationResponse(reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3),
+                products.Zip(quantities, (p, q) => new ReservationItem(p, q)).ToList()),
+            reader.GetString(4));
+    }
+
+    private static string RequestHash(IEnumerable<ReservationItem> orderedItems) =>
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join(';', orderedItems.Select(i => $"{i.ProductId:N}:{i.Quantity}")))));
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

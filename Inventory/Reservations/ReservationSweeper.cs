@@ -1,0 +1,32 @@
+using Microsoft.Extensions.Options;
+
+namespace Shop.Inventory.Reservations;
+
+/// <summary>Returns the stock of expired reservations. Every replica runs it; SKIP LOCKED keeps each expiry single.</summary>
+internal sealed class ReservationSweeper(ReservationStore store, IOptions<ReservationOptions> options, ILogger<ReservationSweeper> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.SweepIntervalSeconds));
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                int released;
+                do
+                {
+                    released = await store.ExpireDueAsync(100, stoppingToken);
+                    if (released > 0)
+                    {
+                        logger.LogInformation("Expired reservations returned stock of {Products} products", released);
+                    }
+                }
+                while (released > 0);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                logger.LogWarning(ex, "Sweeping expired reservations failed; trying again next tick");
+            }
+        }
+    }
+}

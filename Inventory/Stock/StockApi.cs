@@ -1,0 +1,170 @@
+using System.Security.Claims;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using Shop.ServiceDefaults.Security;
+using StackExchange.Redis;
+
+namespace Shop.Inventory.Stock;
+
+public sealed record StockResponse(Guid ProductId, int Quantity, int Reserved, int Available, long Version);
+
+public sealed record AdjustmentRequest(int? Delta, string? Reason);
+
+public sealed record StockStats(int Products, long Quantity, long Reserved, long Available, int OutOfStock, int ActiveReservations, DateTimeOffset ComputedAt);
+
+public static class StockApi
+{
+    private static readonly TimeSpan StatsTtl = TimeSpan.FromSeconds(5);
+
+    public static IEndpointRouteBuilder MapStockApi(this IEndpointRouteBuilder app)
+    {
+        var inventory = app.MapGroup("/v1/inventory").WithTags("Stock");
+        inventory.MapGet("/{productId:guid}", GetStock).RequireAuthorization(ShopPolicies.User);
+        inventory.MapPost("/{productId:guid}/adjustments", Adjust).RequireAuthorization(ShopPolicies.Admin);
+        inventory.MapGet("/low-stock", LowStock).RequireAuthorization(ShopPolicies.Admin);
+        inventory.MapGet("/stats", Stats).RequireAuthorization(ShopPolicies.User);
+        return app;
+    }
+
+    public static async Task<Results<Ok<StockResponse>, NotFound>> GetStock(Guid productId, ClaimsPrincipal user, InventoryDbContext db, CancellationToken cancellationToken)
+    {
+        var tenant = user.TenantId();
+        var stock = await db.Stock.AsNoTracking().FirstOrDefaultAsync(s => s.ProductId == productId && s.TenantId == tenant, cancellationToken);
+        return stock is null ? TypedResults.NotFound() : TypedResults.Ok(From(stock));
+    }
+
+    /// <summary>Restock (positive) or write-off (negative), recorded with its reason; never below what is reserved.</summary>
+    public static async Task<Results<Ok<StockResponse>, NotFound, ValidationProblem, ProblemHttpResult>> Adjust(
+        Guid productId, AdjustmentRequest request, ClaimsPrincipal admin, NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (request.Delta is not { } delta || delta == 0 || Math.Abs(delta) > 1_000_000)
+        {
+            errors["delta"] = ["A non-zero change of at most 1000000 units either way."];
+        }
+
+        if (request.Reason is not { Length: > 0 and <= 500 } || string.IsNullOrWhiteSpace(request.Reason))
+        {
+            errors["reason"] = ["Between 1 and 500 characters."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+
+        var tenant = admin.TenantId()!;
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using var update = new NpgsqlCommand("""
+            UPDATE stock SET quantity = quantity + $3, version = version + 1, updated_at = now()
+            WHERE product_id = $1 AND tenant_id = $2 AND quantity + $3 >= reserved
+            RETURNING product_id, tenant_id, quantity, reserved, version, updated_at
+            """, connection, transaction);
+        update.Parameters.Add(new() { Value = productId });
+        update.Parameters.Add(new() { Value = tenant });
+        update.Parameters.Add(new() { Value = request.Delta!.Value });
+        StockLevel? stock = null;
+        await using (var reader = await update.ExecuteReaderAsync(cancellationToken))
+        {
+            if (await reader.ReadAsync(cancellationToken))
+            {
+                stock = new StockLevel
+                {
+                    ProductId = reader.GetGuid(0), TenantId = reader.GetString(1), Quantity = reader.GetInt32(2),
+                    Reserved = reader.GetInt32(3), Version = reader.GetInt64(4), UpdatedAt = reader.GetFieldValue<DateTimeOffset>(5),
+                };
+            }
+        }
+
+        if (stock is null)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            await using var exists = new NpgsqlCommand("SELECT quantity - reserved FROM stock WHERE product_id = $1 AND tenant_id = $2", connection);
+            exists.Parameters.Add(new() { Value = productId });
+            exists.Parameters.Add(new() { Value = tenant });
+            return await exists.ExecuteScalarAsync(cancellationToken) is int available
+                ? TypedResults.Problem(statusCode: 409, title: "Not enough unreserved stock.",
+                    detail: $"Only {available} units are unreserved; a write-off cannot take reserved units.")
+                : TypedResults.NotFound();
+        }
+
+        await using (var record = new NpgsqlCommand(
+            "INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor) VALUES ($1, $2, $3, $4, $5, $6)", connection, transaction))
+        {
+            record.Parameters.Add(new() { Value = Guid.CreateVersion7() });
+            record.Parameters.Add(new() { Value = tenant });
+            record.Parameters.Add(new() { Value = productId });
+            record.Parameters.Add(new() { Value = request.Delta.Value });
+            record.Parameters.Add(new() { Value = request.Reason!.Trim() });
+            record.Parameters.Add(new() { Value = admin.UserId()! });
+            await record.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.Ok(From(stock));
+    }
+
+    public static async Task<Results<Ok<List<StockResponse>>, ValidationProblem>> LowStock(ClaimsPrincipal admin, InventoryDbContext db,
+        int threshold = 10, CancellationToken cancellationToken = default)
+    {
+        if (threshold is < 0 or > 1_000_000)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["threshold"] = ["Between 0 and 1000000."] });
+        }
+
+        var tenant = admin.TenantId();
+        var rows = await db.Stock.AsNoTracking()
+            .Where(s => s.TenantId == tenant && s.Quantity - s.Reserved <= threshold
+                && db.Products.Any(p => p.Id == s.ProductId && p.DeletedAt == null))
+            .OrderBy(s => s.Quantity - s.Reserved).Take(500)
+            .ToListAsync(cancellationToken);
+        return TypedResults.Ok(rows.Select(From).ToList());
+    }
+
+    /// <summary>Tenant-wide totals, cached for a few seconds in Redis: dashboards poll this, and exactness is not needed here.</summary>
+    public static async Task<Ok<StockStats>> Stats(ClaimsPrincipal user, InventoryDbContext db, IConnectionMultiplexer redis, TimeProvider clock,
+        ILogger<StockStats> logger, CancellationToken cancellationToken)
+    {
+        var tenant = user.TenantId()!;
+        var key = $"stock-stats:{tenant}";
+        try
+        {
+            if ((string?)await redis.GetDatabase().StringGetAsync(key) is { } cached)
+            {
+                return TypedResults.Ok(JsonSerializer.Deserialize<StockStats>(cached, JsonSerializerOptions.Web)!);
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            logger.LogWarning(ex, "Stats cache unavailable; computing");
+        }
+
+        var live = db.Stock.AsNoTracking().Where(s => s.TenantId == tenant && db.Products.Any(p => p.Id == s.ProductId && p.DeletedAt == null));
+        var totals = await live.GroupBy(_ => 1).Select(g => new
+        {
+            Products = g.Count(),
+            Quantity = g.Sum(s => (long)s.Quantity),
+            Reserved = g.Sum(s => (long)s.Reserved),
+            OutOfStock = g.Count(s => s.Quantity - s.Reserved == 0),
+        }).FirstOrDefaultAsync(cancellationToken);
+        var active = await db.Database.SqlQuery<int>($"SELECT count(*)::int AS \"Value\" FROM reservations WHERE tenant_id = {tenant} AND status = 'Active'")
+            .SingleAsync(cancellationToken);
+        var stats = new StockStats(totals?.Products ?? 0, totals?.Quantity ?? 0, totals?.Reserved ?? 0, (totals?.Quantity ?? 0) - (totals?.Reserved ?? 0),
+            totals?.OutOfStock ?? 0, active, clock.GetUtcNow());
+        try
+        {
+            await redis.GetDatabase().StringSetAsync(key, JsonSerializer.Serialize(stats, JsonSerializerOptions.Web), StatsTtl);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            logger.LogWarning(ex, "Stats cache unavailable");
+        }
+
+        return TypedResults.Ok(stats);
+    }
+
+    private static StockResponse From(StockLevel s) => new(s.ProductId, s.Quantity, s.Reserved, s.Quantity - s.Reserved, s.Version);
+}

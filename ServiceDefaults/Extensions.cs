@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -37,6 +39,10 @@ public static class Extensions
         });
 
         builder.Services.AddDefaultProblemDetails();
+
+        // Bodies are small JSON documents here; anything larger is refused before it is read.
+        var maxBody = builder.Configuration.GetValue<long?>("Kestrel:Limits:MaxRequestBodySize") ?? 1024 * 1024;
+        builder.Services.Configure<KestrelServerOptions>(kestrel => kestrel.Limits.MaxRequestBodySize = maxBody);
         return builder;
     }
 
@@ -52,6 +58,7 @@ public static class Extensions
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseCorrelation();
+        app.UseMiddleware<RequestSizeGuard>();
         app.UseMiddleware<HttpServerSpanMiddleware>();
 
         // Readiness: every registered check, dependencies included. Liveness: only the process itself.

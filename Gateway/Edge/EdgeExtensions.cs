@@ -2,12 +2,10 @@ using System.IO.Compression;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.ResponseCompression;
-using Microsoft.Extensions.Options;
-using Shop.Gateway.Forwarding;
 
 namespace Shop.Gateway.Edge;
 
-/// <summary>What the public edge does before anything else: client address, limits, CORS, headers, compression.</summary>
+/// <summary>What the public edge does before anything else: client address, CORS, security headers, compression.</summary>
 public static class EdgeExtensions
 {
     private const string CorsPolicy = "configured-origins";
@@ -20,8 +18,6 @@ public static class EdgeExtensions
             options.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
             options.ForwardLimit = 1;
         });
-        builder.Services.AddOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>()
-            .Configure<IOptions<ForwardingOptions>>((kestrel, forwarding) => kestrel.Limits.MaxRequestBodySize = forwarding.Value.MaxRequestBodyBytes);
 
         var origins = builder.Configuration.GetSection(CorsSettings.Section).Get<CorsSettings>()?.AllowedOrigins ?? [];
         builder.Services.AddCors(cors => cors.AddPolicy(CorsPolicy, policy => policy

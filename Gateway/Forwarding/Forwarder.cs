@@ -35,13 +35,6 @@ public sealed class Forwarder(DestinationPools pools, IOptions<ForwardingOptions
     public async Task ForwardAsync(HttpContext context, string service)
     {
         var settings = options.Value;
-        if (context.Request.ContentLength > settings.MaxRequestBodyBytes)
-        {
-            await Results.Problem(statusCode: StatusCodes.Status413PayloadTooLarge, title: "The request body is too large.",
-                detail: $"At most {settings.MaxRequestBodyBytes} bytes.").ExecuteAsync(context);
-            return;
-        }
-
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         timeout.CancelAfter(TimeSpan.FromSeconds(settings.ServiceTimeoutSeconds.GetValueOrDefault(service, settings.TimeoutSeconds)));
         var tried = new List<Destination>();

@@ -21,7 +21,4 @@ public sealed class ForwardingOptions
 
     /// <summary>Per-service overrides of <see cref="TimeoutSeconds"/>.</summary>
     public Dictionary<string, int> ServiceTimeoutSeconds { get; set; } = [];
-
-    [Range(1024, 100 * 1024 * 1024)]
-    public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
 }

@@ -1,0 +1,339 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Npgsql;
+using Shop.Hosting;
+using Shop.Hosting.ApplicationModel;
+
+namespace Shop.Tests.Integration;
+
+[Collection(AppCollection.Name)]
+public sealed class InventoryTests(AppFixture fixture)
+{
+    private DistributedApplication App => fixture.App;
+
+    private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Of_a_hundred_concurrent_buyers_of_the_last_unit_exactly_one_gets_it()
+    {
+        var product = await CreateProductAsync(stock: 1);
+        using var inventory = await ServiceClientAsync(replica: 0);
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => ReserveAsync(inventory, (product, 1))));
+
+        Assert.Equal(1, answers.Count(s => s == HttpStatusCode.Created));
+        Assert.Equal(99, answers.Count(s => s == HttpStatusCode.Conflict));
+        Assert.Equal((1, 1), await StockAsync(product));
+    }
+
+    [Fact]
+    public async Task A_thousand_reservations_over_two_replicas_sell_exactly_the_stock_of_a_hundred()
+    {
+        var product = await CreateProductAsync(stock: 100);
+        using var first = await ServiceClientAsync(replica: 0);
+        using var second = await ServiceClientAsync(replica: 1);
+        using var inFlight = new SemaphoreSlim(64);
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 1000).Select(async i =>
+        {
+            await inFlight.WaitAsync(Cancellation);
+            try
+            {
+                return await ReserveAsync(i % 2 == 0 ? first : second, (product, 1));
+            }
+            finally
+            {
+                inFlight.Release();
+            }
+        }));
+
+        Assert.Equal(100, answers.Count(s => s == HttpStatusCode.Created));
+        Assert.Equal(900, answers.Count(s => s == HttpStatusCode.Conflict));
+        Assert.Equal((100, 100), await StockAsync(product));
+    }
+
+    [Fact]
+    public async Task Orders_reserving_A_and_B_in_opposite_orders_at_the_same_time_never_deadlock()
+    {
+        var a = await CreateProductAsync(stock: 1000);
+        var b = await CreateProductAsync(stock: 1000);
+        using var first = await ServiceClientAsync(replica: 0);
+        using var second = await ServiceClientAsync(replica: 1);
+        var deadlocksBefore = await DeadlocksAsync();
+
+        for (var round = 0; round < 40; round++)
+        {
+            var answers = await Task.WhenAll(ReserveAsync(first, (a, 1), (b, 1)), ReserveAsync(second, (b, 1), (a, 1)));
+            Assert.All(answers, s => Assert.Equal(HttpStatusCode.Created, s));
+        }
+
+        Assert.Equal((1000, 80), await StockAsync(a));
+        Assert.Equal((1000, 80), await StockAsync(b));
+        Assert.Equal(deadlocksBefore, await DeadlocksAsync());
+    }
+
+    [Fact]
+    public async Task Reservations_are_all_or_nothing_and_name_the_products_short()
+    {
+        var plenty = await CreateProductAsync(stock: 10);
+        var scarce = await CreateProductAsync(stock: 2);
+        using var inventory = await ServiceClientAsync();
+
+        using var response = await inventory.PostAsJsonAsync("/v1/reservations",
+            new { orderId = Guid.NewGuid(), items = new[] { new { productId = plenty, quantity = 5 }, new { productId = scarce, quantity = 3 } } }, Cancellation);
+
+        Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        var shortfall = Assert.Single(problem.GetProperty("shortProducts").EnumerateArray());
+        Assert.Equal(scarce, shortfall.GetProperty("productId").GetGuid());
+        Assert.Equal(2, shortfall.GetProperty("available").GetInt32());
+        Assert.Equal((10, 0), await StockAsync(plenty));
+        Assert.Equal((2, 0), await StockAsync(scarce));
+    }
+
+    [Fact]
+    public async Task A_reservation_is_idempotent_per_order_and_confirm_and_release_follow_its_life()
+    {
+        var product = await CreateProductAsync(stock: 10);
+        using var inventory = await ServiceClientAsync();
+        var order = Guid.NewGuid();
+        var body = new { orderId = order, items = new[] { new { productId = product, quantity = 4 } } };
+
+        using var created = await inventory.PostAsJsonAsync("/v1/reservations", body, Cancellation);
+        using var repeated = await inventory.PostAsJsonAsync("/v1/reservations", body, Cancellation);
+        using var different = await inventory.PostAsJsonAsync("/v1/reservations",
+            new { orderId = order, items = new[] { new { productId = product, quantity = 5 } } }, Cancellation);
+        var reservation = await created.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        var id = reservation.GetProperty("id").GetGuid();
+
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal("Active", reservation.GetProperty("status").GetString());
+        Assert.Equal(HttpStatusCode.OK, repeated.StatusCode);
+        Assert.Equal(id, (await repeated.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid());
+        Assert.Equal(HttpStatusCode.Conflict, different.StatusCode);
+        Assert.Equal((10, 4), await StockAsync(product));
+
+        Assert.Equal(HttpStatusCode.OK, (await inventory.PostAsync($"/v1/reservations/{id}/confirm", null, Cancellation)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await inventory.PostAsync($"/v1/reservations/{id}/confirm", null, Cancellation)).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await inventory.PostAsync($"/v1/reservations/{id}/release", null, Cancellation)).StatusCode);
+        Assert.Equal((6, 0), await StockAsync(product));
+
+        using var second = await inventory.PostAsJsonAsync("/v1/reservations",
+            new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 2 } } }, Cancellation);
+        var secondId = (await second.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        Assert.Equal(HttpStatusCode.OK, (await inventory.PostAsync($"/v1/reservations/{secondId}/release", null, Cancellation)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await inventory.PostAsync($"/v1/reservations/{secondId}/release", null, Cancellation)).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await inventory.PostAsync($"/v1/reservations/{secondId}/confirm", null, Cancellation)).StatusCode);
+        Assert.Equal((6, 0), await StockAsync(product));
+        Assert.Equal(HttpStatusCode.NotFound, (await inventory.PostAsync($"/v1/reservations/{Guid.NewGuid()}/confirm", null, Cancellation)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Ten_expired_reservations_return_their_ten_units_exactly_once_and_cannot_be_confirmed()
+    {
+        var product = await CreateProductAsync(stock: 20);
+        using var first = await ServiceClientAsync(replica: 0);
+        using var second = await ServiceClientAsync(replica: 1);
+        var ids = new List<Guid>();
+        for (var i = 0; i < 10; i++)
+        {
+            using var response = await (i % 2 == 0 ? first : second).PostAsJsonAsync("/v1/reservations",
+                new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 1 } }, ttlSeconds = 1 }, Cancellation);
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+            ids.Add((await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid());
+        }
+
+        Assert.Equal((20, 10), await StockAsync(product));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while ((await StockAsync(product)).Reserved > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(250, Cancellation);
+        }
+
+        // Both replicas sweep; give them time to (wrongly) release anything twice before checking.
+        await Task.Delay(TimeSpan.FromSeconds(5), Cancellation);
+        Assert.Equal((20, 0), await StockAsync(product));
+        Assert.Equal(10, await ScalarAsync<long>($"SELECT count(*) FROM reservations WHERE id = ANY('{{{string.Join(',', ids)}}}') AND status = 'Expired'"));
+        Assert.Equal(HttpStatusCode.Gone, (await first.PostAsync($"/v1/reservations/{ids[0]}/confirm", null, Cancellation)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await first.PostAsync($"/v1/reservations/{ids[1]}/release", null, Cancellation)).StatusCode);
+        Assert.Equal((20, 0), await StockAsync(product));
+    }
+
+    [Theory]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":0}]}""", "application/json", 400)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":-3}]}""", "application/json", 400)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1001}]}""", "application/json", 400)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":99999999999}]}""", "application/json", 400)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[]}""", "application/json", 400)]
+    [InlineData("""{"orderId":"not-a-guid","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1}]}""", "application/json", 400)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1}]}""", "application/json", 422)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1}],"ttlSeconds":0}""", "application/json", 400)]
+    [InlineData("""orderId=1""", "application/x-www-form-urlencoded", 415)]
+    public async Task Bad_reservation_requests_get_problem_details_and_never_a_500(string body, string contentType, int status)
+    {
+        using var inventory = await ServiceClientAsync();
+        using var content = new StringContent(body, System.Text.Encoding.UTF8, contentType);
+
+        using var response = await inventory.PostAsync("/v1/reservations", content, Cancellation);
+
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task An_oversize_body_is_refused_by_the_service_itself()
+    {
+        using var inventory = await ServiceClientAsync();
+        using var content = new StringContent($$"""{"orderId":"{{Guid.NewGuid()}}","items":[],"pad":"{{new string('x', 2 * 1024 * 1024)}}"}""",
+            System.Text.Encoding.UTF8, "application/json");
+
+        using var response = await inventory.PostAsync("/v1/reservations", content, Cancellation);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Two_admins_updating_one_product_with_the_same_version_one_wins_and_the_other_gets_412()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        using var current = await admin.GetAsync($"/v1/products/{product}", Cancellation);
+        var etag = current.Headers.ETag!;
+
+        var updates = await Task.WhenAll(Enumerable.Range(0, 2).Select(i => PutAsync(admin, product, $"Renamed {i}", etag)));
+        using var noIfMatch = await PutAsync(admin, product, "No precondition", null);
+
+        Assert.Equal(1, updates.Count(r => r.StatusCode == HttpStatusCode.OK));
+        Assert.Equal(1, updates.Count(r => r.StatusCode == HttpStatusCode.PreconditionFailed));
+        Assert.Equal((HttpStatusCode)428, noIfMatch.StatusCode);
+        foreach (var update in updates)
+        {
+            update.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task After_a_product_update_has_returned_every_replica_serves_the_new_value()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        using var direct0 = App.CreateHttpClient("inventory", 0);
+        using var direct1 = App.CreateHttpClient("inventory", 1);
+        direct0.DefaultRequestHeaders.Authorization = admin.DefaultRequestHeaders.Authorization;
+        direct1.DefaultRequestHeaders.Authorization = admin.DefaultRequestHeaders.Authorization;
+        foreach (var direct in new[] { direct0, direct1 })
+        {
+            Assert.Equal(HttpStatusCode.OK, (await direct.GetAsync($"/v1/products/{product}", Cancellation)).StatusCode);
+        }
+
+        for (var round = 0; round < 5; round++)
+        {
+            using var current = await direct0.GetAsync($"/v1/products/{product}", Cancellation);
+            using var updated = await PutAsync(admin, product, $"Round {round}", current.Headers.ETag);
+            Assert.Equal(HttpStatusCode.OK, updated.StatusCode);
+            foreach (var direct in new[] { direct0, direct1 })
+            {
+                var read = await direct.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", Cancellation);
+                Assert.Equal($"Round {round}", read.GetProperty("name").GetString());
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Stock_adjustments_are_recorded_and_never_take_reserved_units()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        using var inventory = await ServiceClientAsync();
+        Assert.Equal(HttpStatusCode.Created, await ReserveAsync(inventory, (product, 3)));
+
+        using var tooMuch = await admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments", new { delta = -3, reason = "damaged" }, Cancellation);
+        using var writeOff = await admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments", new { delta = -2, reason = "damaged" }, Cancellation);
+        using var restock = await admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments", new { delta = 7, reason = "delivery" }, Cancellation);
+        using var noReason = await admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments", new { delta = 1 }, Cancellation);
+
+        Assert.Equal(HttpStatusCode.Conflict, tooMuch.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, writeOff.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, noReason.StatusCode);
+        var stock = await restock.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        Assert.Equal(10, stock.GetProperty("quantity").GetInt32());
+        Assert.Equal(3, stock.GetProperty("reserved").GetInt32());
+        Assert.Equal(7, stock.GetProperty("available").GetInt32());
+        Assert.Equal(2L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}'"));
+        var low = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/low-stock?threshold=1000000", Cancellation);
+        Assert.Contains(low.EnumerateArray(), s => s.GetProperty("productId").GetGuid() == product);
+    }
+
+    private async Task<HttpResponseMessage> PutAsync(HttpClient admin, Guid product, string name, EntityTagHeaderValue? etag)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, $"/v1/products/{product}")
+        {
+            Content = JsonContent.Create(new { sku = $"SKU-{product:N}", name, description = "", price = new { amount = 10.5m, currency = "EUR" }, active = true }),
+        };
+        if (etag is not null)
+        {
+            request.Headers.IfMatch.Add(etag);
+        }
+
+        return await admin.SendAsync(request, Cancellation);
+    }
+
+    private async Task<Guid> CreateProductAsync(int stock)
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var sku = $"SKU-{Guid.NewGuid():N}";
+        using var response = await admin.PostAsJsonAsync("/v1/products",
+            new { sku, name = "Test product", description = "", price = new { amount = 10.5m, currency = "EUR" }, initialStock = stock }, Cancellation);
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var id = (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        // The PUT helper uses SKU-{id}; give the product that SKU so updates keep it unique.
+        await using var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb"));
+        await connection.OpenAsync(Cancellation);
+        await using var rename = new NpgsqlCommand($"UPDATE products SET sku = 'SKU-{id:N}' WHERE id = '{id}'", connection);
+        await rename.ExecuteNonQueryAsync(Cancellation);
+        return id;
+    }
+
+    /// <summary>A client of one Inventory replica authenticated as the Orders service (client-credentials grant).</summary>
+    private async Task<HttpClient> ServiceClientAsync(int replica = 0)
+    {
+        var secret = App.Resources.OfType<ParameterResource>().Single(p => p.Name == "orders-client-secret").Value;
+        using var gateway = ShopClients.Anonymous(App);
+        using var response = await gateway.PostAsJsonAsync("/v1/auth/token",
+            new { grantType = "client_credentials", clientId = "orders", clientSecret = secret }, Cancellation);
+        response.EnsureSuccessStatusCode();
+        var token = (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("accessToken").GetString();
+        var client = App.CreateHttpClient("inventory", replica);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    private static async Task<HttpStatusCode> ReserveAsync(HttpClient inventory, params (Guid Product, int Quantity)[] items)
+    {
+        using var response = await inventory.PostAsJsonAsync("/v1/reservations",
+            new { orderId = Guid.NewGuid(), items = items.Select(i => new { productId = i.Product, quantity = i.Quantity }) }, Cancellation);
+        return response.StatusCode;
+    }
+
+    private async Task<(int Quantity, int Reserved)> StockAsync(Guid product)
+    {
+        await using var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb"));
+        await connection.OpenAsync(Cancellation);
+        await using var command = new NpgsqlCommand($"SELECT quantity, reserved FROM stock WHERE product_id = '{product}'", connection);
+        await using var reader = await command.ExecuteReaderAsync(Cancellation);
+        await reader.ReadAsync(Cancellation);
+        return (reader.GetInt32(0), reader.GetInt32(1));
+    }
+
+    private Task<long> DeadlocksAsync() => ScalarAsync<long>("SELECT deadlocks FROM pg_stat_database WHERE datname = 'inventorydb'");
+
+    private async Task<T> ScalarAsync<T>(string sql)
+    {
+        await using var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb"));
+        await connection.OpenAsync(Cancellation);
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (T)(await command.ExecuteScalarAsync(Cancellation))!;
+    }
+}

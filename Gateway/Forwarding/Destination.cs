@@ -2,7 +2,8 @@ namespace Shop.Gateway.Forwarding;
 
 /// <summary>
 /// One replica of a service as the Gateway sees it: actively probed, and ejected (its circuit opened) after
-/// consecutive failures. Once the ejection time has passed it gets one trial request; a failure ejects it again.
+/// consecutive failures. When the ejection time has passed it takes traffic again; because the failure count is
+/// kept until a success, its first failure ejects it again at once (a half-open circuit without a trial gate).
 /// </summary>
 public sealed class Destination(Uri address)
 {

@@ -1,0 +1,65 @@
+using Npgsql;
+
+namespace Shop.Benchmarks;
+
+/// <summary>Bulk test data in inventorydb (tenant demo) and the oversell check after the run.</summary>
+internal sealed class BenchData(string connectionString, List<Guid> spread, Guid hot, string folder)
+{
+    private const int MissBatchSize = 40_000;
+
+    public IReadOnlyList<Guid> Spread => spread;
+
+    public Guid Hot => hot;
+
+    public string SpreadFile => Path.Combine(folder, "spread.txt");
+
+    public string MissFile(int batch) => Path.Combine(folder, $"miss{batch}.txt");
+
+    public static async Task<BenchData> CreateAsync(string connectionString)
+    {
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        var ids = new List<Guid>();
+        await using (var insert = dataSource.CreateCommand($"""
+            WITH p AS (
+                INSERT INTO products (id, tenant_id, sku, name, description, price_amount, price_currency, active, version, created_at, updated_at)
+                SELECT gen_random_uuid(), 'demo', 'BENCH-' || g, 'Bench product ' || g, '', 10, 'EUR', true, 1, now(), now()
+                FROM generate_series(1, {1001 + 4 * MissBatchSize}) g
+                RETURNING id, tenant_id)
+            INSERT INTO stock (product_id, tenant_id, quantity) SELECT id, tenant_id, 1000000000 FROM p RETURNING product_id
+            """))
+        await using (var reader = await insert.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                ids.Add(reader.GetGuid(0));
+            }
+        }
+
+        var folder = Directory.CreateTempSubdirectory("shop-bench-").FullName;
+        var data = new BenchData(connectionString, ids.Take(1000).ToList(), ids[^1], folder);
+        await File.WriteAllLinesAsync(data.SpreadFile, data.Spread.Select(g => g.ToString()));
+        for (var b = 0; b < 4; b++)
+        {
+            await File.WriteAllLinesAsync(data.MissFile(b), ids.Skip(1000 + b * MissBatchSize).Take(MissBatchSize).Select(g => g.ToString()));
+        }
+
+        return data;
+    }
+
+    public async Task<(long OverQuantity, long Mismatched)> CheckOversellAsync()
+    {
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using var check = dataSource.CreateCommand("""
+            SELECT
+              (SELECT count(*) FROM stock WHERE reserved > quantity),
+              (SELECT count(*) FROM stock s
+               WHERE s.reserved <> coalesce((SELECT sum(i.quantity) FROM reservation_items i JOIN reservations r ON r.id = i.reservation_id
+                                             WHERE r.status = 'Active' AND i.product_id = s.product_id), 0))
+            """);
+        await using var reader = await check.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        var result = (reader.GetInt64(0), reader.GetInt64(1));
+        Directory.Delete(folder, recursive: true);
+        return result;
+    }
+}

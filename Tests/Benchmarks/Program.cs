@@ -1,0 +1,126 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Npgsql;
+using Shop.Hosting.ApplicationModel;
+using Shop.Hosting.Testing;
+
+namespace Shop.Benchmarks;
+
+/// <summary>
+/// Inventory benchmark: <c>dotnet run --project Tests/Benchmarks -c Release [-- seconds]</c>. Starts the whole
+/// application (random ports, private data), measures this machine's limits in the same run (a near-empty Kestrel
+/// request; a raw conditional UPDATE of one row through Npgsql), then product reads and reservations at 64
+/// connections, and finally checks that nothing was oversold. Every process it starts is stopped when it ends.
+/// </summary>
+public static class BenchmarkProgram
+{
+    private const string AdminPassword = "Benchmark-Admin-Password-1";
+    private const int Connections = 64;
+
+    public static async Task<int> Main(string[] args)
+    {
+        var duration = TimeSpan.FromSeconds(args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 10);
+        // Children inherit the environment: lift the per-user and per-IP limits for the run (the limiter still runs).
+        foreach (var policy in new[] { "anonymous", "user", "auth" })
+        {
+            Environment.SetEnvironmentVariable($"RateLimiting__Policies__{policy}__PermitLimit", "1000000000");
+        }
+
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<global::Program>([$"--AppHost:AdminPassword={AdminPassword}"]);
+        await using var app = await builder.BuildAsync();
+        await app.StartAsync();
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3)))
+        {
+            foreach (var resource in app.Resources)
+            {
+                await app.ResourceNotifications.WaitForResourceHealthyAsync(resource.Name, timeout.Token);
+            }
+        }
+
+        var gateway = app.GetEndpoint("gateway");
+        var inventory = app.ResourceNotifications.GetSnapshot("inventory").Replicas[0].Endpoint is { } e ? new Uri(e) : throw new InvalidOperationException();
+        var userToken = await TokenAsync(gateway, "/v1/auth/login", new { tenant = "demo", email = "admin@demo.local", password = AdminPassword });
+        var serviceToken = await TokenAsync(gateway, "/v1/auth/token", new
+        {
+            grantType = "client_credentials",
+            clientId = "orders",
+            clientSecret = app.Resources.OfType<ParameterResource>().Single(p => p.Name == "orders-client-secret").Value,
+        });
+
+        var data = await BenchData.CreateAsync(app.GetConnectionString("inventorydb"));
+        var results = new List<LoadResult>
+        {
+            await Wrk.RunAsync("Kestrel: GET /alive (machine limit)", new Uri(inventory, "/alive"), Connections, duration),
+        };
+        var raw16 = await RawHotUpdateAsync(app.GetConnectionString("inventorydb"), 16, duration);
+        var raw64 = await RawHotUpdateAsync(app.GetConnectionString("inventorydb"), 64, duration);
+
+        var product = new Uri($"/v1/products/{data.Spread[0]}", UriKind.Relative);
+        results.Add(await Wrk.RunAsync("GET product, cache hit, via Gateway", new Uri(gateway, product), Connections, duration, userToken));
+        results.Add(await Wrk.RunAsync("GET product, cache hit, Inventory direct", new Uri(inventory, product), Connections, duration, userToken));
+        results.Add(await Wrk.RunAsync("GET product, cache miss, via Gateway", gateway, Connections, duration, userToken,
+            Wrk.DistinctProducts(data.MissFile(0)), Wrk.DistinctProducts(data.MissFile(1))));
+        results.Add(await Wrk.RunAsync("GET product, cache miss, Inventory direct", inventory, Connections, duration, userToken,
+            Wrk.DistinctProducts(data.MissFile(2)), Wrk.DistinctProducts(data.MissFile(3))));
+        results.Add(await Wrk.RunAsync("reserve + release, 1000 products", inventory, Connections, duration, serviceToken, Wrk.ReserveAndRelease(data.SpreadFile)));
+        results.Add(await Wrk.RunAsync("reserve, one hot product", inventory, Connections, duration, serviceToken, Wrk.ReserveHot(data.Hot)));
+        var oversell = await data.CheckOversellAsync();
+
+        Console.WriteLine();
+        Console.WriteLine($"machine: {Environment.ProcessorCount} cores; wrk -t2 -c{Connections} -d{duration.TotalSeconds}s on loopback; everything on one machine");
+        Console.WriteLine($"{"scenario",-44} {"req/s",9} {"p50 ms",8} {"p95 ms",8} {"p99 ms",8} {"errors",7} {"non-2xx",8}");
+        foreach (var r in results)
+        {
+            Console.WriteLine($"{r.Scenario,-44} {r.RequestsPerSecond,9:F0} {Wrk.Format(r.P50),8} {Wrk.Format(r.P95),8} {Wrk.Format(r.P99),8} {r.Errors,7} {r.Non2xx,8}");
+        }
+
+        Console.WriteLine($"{"raw conditional UPDATE, one row, 16 clients",-44} {raw16,9:F0}");
+        Console.WriteLine($"{"raw conditional UPDATE, one row, 64 clients",-44} {raw64,9:F0}");
+        var hot = results[^1];
+        Console.WriteLine();
+        Console.WriteLine($"hot-product reservations / raw UPDATE (64 clients): {hot.RequestsPerSecond / raw64:P0}; / raw UPDATE (16 clients): {hot.RequestsPerSecond / raw16:P0}");
+        Console.WriteLine($"cached GET direct / Kestrel limit: {results[2].RequestsPerSecond / results[0].RequestsPerSecond:P0}");
+        Console.WriteLine($"oversell: {oversell.OverQuantity} products with reserved > quantity; {oversell.Mismatched} products whose reserved differs from their active reservations");
+        return oversell.OverQuantity == 0 && oversell.Mismatched == 0 ? 0 : 1;
+    }
+
+    private static async Task<string> TokenAsync(Uri gateway, string path, object body)
+    {
+        using var client = new HttpClient { BaseAddress = gateway };
+        using var response = await client.PostAsJsonAsync(path, body);
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("accessToken").GetString()!;
+    }
+
+    /// <summary>The database's own ceiling for the hot-product case: autocommit conditional UPDATEs of one row.</summary>
+    private static async Task<double> RawHotUpdateAsync(string connectionString, int clients, TimeSpan duration)
+    {
+        await using var dataSource = NpgsqlDataSource.Create($"{connectionString};Maximum Pool Size={clients}");
+        await using (var setup = dataSource.CreateCommand(
+            "DROP TABLE IF EXISTS bench_hot; CREATE TABLE bench_hot (id int PRIMARY KEY, quantity int NOT NULL, reserved int NOT NULL); INSERT INTO bench_hot VALUES (1, 2000000000, 0)"))
+        {
+            await setup.ExecuteNonQueryAsync();
+        }
+
+        long count = 0;
+        var watch = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
+        {
+            await using var connection = await dataSource.OpenConnectionAsync();
+            await using var update = new NpgsqlCommand("UPDATE bench_hot SET reserved = reserved + 1 WHERE id = 1 AND quantity - reserved >= 1", connection);
+            while (watch.Elapsed < duration)
+            {
+                await update.ExecuteNonQueryAsync();
+                Interlocked.Increment(ref count);
+            }
+        }));
+        var rate = count / watch.Elapsed.TotalSeconds;
+        await using (var drop = dataSource.CreateCommand("DROP TABLE bench_hot"))
+        {
+            await drop.ExecuteNonQueryAsync();
+        }
+
+        return rate;
+    }
+}

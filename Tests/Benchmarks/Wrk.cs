@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+
+namespace Shop.Benchmarks;
+
+public sealed record LoadResult(string Scenario, double RequestsPerSecond, double P50, double P95, double P99, long Errors, long Non2xx);
+
+/// <summary>Runs wrk on loopback for a bounded time and reads its numbers from a Lua report.</summary>
+internal static class Wrk
+{
+    private const string Report = """
+
+        done = function(summary, latency, requests)
+          io.write(string.format("JSON{\"requests\":%d,\"seconds\":%f,\"errors\":%d,\"status\":%d,\"p50\":%f,\"p95\":%f,\"p99\":%f}\n",
+            summary.requests, summary.duration / 1e6,
+            summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status,
+            latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+        end
+        """;
+
+    /// <summary>A discarded warm-up at 8 connections (tiered JIT needs spare CPU), then the measured run.</summary>
+    /// <param name="warmupScript">For scenarios that must not repeat a request (cache misses): another set of requests.</param>
+    public static async Task<LoadResult> RunAsync(string scenario, Uri url, int connections, TimeSpan duration, string? token = null,
+        string script = "", string? warmupScript = null)
+    {
+        await RunOnceAsync(url, Math.Min(8, connections), TimeSpan.FromSeconds(5), token, warmupScript ?? script);
+        var json = await RunOnceAsync(url, connections, duration, token, script);
+        var seconds = json.GetProperty("seconds").GetDouble();
+        return new LoadResult(scenario, json.GetProperty("requests").GetInt64() / seconds,
+            json.GetProperty("p50").GetDouble(), json.GetProperty("p95").GetDouble(), json.GetProperty("p99").GetDouble(),
+            json.GetProperty("errors").GetInt64(), json.GetProperty("status").GetInt64());
+    }
+
+    private static async Task<JsonElement> RunOnceAsync(Uri url, int connections, TimeSpan duration, string? token, string script)
+    {
+        var file = Path.GetTempFileName();
+        await File.WriteAllTextAsync(file, script + Report);
+        try
+        {
+            var start = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var argument in new[] { "-t2", $"-c{connections}", $"-d{(int)duration.TotalSeconds}s", "--timeout", "5s", "-s", file })
+            {
+                start.ArgumentList.Add(argument);
+            }
+
+            if (token is not null)
+            {
+                start.ArgumentList.Add("-H");
+                start.ArgumentList.Add($"Authorization: Bearer {token}");
+            }
+
+            start.ArgumentList.Add(url.ToString());
+            using var wrk = Process.Start(start) ?? throw new InvalidOperationException("wrk could not be started (apt-get install wrk).");
+            var output = await wrk.StandardOutput.ReadToEndAsync();
+            await wrk.WaitForExitAsync();
+            var line = output.Split('\n').FirstOrDefault(l => l.StartsWith("JSON", StringComparison.Ordinal))
+                ?? throw new InvalidOperationException($"wrk printed no report: {output}{await wrk.StandardError.ReadToEndAsync()}");
+            return JsonDocument.Parse(line[4..]).RootElement.Clone();
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>Each request takes the next id of the list (per thread, disjoint ranges): every GET is a first read.</summary>
+    public static string DistinctProducts(string idsFile) => $$"""
+        local ids = {}
+        for line in io.lines("{{idsFile}}") do ids[#ids + 1] = line end
+        local threads = 0
+        setup = function(thread) thread:set("offset", threads) threads = threads + 1 end
+        local i = 0
+        request = function()
+          i = i + 1
+          local index = ((offset or 0) * 1000000 + i) % #ids + 1
+          return wrk.format("GET", "/v1/products/" .. ids[index])
+        end
+        """;
+
+    /// <summary>Reserve one unit of a random product, then release it on a later request of the same thread.</summary>
+    public static string ReserveAndRelease(string idsFile) => $$"""
+        local ids = {}
+        for line in io.lines("{{idsFile}}") do ids[#ids + 1] = line end
+        local pending = {}
+        local function uuid()
+          return string.format("%08x-%04x-4%03x-8%03x-%012x", math.random(0, 0xffffffff), math.random(0, 0xffff),
+            math.random(0, 0xfff), math.random(0, 0xfff), math.random(0, 0xffffffffffff))
+        end
+        init = function() math.randomseed(os.time() + math.floor(os.clock() * 1000000)) end
+        request = function()
+          if #pending > 0 then
+            return wrk.format("POST", "/v1/reservations/" .. table.remove(pending) .. "/release")
+          end
+          local body = '{"orderId":"' .. uuid() .. '","items":[{"productId":"' .. ids[math.random(#ids)] .. '","quantity":1}]}'
+          return wrk.format("POST", "/v1/reservations", { ["Content-Type"] = "application/json" }, body)
+        end
+        response = function(status, headers, body)
+          if status == 201 then
+            local id = body:match('"id":"([^"]+)"')
+            if id then pending[#pending + 1] = id end
+          end
+        end
+        """;
+
+    public static string ReserveHot(Guid product) => $$"""
+        local function uuid()
+          return string.format("%08x-%04x-4%03x-8%03x-%012x", math.random(0, 0xffffffff), math.random(0, 0xffff),
+            math.random(0, 0xfff), math.random(0, 0xfff), math.random(0, 0xffffffffffff))
+        end
+        init = function() math.randomseed(os.time() + math.floor(os.clock() * 1000000)) end
+        request = function()
+          local body = '{"orderId":"' .. uuid() .. '","items":[{"productId":"{{product}}","quantity":1}]}'
+          return wrk.format("POST", "/v1/reservations", { ["Content-Type"] = "application/json" }, body)
+        end
+        """;
+
+    public static string Format(double value) => value.ToString("F2", CultureInfo.InvariantCulture);
+}

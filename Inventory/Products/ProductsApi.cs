@@ -19,7 +19,7 @@ public sealed record CreateProductRequest(string? Sku, string? Name, string? Des
 
 public sealed record UpdateProductRequest(string? Sku, string? Name, string? Description, MoneyDto? Price, bool? Active);
 
-public sealed record LookupRequest(IReadOnlyList<Guid>? ProductIds);
+public sealed record LookupRequest(string? TenantId, IReadOnlyList<Guid>? ProductIds);
 
 public sealed record PagedResponse<T>(IReadOnlyList<T> Items, int Page, int PageSize, int Total);
 
@@ -202,16 +202,19 @@ public static class ProductsApi
         return TypedResults.NoContent();
     }
 
-    /// <summary>Internal (service identities only): many products in one call, for pricing an order. Unknown ids are left out.</summary>
+    /// <summary>
+    /// Internal (service identities only): many products of one tenant in one call, for pricing an order. Unknown
+    /// ids and other tenants' products are left out, so an order can never contain another tenant's product.
+    /// </summary>
     public static async Task<Results<Ok<List<ProductResponse>>, ValidationProblem>> LookupProducts(
         LookupRequest request, InventoryDbContext db, CancellationToken cancellationToken)
     {
-        if (request.ProductIds is not { Count: > 0 and <= 100 } ids)
+        if (request.ProductIds is not { Count: > 0 and <= 100 } ids || string.IsNullOrEmpty(request.TenantId))
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productIds"] = ["Between 1 and 100 ids."] });
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productIds"] = ["Between 1 and 100 ids, with the tenantId they belong to."] });
         }
 
-        var rows = await db.Products.AsNoTracking().Where(p => ids.Contains(p.Id) && p.DeletedAt == null)
+        var rows = await db.Products.AsNoTracking().Where(p => ids.Contains(p.Id) && p.TenantId == request.TenantId && p.DeletedAt == null)
             .Select(p => new { Product = p, Available = db.Stock.Where(s => s.ProductId == p.Id).Select(s => s.Quantity - s.Reserved).FirstOrDefault() })
             .ToListAsync(cancellationToken);
         return TypedResults.Ok(rows.Select(r => ProductResponse.From(r.Product.ToCached(), r.Available)).ToList());

@@ -26,43 +26,33 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         try
         {
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            var now = clock.GetUtcNow();
+            var reservation = new ReservationResponse(Guid.CreateVersion7(now), request.OrderId, "Active", now + ttl, items);
+            ReserveOutcome outcome;
+            try
+            {
+                outcome = items.Count == 1
+                    ? await ReserveOneAsync(connection, reservation, hash, now, cancellationToken)
+                    : await ReserveManyAsync(connection, reservation, hash, now, cancellationToken);
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation && ex.ConstraintName == "reservations_order_id_key")
+            {
+                // This order already has a reservation (a repeat, or a concurrent twin that won); nothing of ours was kept.
+                outcome = new ReserveOutcome.Insufficient([]);
+            }
+
+            if (outcome is ReserveOutcome.Created)
+            {
+                return outcome;
+            }
+
+            // Only a failure needs the order's history: a repeat of a reservation that took the last unit is still a repeat.
             if (await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing)
             {
                 return existing.Hash == hash ? new ReserveOutcome.Repeated(existing.Reservation) : new ReserveOutcome.DifferentItems(existing.Reservation);
             }
 
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await ExecuteAsync(connection, transaction, "SET LOCAL statement_timeout = '5s'", cancellationToken);
-            var tenants = items.Count == 1
-                ? await ReserveOneAsync(connection, transaction, items[0], cancellationToken)
-                : await ReserveManyAsync(connection, transaction, items, cancellationToken);
-            if (tenants.Outcome is { } failed)
-            {
-                await transaction.RollbackAsync(cancellationToken);
-                return failed;
-            }
-
-            if (tenants.Tenants.Distinct().Count() != 1)
-            {
-                await transaction.RollbackAsync(cancellationToken);
-                return new ReserveOutcome.MixedTenants();
-            }
-
-            var now = clock.GetUtcNow();
-            var reservation = new ReservationResponse(Guid.CreateVersion7(now), request.OrderId, "Active", now + ttl, items);
-            try
-            {
-                await InsertAsync(connection, transaction, reservation, tenants.Tenants[0], hash, now, cancellationToken);
-                await transaction.CommitAsync(cancellationToken);
-                return new ReserveOutcome.Created(reservation);
-            }
-            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
-            {
-                // The same order was reserved concurrently and won; our stock changes roll back with this transaction.
-                await transaction.RollbackAsync(cancellationToken);
-                var winner = (await FindByOrderAsync(connection, null, request.OrderId, cancellationToken))!;
-                return winner.Hash == hash ? new ReserveOutcome.Repeated(winner.Reservation) : new ReserveOutcome.DifferentItems(winner.Reservation);
-            }
+            return outcome;
         }
         finally
         {
@@ -186,29 +176,73 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         }
     }
 
-    private static async Task<(ReserveOutcome? Outcome, List<string> Tenants)> ReserveOneAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, ReservationItem item, CancellationToken cancellationToken)
+    /// <summary>
+    /// The hot path: one statement, atomic on its own, one round trip. The conditional update takes the unit only if
+    /// it is there, and the reservation rows are written only if it did.
+    /// </summary>
+    private static async Task<ReserveOutcome> ReserveOneAsync(NpgsqlConnection connection, ReservationResponse reservation, string hash,
+        DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var update = new NpgsqlCommand("""
-            UPDATE stock SET reserved = reserved + $2, version = version + 1, updated_at = now()
-            WHERE product_id = $1 AND quantity - reserved >= $2
-            RETURNING tenant_id
-            """, connection, transaction);
-        update.Parameters.Add(new() { Value = item.ProductId });
-        update.Parameters.Add(new() { Value = item.Quantity });
-        if (await update.ExecuteScalarAsync(cancellationToken) is string tenant)
+        var item = reservation.Items[0];
+        await using var reserve = new NpgsqlCommand("""
+            WITH taken AS (
+                UPDATE stock SET reserved = reserved + $2, version = version + 1, updated_at = now()
+                WHERE product_id = $1 AND quantity - reserved >= $2
+                  AND EXISTS (SELECT 1 FROM products p WHERE p.id = stock.product_id AND p.deleted_at IS NULL)
+                RETURNING tenant_id),
+            reservation AS (
+                INSERT INTO reservations (id, tenant_id, order_id, status, request_hash, expires_at, created_at, updated_at)
+                SELECT $3, tenant_id, $4, 'Active', $5, $6, $7, $7 FROM taken
+                RETURNING id)
+            INSERT INTO reservation_items (reservation_id, product_id, quantity)
+            SELECT id, $1, $2 FROM reservation
+            """, connection);
+        reserve.Parameters.Add(new() { Value = item.ProductId });
+        reserve.Parameters.Add(new() { Value = item.Quantity });
+        reserve.Parameters.Add(new() { Value = reservation.Id });
+        reserve.Parameters.Add(new() { Value = reservation.OrderId });
+        reserve.Parameters.Add(new() { Value = hash });
+        reserve.Parameters.Add(new() { Value = reservation.ExpiresAt, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        reserve.Parameters.Add(new() { Value = now, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        if (await reserve.ExecuteNonQueryAsync(cancellationToken) == 1)
         {
-            return (null, [tenant]);
+            return new ReserveOutcome.Created(reservation);
         }
 
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var available = await AvailabilityAsync(connection, transaction, [item.ProductId], lockRows: false, cancellationToken);
         return available.Count == 0
-            ? (new ReserveOutcome.UnknownProducts([item.ProductId]), [])
-            : (new ReserveOutcome.Insufficient([new ShortProduct(item.ProductId, item.Quantity, available[0].Available)]), []);
+            ? new ReserveOutcome.UnknownProducts([item.ProductId])
+            : new ReserveOutcome.Insufficient([new ShortProduct(item.ProductId, item.Quantity, available[0].Available)]);
     }
 
-    private static async Task<(ReserveOutcome? Outcome, List<string> Tenants)> ReserveManyAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, List<ReservationItem> items, CancellationToken cancellationToken)
+    /// <summary>Several items: lock their stock rows in product-id order, check them all, then take them all or none.</summary>
+    private static async Task<ReserveOutcome> ReserveManyAsync(NpgsqlConnection connection, ReservationResponse reservation, string hash,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var items = reservation.Items;
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await ExecuteAsync(connection, transaction, "SET LOCAL statement_timeout = '5s'", cancellationToken);
+        var taken = await TakeManyAsync(connection, transaction, items, cancellationToken);
+        if (taken.Outcome is { } failed)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return failed;
+        }
+
+        if (taken.Tenants.Distinct().Count() != 1)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return new ReserveOutcome.MixedTenants();
+        }
+
+        await InsertAsync(connection, transaction, reservation, taken.Tenants[0], hash, now, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return new ReserveOutcome.Created(reservation);
+    }
+
+    private static async Task<(ReserveOutcome? Outcome, List<string> Tenants)> TakeManyAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<ReservationItem> items, CancellationToken cancellationToken)
     {
         var rows = await AvailabilityAsync(connection, transaction, items.Select(i => i.ProductId).ToArray(), lockRows: true, cancellationToken);
         var unknown = items.Select(i => i.ProductId).Except(rows.Select(r => r.ProductId)).ToList();

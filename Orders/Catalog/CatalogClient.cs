@@ -10,12 +10,12 @@ public sealed record CatalogProduct(Guid Id, string Sku, string Name, CatalogPri
 /// </summary>
 public sealed class CatalogClient(HttpClient http)
 {
-    public async Task<IReadOnlyDictionary<Guid, CatalogProduct>> LookupAsync(IReadOnlyCollection<Guid> productIds, CancellationToken cancellationToken)
+    public async Task<IReadOnlyDictionary<Guid, CatalogProduct>> LookupAsync(string tenantId, IReadOnlyCollection<Guid> productIds, CancellationToken cancellationToken)
     {
         // A lookup changes nothing, so it is safe to retry: the key lets the resilience handler do so.
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/products/lookup")
         {
-            Content = JsonContent.Create(new { productIds }),
+            Content = JsonContent.Create(new { tenantId, productIds }),
         };
         request.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString("N"));
         using var response = await http.SendAsync(request, cancellationToken);

@@ -48,7 +48,7 @@ public static class OrdersApi
             return TypedResults.ValidationProblem(errors);
         }
 
-        var products = await catalog.LookupAsync(request.Items!.Select(i => i.ProductId).ToList(), cancellationToken);
+        var products = await catalog.LookupAsync(user.TenantId()!, request.Items!.Select(i => i.ProductId).ToList(), cancellationToken);
         var lines = new List<(Guid, int, decimal, string)>();
         foreach (var item in request.Items!)
         {

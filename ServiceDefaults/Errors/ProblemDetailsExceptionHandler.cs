@@ -20,7 +20,8 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
             DomainException domain => (domain.StatusCode, domain.Title),
             // A dependency this service calls failed or is unreachable: not the caller's fault, and not a defect here.
             HttpRequestException or Polly.CircuitBreaker.BrokenCircuitException or Polly.Timeout.TimeoutRejectedException
-                or StackExchange.Redis.RedisException or Npgsql.NpgsqlException { IsTransient: true }
+                or StackExchange.Redis.RedisException or TimeoutException or Npgsql.NpgsqlException { IsTransient: true }
+                or Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.QueryCanceled }
                 => (StatusCodes.Status503ServiceUnavailable, "A service this request depends on is unavailable."),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (499, "The client closed the request."),
             _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred."),

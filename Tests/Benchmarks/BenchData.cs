@@ -50,11 +50,14 @@ internal sealed class BenchData(string connectionString, List<Guid> spread, Guid
     {
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
         await using var check = dataSource.CreateCommand("""
+            WITH active AS (
+                SELECT i.product_id, sum(i.quantity) AS quantity
+                FROM reservation_items i JOIN reservations r ON r.id = i.reservation_id
+                WHERE r.status = 'Active'
+                GROUP BY i.product_id)
             SELECT
               (SELECT count(*) FROM stock WHERE reserved > quantity),
-              (SELECT count(*) FROM stock s
-               WHERE s.reserved <> coalesce((SELECT sum(i.quantity) FROM reservation_items i JOIN reservations r ON r.id = i.reservation_id
-                                             WHERE r.status = 'Active' AND i.product_id = s.product_id), 0))
+              (SELECT count(*) FROM stock s LEFT JOIN active a ON a.product_id = s.product_id WHERE s.reserved <> coalesce(a.quantity, 0))
             """);
         await using var reader = await check.ExecuteReaderAsync();
         await reader.ReadAsync();

@@ -83,6 +83,13 @@ internal static class Wrk
         local ids = {}
         for line in io.lines("{{idsFile}}") do ids[#ids + 1] = line end
         local pending = {}
+        local function json_headers()
+          -- wrk.format replaces wrk.headers (which holds -H Authorization) when given a table: copy them in.
+          local h = {}
+          for name, value in pairs(wrk.headers) do h[name] = value end
+          h["Content-Type"] = "application/json"
+          return h
+        end
         local function uuid()
           return string.format("%08x-%04x-4%03x-8%03x-%012x", math.random(0, 0xffffffff), math.random(0, 0xffff),
             math.random(0, 0xfff), math.random(0, 0xfff), math.random(0, 0xffffffffffff))
@@ -93,7 +100,7 @@ internal static class Wrk
             return wrk.format("POST", "/v1/reservations/" .. table.remove(pending) .. "/release")
           end
           local body = '{"orderId":"' .. uuid() .. '","items":[{"productId":"' .. ids[math.random(#ids)] .. '","quantity":1}]}'
-          return wrk.format("POST", "/v1/reservations", { ["Content-Type"] = "application/json" }, body)
+          return wrk.format("POST", "/v1/reservations", json_headers(), body)
         end
         response = function(status, headers, body)
           if status == 201 then
@@ -104,6 +111,13 @@ internal static class Wrk
         """;
 
     public static string ReserveHot(Guid product) => $$"""
+        local function json_headers()
+          -- wrk.format replaces wrk.headers (which holds -H Authorization) when given a table: copy them in.
+          local h = {}
+          for name, value in pairs(wrk.headers) do h[name] = value end
+          h["Content-Type"] = "application/json"
+          return h
+        end
         local function uuid()
           return string.format("%08x-%04x-4%03x-8%03x-%012x", math.random(0, 0xffffffff), math.random(0, 0xffff),
             math.random(0, 0xfff), math.random(0, 0xfff), math.random(0, 0xffffffffffff))
@@ -111,7 +125,7 @@ internal static class Wrk
         init = function() math.randomseed(os.time() + math.floor(os.clock() * 1000000)) end
         request = function()
           local body = '{"orderId":"' .. uuid() .. '","items":[{"productId":"{{product}}","quantity":1}]}'
-          return wrk.format("POST", "/v1/reservations", { ["Content-Type"] = "application/json" }, body)
+          return wrk.format("POST", "/v1/reservations", json_headers(), body)
         end
         """;
 

@@ -146,6 +146,9 @@ public sealed class GatewayTests(AppFixture fixture)
         Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync(location, Cancellation)).StatusCode);
         var strangersList = await stranger.GetFromJsonAsync<JsonElement>("/v1/orders", Cancellation);
         Assert.Equal(0, strangersList.GetProperty("total").GetInt32());
+        using var foreignProduct = await stranger.PostAsJsonAsync("/v1/orders", new { items = new[] { new { productId = product, quantity = 1 } } }, Cancellation);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, foreignProduct.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/v1/products/{product}", Cancellation)).StatusCode);
     }
 
     [Fact]
@@ -241,7 +244,10 @@ public sealed class GatewayTests(AppFixture fixture)
         using var client = (await ShopClients.CustomerAsync(App)).Client;
         using var content = new StringContent($$"""{"items":[],"padding":"{{new string('x', 2 * 1024 * 1024)}}"}""", Encoding.UTF8, "application/json");
 
-        using var response = await client.PostAsync("/v1/orders", content, Cancellation);
+        // Expect: 100-continue lets the server refuse before the body is sent (else the refusal races the upload).
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/orders") { Content = content };
+        request.Headers.ExpectContinue = true;
+        using var response = await client.SendAsync(request, Cancellation);
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);

@@ -189,7 +189,10 @@ public sealed class InventoryTests(AppFixture fixture)
         using var content = new StringContent($$"""{"orderId":"{{Guid.NewGuid()}}","items":[],"pad":"{{new string('x', 2 * 1024 * 1024)}}"}""",
             System.Text.Encoding.UTF8, "application/json");
 
-        using var response = await inventory.PostAsync("/v1/reservations", content, Cancellation);
+        // Expect: 100-continue lets the server refuse before the body is sent (else the refusal races the upload).
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/reservations") { Content = content };
+        request.Headers.ExpectContinue = true;
+        using var response = await inventory.SendAsync(request, Cancellation);
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
     }

@@ -2,6 +2,7 @@ using Shop.Orders;
 using Shop.Orders.Catalog;
 using Shop.Orders.Orders;
 using Shop.ServiceDefaults.Data;
+using Shop.ServiceDefaults.Idempotency;
 using Shop.ServiceDefaults.Messaging;
 using Shop.ServiceDefaults.Security;
 
@@ -10,7 +11,8 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
 builder.AddShopAuthentication();
 builder.AddNpgsqlDbContext<OrdersDbContext>("ordersdb", rowLevelSecurityRole: "orders_app");
-builder.AddDatabaseMigrations<OrdersDbContext>();
+builder.AddDatabaseMigrations<OrdersDbContext>(includeIdempotency: true);
+builder.AddIdempotency();
 builder.AddRabbitMQClient("messaging");
 builder.AddOutboxRelay<OrdersDbContext>();
 builder.Services.AddHttpClient<CatalogClient>(client => client.BaseAddress = new Uri("http://inventory")).AddServiceToken();
@@ -19,6 +21,7 @@ var app = builder.Build();
 
 app.MapDefaultEndpoints();
 app.UseShopAuthentication();
+app.UseIdempotency();
 app.MapOrdersApi();
 
 app.Run();

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Shop.Orders.Catalog;
 using Shop.ServiceDefaults.Errors;
+using Shop.ServiceDefaults.Idempotency;
 using Shop.ServiceDefaults.Messaging;
 using Shop.ServiceDefaults.Security;
 
@@ -33,7 +34,7 @@ public static class OrdersApi
     public static IEndpointRouteBuilder MapOrdersApi(this IEndpointRouteBuilder app)
     {
         var orders = app.MapGroup("/v1/orders").WithTags("Orders").RequireAuthorization(ShopPolicies.User);
-        orders.MapPost("/", CreateOrder);
+        orders.MapPost("/", CreateOrder).RequireIdempotencyKey();
         orders.MapGet("/", ListOrders);
         orders.MapGet("/{id:guid}", GetOrder);
         return app;

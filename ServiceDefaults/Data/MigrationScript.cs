@@ -11,11 +11,12 @@ public sealed record MigrationScript(string Module, int Version, string Name, st
     public string Checksum => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Sql.ReplaceLineEndings("\n"))));
 
     /// <summary>Reads embedded resources named <c>…Migrations.NNNN_name.sql</c> from an assembly.</summary>
-    public static IReadOnlyList<MigrationScript> FromAssembly(Assembly assembly, string module)
+    /// <param name="resourcePrefix">Only resources starting with this (one module of several in an assembly).</param>
+    public static IReadOnlyList<MigrationScript> FromAssembly(Assembly assembly, string module, string? resourcePrefix = null)
     {
         const string marker = ".Migrations.";
         var scripts = new List<MigrationScript>();
-        foreach (var resource in assembly.GetManifestResourceNames())
+        foreach (var resource in assembly.GetManifestResourceNames().Where(r => resourcePrefix is null || r.StartsWith(resourcePrefix, StringComparison.Ordinal)))
         {
             var at = resource.LastIndexOf(marker, StringComparison.Ordinal);
             if (at < 0 || !resource.EndsWith(".sql", StringComparison.OrdinalIgnoreCase))

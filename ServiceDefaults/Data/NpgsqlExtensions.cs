@@ -54,13 +54,19 @@ public static class NpgsqlExtensions
     }
 
     /// <summary>Applies the service's embedded migrations (and the messaging tables) at start-up.</summary>
-    public static IHostApplicationBuilder AddDatabaseMigrations<TContext>(this IHostApplicationBuilder builder, bool includeMessaging = true)
+    public static IHostApplicationBuilder AddDatabaseMigrations<TContext>(this IHostApplicationBuilder builder, bool includeMessaging = true,
+        bool includeIdempotency = false)
         where TContext : DbContext
     {
         var scripts = new List<MigrationScript>();
         if (includeMessaging)
         {
-            scripts.AddRange(MigrationScript.FromAssembly(typeof(MessagingModel).Assembly, "messaging"));
+            scripts.AddRange(MigrationScript.FromAssembly(typeof(MessagingModel).Assembly, "messaging", "Shop.ServiceDefaults.Messaging.Migrations."));
+        }
+
+        if (includeIdempotency)
+        {
+            scripts.AddRange(MigrationScript.FromAssembly(typeof(MessagingModel).Assembly, "idempotency", "Shop.ServiceDefaults.Idempotency.Migrations."));
         }
 
         scripts.AddRange(MigrationScript.FromAssembly(typeof(TContext).Assembly, typeof(TContext).Assembly.GetName().Name!.ToLowerInvariant()));

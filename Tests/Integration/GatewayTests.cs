@@ -137,7 +137,7 @@ public sealed class GatewayTests(AppFixture fixture)
         using var stranger = (await ShopClients.CustomerAsync(App, tenant: "acme")).Client;
         using var admin = await ShopClients.AdminAsync(App);
         var product = (await owner.GetFromJsonAsync<JsonElement>("/v1/products?pageSize=1", Cancellation)).GetProperty("items")[0].GetProperty("id").GetGuid();
-        using var created = await owner.PostAsJsonAsync("/v1/orders", new { items = new[] { new { productId = product, quantity = 1 } } }, Cancellation);
+        using var created = await owner.PostOrderAsync(new { items = new[] { new { productId = product, quantity = 1 } } });
         var location = created.Headers.Location!;
 
         Assert.Equal(HttpStatusCode.OK, (await owner.GetAsync(location, Cancellation)).StatusCode);
@@ -146,7 +146,7 @@ public sealed class GatewayTests(AppFixture fixture)
         Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync(location, Cancellation)).StatusCode);
         var strangersList = await stranger.GetFromJsonAsync<JsonElement>("/v1/orders", Cancellation);
         Assert.Equal(0, strangersList.GetProperty("total").GetInt32());
-        using var foreignProduct = await stranger.PostAsJsonAsync("/v1/orders", new { items = new[] { new { productId = product, quantity = 1 } } }, Cancellation);
+        using var foreignProduct = await stranger.PostOrderAsync(new { items = new[] { new { productId = product, quantity = 1 } } });
         Assert.Equal(HttpStatusCode.UnprocessableEntity, foreignProduct.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/v1/products/{product}", Cancellation)).StatusCode);
     }

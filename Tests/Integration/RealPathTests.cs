@@ -26,6 +26,7 @@ public sealed class RealPathTests(AppFixture fixture)
         };
         request.Headers.Add("traceparent", $"00-{traceId}-{ActivitySpanId.CreateRandom()}-01");
         request.Headers.Add("X-Correlation-ID", "real-path-test");
+        request.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString("N"));
 
         using var created = await gateway.SendAsync(request, Cancellation);
 
@@ -52,8 +53,7 @@ public sealed class RealPathTests(AppFixture fixture)
     {
         using var gateway = (await ShopClients.CustomerAsync(App)).Client;
         var product = await FirstProductAsync(gateway);
-        using var created = await gateway.PostAsJsonAsync("/v1/orders",
-            new { items = new[] { new { productId = product.GetProperty("id").GetGuid(), quantity = 1 } } }, Cancellation);
+        using var created = await gateway.PostOrderAsync(new { items = new[] { new { productId = product.GetProperty("id").GetGuid(), quantity = 1 } } });
         var orderId = (await created.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
         await WaitForNotificationTraceAsync(orderId);
 
@@ -86,9 +86,10 @@ public sealed class RealPathTests(AppFixture fixture)
     public async Task Bad_order_requests_get_problem_details_with_trace_and_correlation_ids(string body, string contentType, int status)
     {
         using var gateway = (await ShopClients.CustomerAsync(App)).Client;
-        using var content = new StringContent(body, System.Text.Encoding.UTF8, contentType);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/orders") { Content = new StringContent(body, System.Text.Encoding.UTF8, contentType) };
+        request.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString("N"));
 
-        using var response = await gateway.PostAsync("/v1/orders", content, Cancellation);
+        using var response = await gateway.SendAsync(request, Cancellation);
 
         Assert.Equal(status, (int)response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
@@ -109,6 +110,52 @@ public sealed class RealPathTests(AppFixture fixture)
         Assert.Equal(HttpStatusCode.NotFound, product.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, order.StatusCode);
         Assert.Equal("application/problem+json", order.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task Fifty_parallel_orders_with_one_key_and_body_create_exactly_one_order_and_replay_it()
+    {
+        using var gateway = (await ShopClients.CustomerAsync(App)).Client;
+        var product = await FirstProductAsync(gateway);
+        var body = new { items = new[] { new { productId = product.GetProperty("id").GetGuid(), quantity = 2 } } };
+        var key = Guid.NewGuid().ToString("N");
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => gateway.PostOrderAsync(body, key)));
+        var bodies = await Task.WhenAll(responses.Select(r => r.Content.ReadAsStringAsync(Cancellation)));
+
+        var accepted = responses.Select((r, i) => (r, i)).Where(x => x.r.StatusCode == HttpStatusCode.Accepted).ToList();
+        Assert.All(responses, r => Assert.Contains(r.StatusCode, new[] { HttpStatusCode.Accepted, HttpStatusCode.Conflict }));
+        Assert.Single(accepted, x => !x.r.Headers.Contains("Idempotent-Replayed"));
+        var first = bodies[accepted.Single(x => !x.r.Headers.Contains("Idempotent-Replayed")).i];
+        Assert.All(accepted, x => Assert.Equal(first, bodies[x.i]));
+        var orders = await gateway.GetFromJsonAsync<JsonElement>("/v1/orders", Cancellation);
+        Assert.Equal(1, orders.GetProperty("total").GetInt32());
+
+        using var replay = await gateway.PostOrderAsync(body, key);
+        Assert.Equal(HttpStatusCode.Accepted, replay.StatusCode);
+        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(first, await replay.Content.ReadAsStringAsync(Cancellation));
+        Assert.Equal(accepted[0].r.Headers.Location, replay.Headers.Location);
+
+        using var otherBody = await gateway.PostOrderAsync(new { items = new[] { new { productId = product.GetProperty("id").GetGuid(), quantity = 3 } } }, key);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, otherBody.StatusCode);
+        foreach (var response in responses)
+        {
+            response.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task An_order_without_an_idempotency_key_is_refused_with_400()
+    {
+        using var gateway = (await ShopClients.CustomerAsync(App)).Client;
+        var product = await FirstProductAsync(gateway);
+
+        using var response = await gateway.PostAsJsonAsync("/v1/orders",
+            new { items = new[] { new { productId = product.GetProperty("id").GetGuid(), quantity = 1 } } }, Cancellation);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("Idempotency-Key", (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("title").GetString(), StringComparison.Ordinal);
     }
 
     private static async Task<JsonElement> FirstProductAsync(HttpClient gateway)

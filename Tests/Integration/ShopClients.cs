@@ -51,6 +51,14 @@ internal static class ShopClients
     public static async Task<HttpClient> AdminAsync(DistributedApplication app) =>
         Authorized(app, (await LoginAsync(app, "admin@demo.local", AppFixture.AdminPassword)).AccessToken);
 
+    /// <summary>POST /v1/orders with a fresh Idempotency-Key (or the one given).</summary>
+    public static Task<HttpResponseMessage> PostOrderAsync(this HttpClient client, object body, string? idempotencyKey = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/v1/orders") { Content = JsonContent.Create(body) };
+        request.Headers.Add("Idempotency-Key", idempotencyKey ?? Guid.NewGuid().ToString("N"));
+        return client.SendAsync(request, TestContext.Current.CancellationToken);
+    }
+
     public static HttpClient Authorized(DistributedApplication app, string accessToken, int? replica = null)
     {
         var client = Anonymous(app, replica);

@@ -22,7 +22,7 @@ public sealed class PlumbingTests
     [Fact]
     public void The_shared_messaging_migrations_are_versioned_and_checksummed()
     {
-        var scripts = MigrationScript.FromAssembly(typeof(MessagingModel).Assembly, "messaging");
+        var scripts = MigrationScript.FromAssembly(typeof(MessagingModel).Assembly, "messaging", "Shop.ServiceDefaults.Messaging.Migrations.");
 
         var first = Assert.Single(scripts);
         Assert.Equal(1, first.Version);

@@ -1,0 +1,43 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Shop.ServiceDefaults.Idempotency;
+
+public static class IdempotencyExtensions
+{
+    /// <summary>Keys live in the service's own database (migration module "idempotency") and are kept 24 hours.</summary>
+    public static IHostApplicationBuilder AddIdempotency(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddHostedService<IdempotencyKeyCleanup>();
+        return builder;
+    }
+
+    /// <summary>After authentication: keys are scoped to the caller.</summary>
+    public static IApplicationBuilder UseIdempotency(this IApplicationBuilder app) => app.UseMiddleware<IdempotencyMiddleware>();
+
+    public static TBuilder RequireIdempotencyKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new IdempotentEndpointMetadata());
+
+    private sealed class IdempotencyKeyCleanup(NpgsqlDataSource dataSource, ILogger<IdempotencyKeyCleanup> logger) : BackgroundService
+    {
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromMinutes(10));
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                try
+                {
+                    await using var delete = dataSource.CreateCommand("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'");
+                    await delete.ExecuteNonQueryAsync(stoppingToken);
+                }
+                catch (NpgsqlException ex)
+                {
+                    logger.LogWarning(ex, "Removing old idempotency keys failed; trying again later");
+                }
+            }
+        }
+    }
+}

@@ -79,22 +79,10 @@ internal static class Wrk
         """;
 
     /// <summary>Reserve one unit of a random product, then release it on a later request of the same thread.</summary>
-    public static string ReserveAndRelease(string idsFile) => $$"""
+    public static string ReserveAndRelease(string idsFile) => PostHelpers + "\n" + $$"""
         local ids = {}
         for line in io.lines("{{idsFile}}") do ids[#ids + 1] = line end
         local pending = {}
-        local function json_headers()
-          -- wrk.format replaces wrk.headers (which holds -H Authorization) when given a table: copy them in.
-          local h = {}
-          for name, value in pairs(wrk.headers) do h[name] = value end
-          h["Content-Type"] = "application/json"
-          return h
-        end
-        local function uuid()
-          return string.format("%08x-%04x-4%03x-8%03x-%012x", math.random(0, 0xffffffff), math.random(0, 0xffff),
-            math.random(0, 0xfff), math.random(0, 0xfff), math.random(0, 0xffffffffffff))
-        end
-        init = function() math.randomseed(os.time() + math.floor(os.clock() * 1000000)) end
         request = function()
           if #pending > 0 then
             return wrk.format("POST", "/v1/reservations/" .. table.remove(pending) .. "/release")
@@ -110,7 +98,15 @@ internal static class Wrk
         end
         """;
 
-    public static string ReserveHot(Guid product) => $$"""
+    public static string ReserveHot(Guid product) => PostHelpers + "\n" + $$"""
+        request = function()
+          local body = '{"orderId":"' .. uuid() .. '","items":[{"productId":"{{product}}","quantity":1}]}'
+          return wrk.format("POST", "/v1/reservations", json_headers(), body)
+        end
+        """;
+
+    /// <summary>JSON POSTs that keep the -H headers, and random order ids.</summary>
+    private const string PostHelpers = """
         local function json_headers()
           -- wrk.format replaces wrk.headers (which holds -H Authorization) when given a table: copy them in.
           local h = {}
@@ -123,10 +119,6 @@ internal static class Wrk
             math.random(0, 0xfff), math.random(0, 0xfff), math.random(0, 0xffffffffffff))
         end
         init = function() math.randomseed(os.time() + math.floor(os.clock() * 1000000)) end
-        request = function()
-          local body = '{"orderId":"' .. uuid() .. '","items":[{"productId":"{{product}}","quantity":1}]}'
-          return wrk.format("POST", "/v1/reservations", json_headers(), body)
-        end
         """;
 
     public static string Format(double value) => value.ToString("F2", CultureInfo.InvariantCulture);

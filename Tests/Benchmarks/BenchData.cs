@@ -3,7 +3,7 @@ using Npgsql;
 namespace Shop.Benchmarks;
 
 /// <summary>Bulk test data in inventorydb (tenant demo) and the oversell check after the run.</summary>
-internal sealed class BenchData(string connectionString, List<Guid> spread, Guid hot, string folder)
+internal sealed class BenchData(string connectionString, List<Guid> spread, Guid hot, string folder) : IDisposable
 {
     private const int MissBatchSize = 40_000;
 
@@ -61,8 +61,15 @@ internal sealed class BenchData(string connectionString, List<Guid> spread, Guid
             """);
         await using var reader = await check.ExecuteReaderAsync();
         await reader.ReadAsync();
-        var result = (reader.GetInt64(0), reader.GetInt64(1));
-        Directory.Delete(folder, recursive: true);
-        return result;
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    /// <summary>Removes the id files, whether or not the run got as far as the check.</summary>
+    public void Dispose()
+    {
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 }

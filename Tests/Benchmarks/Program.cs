@@ -48,7 +48,7 @@ public static class BenchmarkProgram
             clientSecret = app.Resources.OfType<ParameterResource>().Single(p => p.Name == "orders-client-secret").Value,
         });
 
-        var data = await BenchData.CreateAsync(app.GetConnectionString("inventorydb"));
+        using var data = await BenchData.CreateAsync(app.GetConnectionString("inventorydb"));
         var results = new List<LoadResult>
         {
             await Wrk.RunAsync("Kestrel: GET /alive (machine limit)", new Uri(inventory, "/alive"), Connections, duration),

@@ -25,7 +25,7 @@ public sealed class RateLimitingOptions
     public int FallbackReplicaCount { get; set; } = 1;
 
     /// <summary>How long one Redis call may take before the request is decided by the in-process fallback.</summary>
-    public int RedisTimeoutMs { get; set; } = 250;
+    public int RedisTimeoutMs { get; set; } = 500;
 }
 
 /// <summary>At most <see cref="PermitLimit"/> requests in any <see cref="WindowSeconds"/>-second window.</summary>

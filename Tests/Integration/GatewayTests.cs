@@ -28,10 +28,20 @@ public sealed class GatewayTests(AppFixture fixture)
         var clients = replicas.Select(r => ShopClients.Anonymous(App, r, clientIp)).ToList();
         try
         {
+            // Warm each replica's limiter (JIT, Redis connection, script cache) from another address, so the burst
+            // below is decided by Redis and not by the fail-open fallback a slow first call would trigger.
+            foreach (var replica in replicas)
+            {
+                using var warm = ShopClients.Anonymous(App, replica);
+                using var _ = await warm.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email = "warm@example.test", password = "x" }, Cancellation);
+            }
+
             var responses = await Task.WhenAll(Enumerable.Range(0, 2 * limit).Select(i =>
                 clients[i % clients.Count].PostAsJsonAsync("/v1/auth/login",
                     new { tenant = "demo", email = $"limit{i}@example.test", password = "wrong password!" }, Cancellation)));
 
+            // q=20 on every answer: each decision was the shared one (a degraded decision would advertise the per-replica share).
+            Assert.All(responses, r => Assert.Equal("\"auth\";q=20;w=60", r.Headers.GetValues("RateLimit-Policy").Single()));
             Assert.Equal(limit, responses.Count(r => r.StatusCode != HttpStatusCode.TooManyRequests));
             var refused = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
             Assert.Equal(limit, refused.Count);

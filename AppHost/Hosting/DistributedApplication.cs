@@ -15,12 +15,16 @@ public sealed class DistributedApplication : IAsyncDisposable
     private readonly Orchestrator _orchestrator;
     private readonly DashboardServer _dashboard;
     private readonly TextWriter _console;
+    private readonly string? _publisher;
+    private readonly string? _outputPath;
 
     internal DistributedApplication(IDistributedApplicationBuilder builder, IReadOnlyList<Resource> resources)
     {
         Resources = resources;
         var configuration = builder.Configuration;
         _console = configuration.GetValue("AppHost:Quiet", false) ? TextWriter.Null : Console.Out;
+        _publisher = configuration["publisher"];
+        _outputPath = configuration["output-path"];
         _dashboard = new DashboardServer(configuration.GetValue("AppHost:DashboardPort", 18888));
         _orchestrator = new Orchestrator(resources, new OrchestratorOptions(
             builder.EnvironmentName,
@@ -54,9 +58,26 @@ public sealed class DistributedApplication : IAsyncDisposable
 
     public void Run() => RunAsync().GetAwaiter().GetResult();
 
-    /// <summary>Starts everything, reports progress, and stops in order on Ctrl+C or SIGTERM.</summary>
+    /// <summary>
+    /// Starts everything, reports progress, and stops in order on Ctrl+C or SIGTERM. With
+    /// <c>--publisher manifest --output-path &lt;file&gt;</c> it writes the Aspire manifest instead and starts nothing.
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {
+        if (_publisher is { } publisher)
+        {
+            if (publisher != "manifest")
+            {
+                throw new InvalidOperationException($"Unknown publisher '{publisher}'; the one supported is 'manifest'.");
+            }
+
+            var output = _outputPath ?? "aspire-manifest.json";
+            Publishing.ManifestPublisher.Write(Resources, output);
+            await _console.WriteLineAsync($"Wrote the Aspire manifest to {Path.GetFullPath(output)}");
+            await DisposeAsync();
+            return;
+        }
+
         using var shutdown = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         void OnSignal(PosixSignalContext context)
         {

@@ -20,6 +20,8 @@ public sealed class ParameterResource(string name, string value, bool secret, bo
     public override string TypeName => "Parameter";
 }
 
+public sealed record ParameterEnvironmentAnnotation(string Name, ParameterResource Parameter) : IResourceAnnotation;
+
 public static class ParameterResourceBuilderExtensions
 {
     public static IResourceBuilder<ParameterResource> AddParameter(this IDistributedApplicationBuilder builder, string name, string? value = null, bool secret = false)
@@ -37,9 +39,10 @@ public static class ParameterResourceBuilderExtensions
         return builder;
     }
 
+    /// <summary>The parameter's value, by reference: a manifest writes <c>{name.value}</c>, never the value itself.</summary>
     public static IResourceBuilder<ProjectResource> WithEnvironment(this IResourceBuilder<ProjectResource> builder, string name, IResourceBuilder<ParameterResource> parameter)
     {
-        builder.Resource.Annotations.Add(new EnvironmentAnnotation(name, () => parameter.Resource.Value));
+        builder.Resource.Annotations.Add(new ParameterEnvironmentAnnotation(name, parameter.Resource));
         return builder;
     }
 }

@@ -427,6 +427,11 @@ internal sealed class Orchestrator : IAsyncDisposable
             environment[variable.Name] = variable.Value();
         }
 
+        foreach (var secret in project.AnnotationsOf<ParameterEnvironmentAnnotation>())
+        {
+            environment[secret.Name] = secret.Parameter.Value;
+        }
+
         return environment;
     }
 

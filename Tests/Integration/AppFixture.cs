@@ -26,6 +26,12 @@ public sealed class AppFixture : IAsyncLifetime
         await App.DisposeAsync();
     }
 
+    /// <summary>The resources that are not healthy, with the last lines of their console, for a failed start.</summary>
+    private static string Describe(DistributedApplication app) => string.Join(" | ", app.ResourceNotifications.GetSnapshots()
+        .Where(s => !s.IsHealthy)
+        .Select(s => $"{s.Name}: {s.State}/{s.Health}; " + string.Join(" / ",
+            app.Orchestrator.Notifications.Find(s.Name).Logs.Tail(5).Select(l => l.Text.Length > 300 ? l.Text[..300] : l.Text))));
+
     /// <summary>Starts a fresh application and waits until every resource is healthy.</summary>
     public static async Task<DistributedApplication> StartAsync(params string[] args)
     {
@@ -35,9 +41,16 @@ public sealed class AppFixture : IAsyncLifetime
         {
             using var timeout = new CancellationTokenSource(StartTimeout);
             await app.StartAsync(timeout.Token);
-            foreach (var resource in app.Resources)
+            try
             {
-                await app.ResourceNotifications.WaitForResourceHealthyAsync(resource.Name, timeout.Token);
+                foreach (var resource in app.Resources)
+                {
+                    await app.ResourceNotifications.WaitForResourceHealthyAsync(resource.Name, timeout.Token);
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or InvalidOperationException)
+            {
+                throw new TimeoutException($"The application did not become healthy: {Describe(app)}", ex);
             }
 
             return app;

@@ -23,43 +23,46 @@ public sealed class GatewayTests(AppFixture fixture)
     public async Task A_limit_of_N_per_minute_allows_at_most_N_across_the_three_replicas_together()
     {
         const int limit = 20; // the "auth" policy in Gateway/appsettings.json
-        var clientIp = ShopClients.RandomIp();
         var replicas = App.ResourceNotifications.GetSnapshot("gateway").Replicas.Select(r => r.Index).ToList();
-        var clients = replicas.Select(r => ShopClients.Anonymous(App, r, clientIp)).ToList();
-        try
+        // Exactness is promised while Redis answers in time. A decision the fail-open fallback made (slow Redis on a
+        // loaded machine) advertises the per-replica share instead of q=20; such a burst is repeated from a new address.
+        for (var attempt = 1; ; attempt++)
         {
-            // Warm each replica's limiter (JIT, Redis connection, script cache) from another address, so the burst
-            // below is decided by Redis and not by the fail-open fallback a slow first call would trigger.
-            foreach (var replica in replicas)
+            var clientIp = ShopClients.RandomIp();
+            var clients = replicas.Select(r => ShopClients.Anonymous(App, r, clientIp)).ToList();
+            try
             {
-                using var warm = ShopClients.Anonymous(App, replica);
-                using var _ = await warm.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email = "warm@example.test", password = "x" }, Cancellation);
-            }
+                var responses = await Task.WhenAll(Enumerable.Range(0, 2 * limit).Select(i =>
+                    clients[i % clients.Count].PostAsJsonAsync("/v1/auth/login",
+                        new { tenant = "demo", email = $"limit{i}@example.test", password = "wrong password!" }, Cancellation)));
+                var shared = responses.All(r => r.Headers.GetValues("RateLimit-Policy").Single() == "\"auth\";q=20;w=60");
+                if (!shared && attempt < 3)
+                {
+                    TestContext.Current.SendDiagnosticMessage($"Burst {attempt} had fail-open decisions; repeating from a new address.");
+                    continue;
+                }
 
-            var responses = await Task.WhenAll(Enumerable.Range(0, 2 * limit).Select(i =>
-                clients[i % clients.Count].PostAsJsonAsync("/v1/auth/login",
-                    new { tenant = "demo", email = $"limit{i}@example.test", password = "wrong password!" }, Cancellation)));
+                Assert.True(shared, "Redis did not decide a whole burst in three attempts.");
+                Assert.Equal(limit, responses.Count(r => r.StatusCode != HttpStatusCode.TooManyRequests));
+                var refused = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
+                Assert.Equal(limit, refused.Count);
+                Assert.All(refused, r =>
+                {
+                    Assert.True(r.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
+                    Assert.StartsWith("\"auth\";r=0;t=", r.Headers.GetValues("RateLimit").Single(), StringComparison.Ordinal);
+                    Assert.Equal("application/problem+json", r.Content.Headers.ContentType?.MediaType);
+                });
+                foreach (var response in responses)
+                {
+                    response.Dispose();
+                }
 
-            // q=20 on every answer: each decision was the shared one (a degraded decision would advertise the per-replica share).
-            Assert.All(responses, r => Assert.Equal("\"auth\";q=20;w=60", r.Headers.GetValues("RateLimit-Policy").Single()));
-            Assert.Equal(limit, responses.Count(r => r.StatusCode != HttpStatusCode.TooManyRequests));
-            var refused = responses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
-            Assert.Equal(limit, refused.Count);
-            Assert.All(refused, r =>
-            {
-                Assert.True(r.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
-                Assert.Equal("\"auth\";q=20;w=60", r.Headers.GetValues("RateLimit-Policy").Single());
-                Assert.StartsWith("\"auth\";r=0;t=", r.Headers.GetValues("RateLimit").Single(), StringComparison.Ordinal);
-                Assert.Equal("application/problem+json", r.Content.Headers.ContentType?.MediaType);
-            });
-            foreach (var response in responses)
-            {
-                response.Dispose();
+                return;
             }
-        }
-        finally
-        {
-            clients.ForEach(c => c.Dispose());
+            finally
+            {
+                clients.ForEach(c => c.Dispose());
+            }
         }
     }
 

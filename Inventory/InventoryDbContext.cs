@@ -14,11 +14,7 @@ public sealed class InventoryDbContext(DbContextOptions<InventoryDbContext> opti
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.ApplyConfigurationsFromAssembly(typeof(InventoryDbContext).Assembly);
-        modelBuilder.Entity<StockLevel>(stock =>
-        {
-            stock.ToTable("stock").HasKey(s => s.ProductId);
-            stock.Ignore(s => s.Available);
-        });
+        modelBuilder.Entity<StockLevel>().ToTable("stock").HasKey(s => s.ProductId);
         modelBuilder.AddMessagingTables();
         modelBuilder.UseSnakeCaseNames();
     }

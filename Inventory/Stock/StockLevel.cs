@@ -7,7 +7,6 @@ public sealed class StockLevel
     public string TenantId { get; init; } = "";
     public int Quantity { get; init; }
     public int Reserved { get; init; }
-    public int Available => Quantity - Reserved;
     public long Version { get; init; }
     public DateTimeOffset UpdatedAt { get; init; }
 }

@@ -31,6 +31,7 @@ app.MapAuthApi();
 app.MapForwarder("/v1/products", "inventory");
 app.MapForwarder("/v1/inventory", "inventory");
 app.MapForwarder("/v1/orders", "orders");
+app.MapForwarder("/v2/orders", "orders");
 app.MapForwarder("/v1/webhooks", "notifications");
 
 app.Run();

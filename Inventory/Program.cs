@@ -15,6 +15,13 @@ builder.AddDatabaseMigrations<InventoryDbContext>();
 builder.AddRedisClient("redis");
 builder.AddRabbitMQClient("messaging");
 builder.AddOutboxRelay<InventoryDbContext>();
+builder.AddEventConsumer<InventoryDbContext>(new ConsumerOptions(
+    Consumer: "inventory",
+    Queue: "inventory.orders",
+    Exchange: "orders.events",
+    RoutingKeys: ["order.cancelled", "order.failed"]));
+builder.Services.AddScoped<IEventHandler>(services => ActivatorUtilities.CreateInstance<OrderClosedHandler>(services, "order.cancelled"));
+builder.Services.AddScoped<IEventHandler>(services => ActivatorUtilities.CreateInstance<OrderClosedHandler>(services, "order.failed"));
 builder.Services.AddOptions<ReservationOptions>().BindConfiguration(ReservationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddSingleton<ReservationStore>();
 builder.Services.AddHostedService<ReservationSweeper>();

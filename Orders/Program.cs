@@ -1,6 +1,7 @@
 using Shop.Orders;
 using Shop.Orders.Catalog;
 using Shop.Orders.Orders;
+using Shop.Orders.Saga;
 using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Idempotency;
 using Shop.ServiceDefaults.Messaging;
@@ -16,6 +17,13 @@ builder.AddIdempotency();
 builder.AddRabbitMQClient("messaging");
 builder.AddOutboxRelay<OrdersDbContext>();
 builder.Services.AddHttpClient<CatalogClient>(client => client.BaseAddress = new Uri("http://inventory")).AddServiceToken();
+builder.Services.AddHttpClient<InventoryClient>(client => client.BaseAddress = new Uri("http://inventory")).AddServiceToken();
+builder.Services.AddOptions<SagaOptions>().BindConfiguration(SagaOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddOptions<FakePaymentOptions>().BindConfiguration(FakePaymentOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddScoped<IPaymentProvider, FakePaymentProvider>();
+builder.Services.AddScoped<OrderSaga>();
+builder.Services.AddSingleton<SagaSignal>();
+builder.Services.AddHostedService<SagaWorker>();
 
 var app = builder.Build();
 
@@ -23,5 +31,6 @@ app.MapDefaultEndpoints();
 app.UseShopAuthentication();
 app.UseIdempotency();
 app.MapOrdersApi();
+app.MapOrdersApiV2();
 
 app.Run();

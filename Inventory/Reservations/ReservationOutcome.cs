@@ -14,6 +14,9 @@ public abstract record ReserveOutcome
     public sealed record UnknownProducts(IReadOnlyList<Guid> ProductIds) : ReserveOutcome;
 
     public sealed record MixedTenants : ReserveOutcome;
+
+    /// <summary>The order was cancelled or failed before this reservation arrived; it will not hold stock.</summary>
+    public sealed record OrderClosed : ReserveOutcome;
 }
 
 public enum TransitionResult { Done, AlreadyDone, NotFound, Expired, WrongState }

@@ -49,7 +49,9 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             // Only a failure needs the order's history: a repeat of a reservation that took the last unit is still a repeat.
             if (await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing)
             {
-                return existing.Hash == hash ? new ReserveOutcome.Repeated(existing.Reservation) : new ReserveOutcome.DifferentItems(existing.Reservation);
+                return existing.Closed ? new ReserveOutcome.OrderClosed()
+                    : existing.Hash == hash ? new ReserveOutcome.Repeated(existing.Reservation)
+                    : new ReserveOutcome.DifferentItems(existing.Reservation);
             }
 
             return outcome;
@@ -62,11 +64,41 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
 
     /// <summary>Reserved units become sold ones: quantity and reserved both drop.</summary>
     public Task<(TransitionResult Result, ReservationResponse? Reservation)> ConfirmAsync(Guid id, CancellationToken cancellationToken) =>
-        TransitionAsync(id, "Confirmed", "quantity = s.quantity - i.quantity, reserved = s.reserved - i.quantity", cancellationToken);
+        TransitionAsync(id, "Confirmed", null, cancellationToken);
 
-    /// <summary>Reserved units return to the available stock.</summary>
+    /// <summary>Reserved units return to the available stock; units of a confirmed reservation go back on the shelf (a refund).</summary>
     public Task<(TransitionResult Result, ReservationResponse? Reservation)> ReleaseAsync(Guid id, CancellationToken cancellationToken) =>
-        TransitionAsync(id, "Released", "reserved = s.reserved - i.quantity", cancellationToken);
+        TransitionAsync(id, "Released", "released", cancellationToken);
+
+    /// <summary>
+    /// The order was cancelled or failed: release its reservation, in the caller's transaction (the event
+    /// consumer's, with its inbox row). When the reservation has not arrived yet (events and calls race), a closed
+    /// marker takes its place, so the late reservation is refused and nothing stays held.
+    /// </summary>
+    public async Task<TransitionResult> CloseOrderAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenantId, Guid orderId,
+        string reason, CancellationToken cancellationToken)
+    {
+        await using (var marker = new NpgsqlCommand("""
+            INSERT INTO reservations (id, tenant_id, order_id, status, request_hash, expires_at, created_at, updated_at, release_reason, closed)
+            VALUES ($1, $2, $3, 'Released', 'closed', now(), now(), now(), $4, true)
+            ON CONFLICT (order_id) DO NOTHING
+            """, connection, transaction))
+        {
+            marker.Parameters.Add(new() { Value = Guid.CreateVersion7() });
+            marker.Parameters.Add(new() { Value = tenantId });
+            marker.Parameters.Add(new() { Value = orderId });
+            marker.Parameters.Add(new() { Value = reason });
+            if (await marker.ExecuteNonQueryAsync(cancellationToken) == 1)
+            {
+                return TransitionResult.Done;
+            }
+        }
+
+        var current = await ReadAsync(connection, transaction, "order_id = $1", orderId, forUpdate: true, cancellationToken);
+        return current is null || current.Closed
+            ? TransitionResult.AlreadyDone
+            : (await TransitionCoreAsync(connection, transaction, current.Reservation, "Released", reason, cancellationToken)).Result;
+    }
 
     public async Task<ReservationResponse?> GetAsync(Guid id, CancellationToken cancellationToken)
     {
@@ -119,8 +151,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         return returned.Count;
     }
 
-    /// <param name="setClause">The stock change, in terms of the stock row <c>s</c> and the reserved item <c>i</c>.</param>
-    private async Task<(TransitionResult, ReservationResponse?)> TransitionAsync(Guid id, string target, string setClause, CancellationToken cancellationToken)
+    private async Task<(TransitionResult, ReservationResponse?)> TransitionAsync(Guid id, string target, string? reason, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
         try
@@ -128,52 +159,70 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             var current = await ReadAsync(connection, transaction, "id = $1", id, forUpdate: true, cancellationToken);
-            if (current is null)
+            if (current is null || current.Closed)
             {
                 return (TransitionResult.NotFound, null);
             }
 
-            var reservation = current.Reservation;
-            var expired = reservation.Status == "Expired" || (reservation.Status == "Active" && reservation.ExpiresAt <= clock.GetUtcNow());
-            var result = (reservation.Status, target) switch
+            var outcome = await TransitionCoreAsync(connection, transaction, current.Reservation, target, reason, cancellationToken);
+            if (outcome.Result == TransitionResult.Done)
             {
-                (var s, var t) when s == t => TransitionResult.AlreadyDone,
-                ("Expired", "Released") => TransitionResult.AlreadyDone,
-                _ when expired && target == "Confirmed" => TransitionResult.Expired,
-                ("Active", _) => TransitionResult.Done,
-                _ => TransitionResult.WrongState,
-            };
-            if (result != TransitionResult.Done)
-            {
-                await transaction.RollbackAsync(cancellationToken);
-                return (result, reservation);
+                await transaction.CommitAsync(cancellationToken);
             }
 
-            await LockStockAsync(connection, transaction, reservation.Items.Select(i => i.ProductId), cancellationToken);
-            await using (var update = new NpgsqlCommand($"""
-                UPDATE stock s SET {setClause}, version = s.version + 1, updated_at = now()
-                FROM reservation_items i
-                WHERE i.reservation_id = $1 AND s.product_id = i.product_id
-                """, connection, transaction))
-            {
-                update.Parameters.Add(new() { Value = id });
-                await update.ExecuteNonQueryAsync(cancellationToken);
-            }
-
-            await using (var status = new NpgsqlCommand("UPDATE reservations SET status = $2, updated_at = now() WHERE id = $1", connection, transaction))
-            {
-                status.Parameters.Add(new() { Value = id });
-                status.Parameters.Add(new() { Value = target });
-                await status.ExecuteNonQueryAsync(cancellationToken);
-            }
-
-            await transaction.CommitAsync(cancellationToken);
-            return (TransitionResult.Done, reservation with { Status = target });
+            return outcome;
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>Moves a reservation whose row the transaction has locked; the stock change depends on where it comes from.</summary>
+    private async Task<(TransitionResult Result, ReservationResponse? Reservation)> TransitionCoreAsync(NpgsqlConnection connection,
+        NpgsqlTransaction transaction, ReservationResponse reservation, string target, string? reason, CancellationToken cancellationToken)
+    {
+        var expired = reservation.Status == "Expired" || (reservation.Status == "Active" && reservation.ExpiresAt <= clock.GetUtcNow());
+        var setClause = (reservation.Status, target) switch
+        {
+            ("Active", "Confirmed") when !expired => "quantity = s.quantity - i.quantity, reserved = s.reserved - i.quantity",
+            ("Active", "Released") => "reserved = s.reserved - i.quantity",
+            ("Confirmed", "Released") => "quantity = s.quantity + i.quantity",
+            _ => null,
+        };
+        if (setClause is null)
+        {
+            var result = (reservation.Status, target) switch
+            {
+                (var s, var t) when s == t => TransitionResult.AlreadyDone,
+                ("Expired", "Released") => TransitionResult.AlreadyDone,
+                _ when expired && target == "Confirmed" => TransitionResult.Expired,
+                _ => TransitionResult.WrongState,
+            };
+            return (result, reservation);
+        }
+
+        await LockStockAsync(connection, transaction, reservation.Items.Select(i => i.ProductId), cancellationToken);
+        await using (var update = new NpgsqlCommand($"""
+            UPDATE stock s SET {setClause}, version = s.version + 1, updated_at = now()
+            FROM reservation_items i
+            WHERE i.reservation_id = $1 AND s.product_id = i.product_id
+            """, connection, transaction))
+        {
+            update.Parameters.Add(new() { Value = reservation.Id });
+            await update.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using (var status = new NpgsqlCommand(
+            "UPDATE reservations SET status = $2, release_reason = COALESCE($3, release_reason), updated_at = now() WHERE id = $1", connection, transaction))
+        {
+            status.Parameters.Add(new() { Value = reservation.Id });
+            status.Parameters.Add(new() { Value = target });
+            status.Parameters.Add(new() { Value = (object?)reason ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+            await status.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        return (TransitionResult.Done, reservation with { Status = target });
     }
 
     /// <summary>
@@ -339,7 +388,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private sealed record Stored(ReservationResponse Reservation, string Hash);
+    private sealed record Stored(ReservationResponse Reservation, string Hash, bool Closed);
 
     private static Task<Stored?> FindByOrderAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid orderId, CancellationToken cancellationToken) =>
         ReadAsync(connection, transaction, "order_id = $1", orderId, forUpdate: false, cancellationToken);
@@ -360,8 +409,10 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
 
         await using var select = new NpgsqlCommand($"""
             SELECT r.id, r.order_id, r.status, r.expires_at, r.request_hash,
-                   array_agg(i.product_id ORDER BY i.product_id), array_agg(i.quantity ORDER BY i.product_id)
-            FROM reservations r JOIN reservation_items i ON i.reservation_id = r.id
+                   array_remove(array_agg(i.product_id ORDER BY i.product_id), NULL),
+                   array_remove(array_agg(i.quantity ORDER BY i.product_id), NULL),
+                   r.closed
+            FROM reservations r LEFT JOIN reservation_items i ON i.reservation_id = r.id
             WHERE r.{where}
             GROUP BY r.id
             """, connection, transaction);
@@ -377,7 +428,8 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         return new Stored(
             new ReservationResponse(reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3),
                 products.Zip(quantities, (p, q) => new ReservationItem(p, q)).ToList()),
-            reader.GetString(4));
+            reader.GetString(4),
+            reader.GetBoolean(7));
     }
 
     private static string RequestHash(IEnumerable<ReservationItem> orderedItems) =>

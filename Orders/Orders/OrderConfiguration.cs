@@ -22,5 +22,16 @@ internal sealed class OrderConfiguration : IEntityTypeConfiguration<Order>
             line.Ignore(l => l.Subtotal);
         });
         order.Navigation(o => o.Lines).HasField("_lines").UsePropertyAccessMode(PropertyAccessMode.Field);
+        order.OwnsMany(o => o.History, change =>
+        {
+            change.ToTable("order_status_history");
+            change.WithOwner().HasForeignKey("OrderId");
+            change.HasKey(c => c.Id);
+            change.Property(c => c.Id).UseIdentityAlwaysColumn();
+            change.Property(c => c.Status).HasConversion<string>();
+        });
+        order.Navigation(o => o.History).HasField("_history").UsePropertyAccessMode(PropertyAccessMode.Field);
+        order.Ignore(o => o.IsTerminal);
+        order.Ignore(o => o.CancellationRequested);
     }
 }

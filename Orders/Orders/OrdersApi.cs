@@ -2,6 +2,7 @@ using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Shop.Orders.Catalog;
+using Shop.Orders.Saga;
 using Shop.ServiceDefaults.Errors;
 using Shop.ServiceDefaults.Idempotency;
 using Shop.ServiceDefaults.Messaging;
@@ -15,33 +16,33 @@ public sealed record CreateOrderRequest(IReadOnlyList<CreateOrderItem>? Items);
 
 public sealed record OrderItemResponse(Guid ProductId, int Quantity, decimal UnitPrice, decimal Subtotal);
 
+/// <summary>The v1 shape of an order (DESIGN.md): amounts as numbers beside one currency.</summary>
 public sealed record OrderResponse(Guid Id, string Status, string? StatusReason, IReadOnlyList<OrderItemResponse> Items,
     decimal Total, string Currency, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)
 {
-    public static OrderResponse From(Order o) => new(o.Id, o.Status.ToString(), null,
+    public static OrderResponse From(Order o) => new(o.Id, o.Status.ToString(), o.StatusReason,
         o.Lines.Select(l => new OrderItemResponse(l.ProductId, l.Quantity, l.UnitPrice, l.Subtotal)).ToList(),
         o.Total, o.Currency, o.CreatedAt, o.UpdatedAt);
 }
 
 public sealed record OrderPage(IReadOnlyList<OrderResponse> Items, int Page, int PageSize, int Total);
 
-public sealed record OrderCreated(Guid OrderId, decimal Total, string Currency, IReadOnlyList<CreateOrderItem> Items);
-
 public static class OrdersApi
 {
-    public const string Exchange = "orders.events";
-
     public static IEndpointRouteBuilder MapOrdersApi(this IEndpointRouteBuilder app)
     {
         var orders = app.MapGroup("/v1/orders").WithTags("Orders").RequireAuthorization(ShopPolicies.User);
-        orders.MapPost("/", CreateOrder).RequireIdempotencyKey();
-        orders.MapGet("/", ListOrders);
-        orders.MapGet("/{id:guid}", GetOrder);
+        orders.MapPost("/", CreateOrder).RequireIdempotencyKey().WithSummary("Place an order; its saga reserves stock and takes payment.");
+        orders.MapGet("/", ListOrders).WithSummary("Your orders (an admin sees the tenant's), newest first.");
+        orders.MapGet("/{id:guid}", GetOrder).WithSummary("One order.");
+        orders.MapPost("/{id:guid}/cancel", CancelOrder).WithSummary("Cancel an order that has not shipped: payment refunded, stock released.");
+        orders.MapPost("/{id:guid}/ship", ShipOrder).RequireAuthorization(ShopPolicies.Admin).WithSummary("Mark a paid order shipped (admin).");
         return app;
     }
 
     public static async Task<Results<Accepted<OrderResponse>, ValidationProblem>> CreateOrder(
-        CreateOrderRequest request, ClaimsPrincipal user, CatalogClient catalog, OrdersDbContext db, TimeProvider clock, CancellationToken cancellationToken)
+        CreateOrderRequest request, ClaimsPrincipal user, CatalogClient catalog, OrdersDbContext db, SagaSignal sagas, TimeProvider clock,
+        CancellationToken cancellationToken)
     {
         var errors = Validate(request);
         if (errors.Count > 0)
@@ -63,10 +64,20 @@ public static class OrdersApi
         }
 
         var order = Order.Place(user.TenantId()!, user.UserId()!, lines, clock.GetUtcNow());
-        db.Orders.Add(order);
-        db.AddEvent(Exchange, "order.created", 1, order.TenantId, order.Id.ToString(), order.Version,
-            new OrderCreated(order.Id, order.Total, order.Currency, request.Items!), clock);
-        await db.SaveChangesAsync(cancellationToken);
+        await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
+        {
+            db.Orders.Add(order);
+            db.AddEvent(OrderEvents.Exchange, OrderEvents.Created, 1, order.TenantId, order.Id.ToString(), order.Version,
+                new OrderCreatedData(order.Id, order.CustomerId, order.Total, order.Currency,
+                    order.Lines.Select(l => new OrderCreatedItem(l.ProductId, l.Quantity, l.UnitPrice)).ToList()), clock);
+            await db.SaveChangesAsync(cancellationToken);
+            await db.Database.ExecuteSqlInterpolatedAsync(
+                $"INSERT INTO order_sagas (order_id, tenant_id, step) VALUES ({order.Id}, {order.TenantId}, {nameof(SagaStep.Reserve)})",
+                cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        sagas.Notify();
         return TypedResults.Accepted($"/v1/orders/{order.Id}", OrderResponse.From(order));
     }
 
@@ -80,12 +91,59 @@ public static class OrdersApi
     public static async Task<Results<Ok<OrderPage>, ValidationProblem>> ListOrders(ClaimsPrincipal user, OrdersDbContext db,
         string? status = null, int page = 1, int pageSize = 20, CancellationToken cancellationToken = default)
     {
+        var (orders, total, problem) = await PageAsync(db, user, status, page, pageSize, cancellationToken);
+        return problem is not null
+            ? problem
+            : TypedResults.Ok(new OrderPage(orders.Select(OrderResponse.From).ToList(), page, pageSize, total));
+    }
+
+    /// <summary>
+    /// Cancelling asks the saga to undo what it did (refund, release) and answers 202 at once; the order reads
+    /// Cancelled when that is done. Repeating it is harmless; a shipped or failed order cannot be cancelled (409).
+    /// </summary>
+    public static async Task<Results<Accepted<OrderResponse>, NotFound>> CancelOrder(Guid id, ClaimsPrincipal user, OrdersDbContext db,
+        SagaSignal sagas, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var reason = user.IsAdmin() ? "cancelled_by_admin" : "cancelled_by_customer";
+        var order = await ChangeAsync(db, user, id, order => order.RequestCancellation(reason, clock.GetUtcNow()),
+            $"UPDATE order_sagas SET step = CASE WHEN step = 'Done' THEN 'Compensate' ELSE step END, attempts = 0, next_attempt_at = now() WHERE order_id = {id}",
+            cancellationToken);
+        if (order is null)
+        {
+            return TypedResults.NotFound();
+        }
+
+        sagas.Notify();
+        return TypedResults.Accepted($"/v1/orders/{order.Id}", OrderResponse.From(order));
+    }
+
+    public static async Task<Results<Ok<OrderResponse>, NotFound>> ShipOrder(Guid id, ClaimsPrincipal user, OrdersDbContext db, TimeProvider clock,
+        CancellationToken cancellationToken)
+    {
+        var order = await ChangeAsync(db, user, id, order =>
+        {
+            if (order.Status == OrderStatus.Shipped)
+            {
+                return false;
+            }
+
+            order.Ship(clock.GetUtcNow());
+            db.AddEvent(OrderEvents.Exchange, OrderEvents.Shipped, 1, order.TenantId, order.Id.ToString(), order.Version,
+                new OrderShippedData(order.Id), clock);
+            return true;
+        }, null, cancellationToken);
+        return order is null ? TypedResults.NotFound() : TypedResults.Ok(OrderResponse.From(order));
+    }
+
+    internal static async Task<(List<Order> Orders, int Total, ValidationProblem? Problem)> PageAsync(OrdersDbContext db, ClaimsPrincipal user,
+        string? status, int page, int pageSize, CancellationToken cancellationToken)
+    {
         OrderStatus? wanted = null;
         if (status is not null)
         {
-            if (!Enum.TryParse<OrderStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
+            if (!Enum.TryParse<OrderStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(status, out _))
             {
-                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["status"] = [$"One of {string.Join(", ", Enum.GetNames<OrderStatus>())}."] });
+                return ([], 0, TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["status"] = [$"One of {string.Join(", ", Enum.GetNames<OrderStatus>())}."] }));
             }
 
             wanted = parsed;
@@ -93,7 +151,7 @@ public static class OrdersApi
 
         if (page < 1 || pageSize is < 1 or > 100)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["page"] = ["page ≥ 1 and pageSize 1–100."] });
+            return ([], 0, TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["page"] = ["page ≥ 1 and pageSize 1–100."] }));
         }
 
         var query = Visible(db, user);
@@ -103,11 +161,12 @@ public static class OrdersApi
         }
 
         var total = await query.CountAsync(cancellationToken);
-        var orders = await query.OrderByDescending(o => o.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(cancellationToken);
-        return TypedResults.Ok(new OrderPage(orders.Select(OrderResponse.From).ToList(), page, pageSize, total));
+        var orders = await query.OrderByDescending(o => o.CreatedAt).ThenByDescending(o => o.Id)
+            .Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(cancellationToken);
+        return (orders, total, null);
     }
 
-    private static IQueryable<Order> Visible(OrdersDbContext db, ClaimsPrincipal user)
+    internal static IQueryable<Order> Visible(OrdersDbContext db, ClaimsPrincipal user)
     {
         var tenant = user.TenantId();
         var query = db.Orders.AsNoTracking().Where(o => o.TenantId == tenant);
@@ -118,6 +177,38 @@ public static class OrdersApi
         }
 
         return query;
+    }
+
+    /// <summary>Applies a change to a visible order under its version, trying again if the saga moved it meanwhile.</summary>
+    private static async Task<Order?> ChangeAsync(OrdersDbContext db, ClaimsPrincipal user, Guid id, Func<Order, bool> change,
+        FormattableString? alsoRun, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            db.ChangeTracker.Clear();
+            var order = await Visible(db, user).AsTracking().FirstOrDefaultAsync(o => o.Id == id, cancellationToken);
+            if (order is null || !change(order))
+            {
+                return order;
+            }
+
+            try
+            {
+                await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+                await db.SaveChangesAsync(cancellationToken);
+                if (alsoRun is not null)
+                {
+                    await db.Database.ExecuteSqlAsync(alsoRun, cancellationToken);
+                }
+
+                await transaction.CommitAsync(cancellationToken);
+                return order;
+            }
+            catch (DbUpdateConcurrencyException) when (attempt < 5)
+            {
+                // The saga committed a step in between; decide again on the fresh order.
+            }
+        }
     }
 
     private static Dictionary<string, string[]> Validate(CreateOrderRequest request)

@@ -1,0 +1,88 @@
+using System.Net;
+using System.Text.Json;
+
+namespace Shop.Orders.Saga;
+
+public sealed record ReservationLine(Guid ProductId, int Quantity);
+
+public abstract record ReserveResult
+{
+    public sealed record Reserved(Guid ReservationId) : ReserveResult;
+
+    /// <summary>Inventory said no for good: not enough stock, unknown products, or the order is closed there.</summary>
+    public sealed record Refused(string Reason, string Detail) : ReserveResult;
+}
+
+public enum ReservationChange { Done, Expired, WrongState, NotFound }
+
+/// <summary>
+/// Inventory's reservation API (<c>http://inventory</c>, discovered, with resilience) called as the Orders
+/// service. Every call is idempotent per order or per reservation, so the resilience handler may retry it
+/// (the Idempotency-Key header tells it so). Network failures and 5xx after retries surface as exceptions:
+/// the saga decides what they mean.
+/// </summary>
+public sealed class InventoryClient(HttpClient http)
+{
+    public async Task<ReserveResult> ReserveAsync(Guid orderId, IReadOnlyList<ReservationLine> items, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/reservations")
+        {
+            Content = JsonContent.Create(new { orderId, items }),
+        };
+        request.Headers.Add("Idempotency-Key", $"reserve-{orderId:N}");
+        using var response = await http.SendAsync(request, cancellationToken);
+        if (response.IsSuccessStatusCode)
+        {
+            var reservation = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+            return new ReserveResult.Reserved(reservation.GetProperty("id").GetGuid());
+        }
+
+        if (response.StatusCode is HttpStatusCode.Conflict or HttpStatusCode.UnprocessableEntity or HttpStatusCode.Gone)
+        {
+            var problem = await ReadProblemAsync(response, cancellationToken);
+            var reason = problem.TryGetProperty("shortProducts", out _) ? "out_of_stock"
+                : problem.TryGetProperty("unknownProducts", out _) ? "unknown_products"
+                : "reservation_refused";
+            var detail = problem.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : response.ReasonPhrase ?? "";
+            return new ReserveResult.Refused(reason, detail);
+        }
+
+        throw Unexpected(response, "reserve");
+    }
+
+    public Task<ReservationChange> ConfirmAsync(Guid reservationId, CancellationToken cancellationToken) =>
+        ChangeAsync(reservationId, "confirm", cancellationToken);
+
+    public Task<ReservationChange> ReleaseAsync(Guid reservationId, CancellationToken cancellationToken) =>
+        ChangeAsync(reservationId, "release", cancellationToken);
+
+    private async Task<ReservationChange> ChangeAsync(Guid reservationId, string action, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/reservations/{reservationId}/{action}");
+        request.Headers.Add("Idempotency-Key", $"{action}-{reservationId:N}");
+        using var response = await http.SendAsync(request, cancellationToken);
+        return response.StatusCode switch
+        {
+            HttpStatusCode.OK => ReservationChange.Done,
+            HttpStatusCode.Gone => ReservationChange.Expired,
+            HttpStatusCode.Conflict => ReservationChange.WrongState,
+            HttpStatusCode.NotFound => ReservationChange.NotFound,
+            _ => throw Unexpected(response, action),
+        };
+    }
+
+    private static async Task<JsonElement> ReadProblemAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+        }
+        catch (JsonException)
+        {
+            return default;
+        }
+    }
+
+    private static HttpRequestException Unexpected(HttpResponseMessage response, string action) =>
+        new($"Inventory answered {(int)response.StatusCode} to {action}.", null, response.StatusCode);
+}

@@ -1,0 +1,148 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
+using Shop.Orders.Orders;
+using Shop.ServiceDefaults.Messaging;
+
+namespace Shop.Orders.Saga;
+
+/// <summary>A saga this replica held was taken over (its lease ran out): it stops without committing.</summary>
+public sealed class SagaLeaseLostException(Guid orderId) : Exception($"The lease on the saga of order {orderId} was lost.");
+
+/// <summary>A saga claimed by one replica: only the holder of <see cref="LeaseToken"/> may commit its progress.</summary>
+public sealed record SagaClaim(Guid OrderId, string TenantId, string Step, int Attempts, Guid LeaseToken);
+
+/// <summary>
+/// Drives one order's saga from the step it is at until it ends or has to wait. Each step calls one remote,
+/// idempotent operation, then commits in one transaction: the order's change, its event in the outbox and the
+/// saga's next step, fenced by the lease. When the order changed meanwhile (a cancellation), the commit loses
+/// on the order's version and the step is decided again on the fresh order.
+/// </summary>
+public sealed class OrderSaga(
+    OrdersDbContext db,
+    InventoryClient inventory,
+    IPaymentProvider payments,
+    IOptions<SagaOptions> options,
+    TimeProvider clock,
+    ILogger<OrderSaga> logger)
+{
+    private const int MaxVersionConflicts = 10;
+
+    public async Task RunAsync(SagaClaim claim, CancellationToken cancellationToken)
+    {
+        var step = Enum.Parse<SagaStep>(claim.Step);
+        var attempts = claim.Attempts;
+        var conflicts = 0;
+        while (step != SagaStep.Done)
+        {
+            db.ChangeTracker.Clear();
+            var order = await db.Orders.SingleAsync(o => o.Id == claim.OrderId, cancellationToken);
+            var transition = await StepAsync(step, order, attempts + 1, cancellationToken);
+            try
+            {
+                await CommitAsync(claim, order, transition, attempts + 1, cancellationToken);
+            }
+            catch (DbUpdateConcurrencyException) when (++conflicts <= MaxVersionConflicts)
+            {
+                logger.LogInformation("Order {OrderId} changed during step {Step}; deciding again", order.Id, step);
+                continue;
+            }
+
+            if (transition.RetryAfter is { } delay)
+            {
+                logger.LogWarning("Saga of order {OrderId}: {Step} failed (attempt {Attempt}), retrying in {Delay}: {Error}",
+                    order.Id, step, attempts + 1, delay, transition.Error);
+                return;
+            }
+
+            logger.LogInformation("Saga of order {OrderId}: {Step} → {Next} (order {Status})", order.Id, step, transition.Next, order.Status);
+            step = transition.Next;
+            attempts = 0;
+        }
+    }
+
+    private async Task<SagaTransition> StepAsync(SagaStep step, Order order, int attempt, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var now = clock.GetUtcNow();
+        if (order.CancellationRequested && step is SagaStep.Reserve or SagaStep.Pay or SagaStep.Confirm)
+        {
+            return new SagaTransition(SagaStep.Compensate);
+        }
+
+        try
+        {
+            switch (step)
+            {
+                case SagaStep.Reserve:
+                    var lines = order.Lines.Select(l => new ReservationLine(l.ProductId, l.Quantity)).ToList();
+                    return SagaTransitions.Reserved(order, await inventory.ReserveAsync(order.Id, lines, cancellationToken), clock.GetUtcNow());
+                case SagaStep.Pay:
+                    return SagaTransitions.Authorized(order, await payments.AuthorizeAsync(order.Id, order.Total, order.Currency, cancellationToken), clock.GetUtcNow());
+                case SagaStep.Confirm:
+                    return SagaTransitions.Confirmed(order, await inventory.ConfirmAsync(order.ReservationId!.Value, cancellationToken), clock.GetUtcNow());
+                case SagaStep.Compensate:
+                    // The refund goes first: money back matters more than stock, and both are repeatable.
+                    var refunded = order.ReservationId is not null && await payments.RefundAsync(order.Id, cancellationToken);
+                    if (order.ReservationId is { } reservationId)
+                    {
+                        await inventory.ReleaseAsync(reservationId, cancellationToken);
+                    }
+
+                    return SagaTransitions.Compensated(order, refunded, clock.GetUtcNow());
+                default:
+                    throw new InvalidOperationException($"No step {step}.");
+            }
+        }
+        catch (Exception ex) when (IsUnavailable(ex, cancellationToken))
+        {
+            var error = $"{ex.GetType().Name}: {ex.Message}";
+            return step switch
+            {
+                SagaStep.Reserve => SagaTransitions.ReserveUnavailable(order, attempt, error, settings, now),
+                SagaStep.Pay => SagaTransitions.PaymentUnavailable(order, attempt, error, settings, now),
+                _ => SagaTransitions.MustRetry(step, attempt, error, settings),
+            };
+        }
+    }
+
+    private async Task CommitAsync(SagaClaim claim, Order order, SagaTransition transition, int attempt, CancellationToken cancellationToken)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        if (transition.Event is { } raised)
+        {
+            db.AddEvent(OrderEvents.Exchange, raised.Type, 1, order.TenantId, order.Id.ToString(), order.Version, raised.Data, clock);
+        }
+
+        await db.SaveChangesAsync(cancellationToken);
+        var retrying = transition.RetryAfter is not null;
+        var nextAttemptAt = clock.GetUtcNow() + (transition.RetryAfter ?? TimeSpan.Zero);
+        var step = transition.Next.ToString();
+        var attempts = retrying ? attempt : 0;
+        // Waiting or done gives the saga up; moving on keeps it, so this replica carries straight on.
+        var fenced = await db.Database.ExecuteSqlInterpolatedAsync($"""
+            UPDATE order_sagas
+            SET step = {step}, attempts = {attempts}, next_attempt_at = {nextAttemptAt}, last_error = {transition.Error},
+                lease_token = CASE WHEN {retrying} OR {step} = 'Done' THEN NULL ELSE lease_token END,
+                lease_until = CASE WHEN {retrying} OR {step} = 'Done' THEN NULL
+                                   ELSE now() + make_interval(secs => {options.Value.LeaseSeconds}) END,
+                updated_at = now()
+            WHERE order_id = {claim.OrderId} AND lease_token = {claim.LeaseToken}
+            """, cancellationToken);
+        if (fenced == 0)
+        {
+            throw new SagaLeaseLostException(claim.OrderId);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    private static bool IsUnavailable(Exception ex, CancellationToken cancellationToken) => ex switch
+    {
+        OperationCanceledException when cancellationToken.IsCancellationRequested => false,
+        HttpRequestException or TimeoutRejectedException or BrokenCircuitException or PaymentProviderUnavailableException => true,
+        OperationCanceledException => true, // a timeout of the HTTP client itself
+        _ => false,
+    };
+}

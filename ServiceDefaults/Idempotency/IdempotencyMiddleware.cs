@@ -40,12 +40,20 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
 
         var scope = $"{context.User.TenantId()}:{context.User.UserId()}";
         var hash = await RequestHashAsync(context.Request);
-        await using var connection = await dataSource.OpenConnectionAsync(context.RequestAborted);
-        if (await ClaimAsync(connection, scope, key, hash, context.RequestAborted))
+        bool claimed;
+        await using (var claim = await dataSource.OpenConnectionAsync(context.RequestAborted))
         {
-            await RunAndStoreAsync(context, connection, scope, key);
+            claimed = await ClaimAsync(claim, scope, key, hash, context.RequestAborted);
+        }
+
+        if (claimed)
+        {
+            // No connection is held while the endpoint runs: it needs its own, and a pool is small.
+            await RunAndStoreAsync(context, scope, key);
             return;
         }
+
+        await using var connection = await dataSource.OpenConnectionAsync(context.RequestAborted);
 
         await using var select = new NpgsqlCommand("""
             SELECT request_hash, status, response_status, response_type, response_location, response_body
@@ -90,7 +98,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         await context.Response.Body.WriteAsync(body, context.RequestAborted);
     }
 
-    private async Task RunAndStoreAsync(HttpContext context, NpgsqlConnection connection, string scope, string key)
+    private async Task RunAndStoreAsync(HttpContext context, string scope, string key)
     {
         var original = context.Response.Body;
         using var buffer = new MemoryStream();
@@ -101,7 +109,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         }
         catch
         {
-            await ForgetAsync(connection, scope, key);
+            await ForgetAsync(scope, key);
             throw;
         }
         finally
@@ -111,10 +119,11 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
 
         if (context.Response.StatusCode >= 500)
         {
-            await ForgetAsync(connection, scope, key);
+            await ForgetAsync(scope, key);
         }
         else
         {
+            await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
             await using var store = new NpgsqlCommand("""
                 UPDATE idempotency_keys
                 SET status = 'Completed', response_status = $3, response_type = $4, response_location = $5, response_body = $6, completed_at = now()
@@ -146,10 +155,11 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         return await insert.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
-    private async Task ForgetAsync(NpgsqlConnection connection, string scope, string key)
+    private async Task ForgetAsync(string scope, string key)
     {
         try
         {
+            await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
             await using var delete = new NpgsqlCommand("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2", connection);
             delete.Parameters.Add(new() { Value = scope });
             delete.Parameters.Add(new() { Value = key });

@@ -1,0 +1,195 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Shop.Hosting;
+
+namespace Shop.Tests.Integration;
+
+/// <summary>The order saga against the running system: every path ends in its state with the stock where it belongs.</summary>
+[Collection(AppCollection.Name)]
+public sealed class SagaTests(AppFixture fixture)
+{
+    private static readonly TimeSpan SagaTimeout = TimeSpan.FromSeconds(60);
+
+    private DistributedApplication App => fixture.App;
+
+    private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task An_order_is_reserved_paid_and_confirmed_and_its_events_leave_both_services()
+    {
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+
+        var orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
+        var order = await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Paid", "Cancelled", "Failed");
+
+        Assert.Equal("Paid", order.GetProperty("status").GetString());
+        Assert.Equal(["Pending", "StockReserved", "Paid"], ShopData.Timeline(order));
+        Assert.Equal(21.0m, order.GetProperty("total").GetProperty("amount").GetDecimal());
+        Assert.StartsWith("pay_", order.GetProperty("paymentId").GetString());
+        Assert.Equal((3, 0), await ShopData.StockAsync(App, product));
+
+        var orderEvents = await ShopData.QueryAsync(App, "ordersdb",
+            $"SELECT routing_key FROM outbox_messages WHERE payload->>'aggregateId' = '{orderId}' ORDER BY id", r => r.GetString(0));
+        Assert.Equal(["order.created", "order.stock_reserved", "order.paid"], orderEvents);
+        var reservationId = order.GetProperty("reservationId").GetString();
+        var inventoryEvents = await ShopData.QueryAsync(App, "inventorydb",
+            $"SELECT routing_key FROM outbox_messages WHERE payload->>'aggregateId' = '{reservationId}' ORDER BY id", r => r.GetString(0));
+        Assert.Equal(["inventory.reserved", "inventory.confirmed"], inventoryEvents);
+    }
+
+    [Fact]
+    public async Task A_declined_payment_releases_the_stock_and_cancels_the_order_with_the_reason()
+    {
+        // The fake provider declines amounts above its card limit (10,000 by default).
+        var product = await ShopData.CreateProductAsync(App, stock: 5, price: 6000m);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+
+        var orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
+        var order = await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Cancelled", "Paid", "Failed");
+
+        Assert.Equal("Cancelled", order.GetProperty("status").GetString());
+        Assert.Equal("payment_declined: card_limit_exceeded", order.GetProperty("statusReason").GetString());
+        Assert.Equal(["Pending", "StockReserved", "Cancelled"], ShopData.Timeline(order));
+        Assert.False(order.GetProperty("refunded").GetBoolean());
+        Assert.Equal((5, 0), await ShopData.StockAsync(App, product));
+        Assert.Equal("Released", await ShopData.ScalarAsync<string>(App, "inventorydb", $"SELECT status FROM reservations WHERE order_id = '{orderId}'"));
+    }
+
+    [Fact]
+    public async Task An_order_for_more_than_the_stock_fails_as_out_of_stock_and_holds_nothing()
+    {
+        var product = await ShopData.CreateProductAsync(App, stock: 1);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+
+        var orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
+        var order = await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Failed", "Paid", "Cancelled");
+
+        Assert.Equal("Failed", order.GetProperty("status").GetString());
+        Assert.StartsWith("out_of_stock", order.GetProperty("statusReason").GetString());
+        Assert.Equal((1, 0), await ShopData.StockAsync(App, product));
+        // Inventory took order.failed and closed the order there: a late reservation for it would be refused.
+        await WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
+            $"SELECT count(*) FROM reservations WHERE order_id = '{orderId}' AND closed") == 1);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_paid_order_refunds_it_and_puts_the_units_back_and_a_cancelled_order_cannot_ship()
+    {
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+        using var admin = await ShopClients.AdminAsync(App);
+        var orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
+        await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Paid");
+        Assert.Equal((3, 0), await ShopData.StockAsync(App, product));
+
+        using var cancel = await customer.PostAsync($"/v1/orders/{orderId}/cancel", null, Cancellation);
+        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        var order = await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Cancelled");
+
+        Assert.Equal("cancelled_by_customer", order.GetProperty("statusReason").GetString());
+        Assert.True(order.GetProperty("refunded").GetBoolean());
+        Assert.Equal(["Pending", "StockReserved", "Paid", "Cancelled"], ShopData.Timeline(order));
+        Assert.Equal((5, 0), await ShopData.StockAsync(App, product));
+        Assert.Equal("Refunded", await ShopData.ScalarAsync<string>(App, "ordersdb", $"SELECT status FROM fake_payments WHERE order_id = '{orderId}'"));
+
+        using var again = await customer.PostAsync($"/v1/orders/{orderId}/cancel", null, Cancellation);
+        Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
+        using var ship = await admin.PostAsync($"/v1/orders/{orderId}/ship", null, Cancellation);
+        Assert.Equal(HttpStatusCode.Conflict, ship.StatusCode);
+        Assert.Equal("application/problem+json", ship.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task Only_an_admin_ships_only_a_paid_order_and_a_shipped_order_cannot_be_cancelled()
+    {
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+        var (stranger, _) = await ShopClients.CustomerAsync(App);
+        using var _s = stranger;
+        using var admin = await ShopClients.AdminAsync(App);
+        var orderId = await ShopData.PlaceOrderAsync(customer, product, 1);
+        await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Paid");
+
+        using (var byCustomer = await customer.PostAsync($"/v1/orders/{orderId}/ship", null, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, byCustomer.StatusCode);
+        }
+
+        using (var strangerCancel = await stranger.PostAsync($"/v1/orders/{orderId}/cancel", null, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, strangerCancel.StatusCode);
+        }
+
+        using (var shipped = await admin.PostAsync($"/v1/orders/{orderId}/ship", null, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.OK, shipped.StatusCode);
+        }
+
+        using var cancel = await customer.PostAsync($"/v1/orders/{orderId}/cancel", null, Cancellation);
+        Assert.Equal(HttpStatusCode.Conflict, cancel.StatusCode);
+        var order = await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Shipped");
+        Assert.Equal(["Pending", "StockReserved", "Paid", "Shipped"], ShopData.Timeline(order));
+        Assert.Equal((4, 0), await ShopData.StockAsync(App, product));
+
+        using var v1 = await customer.GetAsync($"/v1/orders/{orderId}", Cancellation);
+        var body = await v1.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        Assert.Equal("Shipped", body.GetProperty("status").GetString());
+        Assert.Equal(10.5m, body.GetProperty("total").GetDecimal());
+    }
+
+    [Fact]
+    public async Task Two_hundred_customers_ordering_the_last_ten_units_at_once_leave_ten_paid_and_nothing_held()
+    {
+        var product = await ShopData.CreateProductAsync(App, stock: 10);
+        using var registering = new SemaphoreSlim(8);
+        var customers = await Task.WhenAll(Enumerable.Range(0, 200).Select(async _ =>
+        {
+            await registering.WaitAsync(Cancellation);
+            try
+            {
+                return (await ShopClients.CustomerAsync(App)).Client;
+            }
+            finally
+            {
+                registering.Release();
+            }
+        }));
+        try
+        {
+            var orders = await Task.WhenAll(customers.Select(c => ShopData.PlaceOrderAsync(c, product, 1)));
+            var outcomes = await Task.WhenAll(orders.Select((id, i) =>
+                ShopData.WaitForOrderAsync(customers[i], id, TimeSpan.FromMinutes(3), "Paid", "Failed", "Cancelled")));
+
+            var statuses = outcomes.Select(o => o.GetProperty("status").GetString()).ToList();
+            Assert.Equal(10, statuses.Count(s => s == "Paid"));
+            Assert.Equal(190, statuses.Count(s => s == "Failed"));
+            Assert.All(outcomes.Where(o => o.GetProperty("status").GetString() == "Failed"),
+                o => Assert.StartsWith("out_of_stock", o.GetProperty("statusReason").GetString()));
+            Assert.Equal((0, 0), await ShopData.StockAsync(App, product));
+        }
+        finally
+        {
+            foreach (var customer in customers)
+            {
+                customer.Dispose();
+            }
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The condition did not hold within 30 s.");
+            await Task.Delay(200, Cancellation);
+        }
+    }
+}

@@ -1,0 +1,96 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Npgsql;
+using Shop.Hosting;
+
+namespace Shop.Tests.Integration;
+
+/// <summary>Test data through the public API, and reads of the databases to check what the API cannot show.</summary>
+internal static class ShopData
+{
+    private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
+
+    /// <summary>A new product of tenant demo with the given stock, created by the admin through the Gateway.</summary>
+    public static async Task<Guid> CreateProductAsync(DistributedApplication app, int stock, decimal price = 10.5m)
+    {
+        using var admin = await ShopClients.AdminAsync(app);
+        using var response = await admin.PostAsJsonAsync("/v1/products",
+            new { sku = $"SKU-{Guid.NewGuid():N}", name = "Saga product", description = "", price = new { amount = price, currency = "EUR" }, initialStock = stock },
+            Cancellation);
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+    }
+
+    public static async Task<Guid> PlaceOrderAsync(HttpClient customer, Guid product, int quantity)
+    {
+        using var response = await customer.PostOrderAsync(new { items = new[] { new { productId = product, quantity } } });
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted,
+            $"POST /v1/orders answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(Cancellation)}");
+        return (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+    }
+
+    /// <summary>Polls the v2 read model until the order reaches one of <paramref name="statuses"/>, and returns it.</summary>
+    public static async Task<JsonElement> WaitForOrderAsync(HttpClient client, Guid orderId, TimeSpan timeout, params string[] statuses)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        JsonElement order = default;
+        while (DateTime.UtcNow < deadline)
+        {
+            using var response = await client.GetAsync($"/v2/orders/{orderId}", Cancellation);
+            if (response.IsSuccessStatusCode)
+            {
+                order = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+                if (statuses.Contains(order.GetProperty("status").GetString()) && !order.GetProperty("cancellationPending").GetBoolean())
+                {
+                    return order;
+                }
+            }
+
+            await Task.Delay(200, Cancellation);
+        }
+
+        throw new TimeoutException($"Order {orderId} did not reach {string.Join("/", statuses)}; last seen: {order}");
+    }
+
+    public static async Task<(int Quantity, int Reserved)> StockAsync(DistributedApplication app, Guid product)
+    {
+        var row = await QueryAsync(app, "inventorydb", $"SELECT quantity, reserved FROM stock WHERE product_id = '{product}'", r => (r.GetInt32(0), r.GetInt32(1)));
+        return row.Single();
+    }
+
+    /// <summary>Polls until the stock of <paramref name="product"/> is as expected (releases by event are asynchronous).</summary>
+    public static async Task WaitForStockAsync(DistributedApplication app, Guid product, (int Quantity, int Reserved) expected, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var seen = await StockAsync(app, product);
+        while (seen != expected && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200, Cancellation);
+            seen = await StockAsync(app, product);
+        }
+
+        Assert.Equal(expected, seen);
+    }
+
+    public static async Task<List<T>> QueryAsync<T>(DistributedApplication app, string database, string sql, Func<NpgsqlDataReader, T> read)
+    {
+        await using var connection = new NpgsqlConnection(app.GetConnectionString(database));
+        await connection.OpenAsync(Cancellation);
+        await using var command = new NpgsqlCommand(sql, connection);
+        await using var reader = await command.ExecuteReaderAsync(Cancellation);
+        var rows = new List<T>();
+        while (await reader.ReadAsync(Cancellation))
+        {
+            rows.Add(read(reader));
+        }
+
+        return rows;
+    }
+
+    public static async Task<T> ScalarAsync<T>(DistributedApplication app, string database, string sql) =>
+        (await QueryAsync(app, database, sql, r => r.GetFieldValue<T>(0))).Single();
+
+    public static string[] Timeline(JsonElement order) =>
+        order.GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("status").GetString()!).ToArray();
+}

@@ -17,6 +17,7 @@ builder.AddShopAuthentication();
 builder.AddSharedRateLimiting();
 builder.AddEdgeProtection();
 builder.AddForwarding();
+builder.AddForwardedApiDocuments("orders", "inventory", "notifications");
 
 var app = builder.Build();
 
@@ -33,5 +34,6 @@ app.MapForwarder("/v1/inventory", "inventory");
 app.MapForwarder("/v1/orders", "orders");
 app.MapForwarder("/v2/orders", "orders");
 app.MapForwarder("/v1/webhooks", "notifications");
+app.MapForwardedApiDocuments();
 
 app.Run();

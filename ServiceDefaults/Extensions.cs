@@ -9,6 +9,7 @@ using Shop.ServiceDefaults.Correlation;
 using Shop.ServiceDefaults.Discovery;
 using Shop.ServiceDefaults.Errors;
 using Shop.ServiceDefaults.Health;
+using Shop.ServiceDefaults.OpenApi;
 using Shop.ServiceDefaults.Resilience;
 using Shop.ServiceDefaults.Telemetry;
 
@@ -39,6 +40,7 @@ public static class Extensions
         });
 
         builder.Services.AddDefaultProblemDetails();
+        builder.AddDefaultOpenApi();
 
         // Bodies are small JSON documents here; anything larger is refused before it is read.
         var maxBody = builder.Configuration.GetValue<long?>("Kestrel:Limits:MaxRequestBodySize") ?? 1024 * 1024;
@@ -68,6 +70,7 @@ public static class Extensions
             Predicate = check => check.Tags.Contains(HealthTags.Live),
             ResponseWriter = HealthResponseWriter.WriteAsync,
         }).AllowAnonymous();
+        app.MapDefaultOpenApi();
         return app;
     }
 }

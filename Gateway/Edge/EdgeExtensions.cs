@@ -2,6 +2,7 @@ using System.IO.Compression;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.ResponseCompression;
+using Shop.ServiceDefaults.OpenApi;
 
 namespace Shop.Gateway.Edge;
 
@@ -9,6 +10,13 @@ namespace Shop.Gateway.Edge;
 public static class EdgeExtensions
 {
     private const string CorsPolicy = "configured-origins";
+
+    private const string ApiContentSecurityPolicy = "default-src 'none'; frame-ancestors 'none'";
+
+    // Swagger UI loads its scripts and styles from /docs itself but sets inline styles and data: images; nothing else is relaxed.
+    private const string DocsContentSecurityPolicy =
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+        + "base-uri 'none'; frame-ancestors 'none'";
 
     public static IHostApplicationBuilder AddEdgeProtection(this IHostApplicationBuilder builder)
     {
@@ -48,7 +56,9 @@ public static class EdgeExtensions
             headers.XContentTypeOptions = "nosniff";
             headers.XFrameOptions = "DENY";
             headers["Referrer-Policy"] = "no-referrer";
-            headers.ContentSecurityPolicy = "default-src 'none'; frame-ancestors 'none'";
+            headers.ContentSecurityPolicy = context.Request.Path.StartsWithSegments(OpenApiExtensions.UiPath, StringComparison.OrdinalIgnoreCase)
+                ? DocsContentSecurityPolicy
+                : ApiContentSecurityPolicy;
             if (context.Request.IsHttps)
             {
                 headers.StrictTransportSecurity = "max-age=31536000";

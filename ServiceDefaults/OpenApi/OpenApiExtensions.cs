@@ -1,0 +1,53 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Shop.ServiceDefaults.OpenApi;
+
+/// <summary>
+/// Every service describes itself: an OpenAPI document at <c>/openapi/v1.json</c> and Swagger UI at <c>/docs</c>.
+/// Both are anonymous and come before authentication and rate limiting in the pipeline.
+/// </summary>
+public static class OpenApiExtensions
+{
+    public const string DocumentName = "v1";
+    public const string DocumentPath = "/openapi/" + DocumentName + ".json";
+    public const string UiPath = "/docs";
+
+    public static IHostApplicationBuilder AddDefaultOpenApi(this IHostApplicationBuilder builder)
+    {
+        var service = builder.Environment.ApplicationName;
+        builder.Services.AddOptions<ApiDocsOptions>().BindConfiguration(ApiDocsOptions.Section);
+        builder.Services.AddOpenApi(DocumentName, options =>
+        {
+            options.AddDocumentTransformer(new ServiceDocumentTransformer(service));
+            options.AddOperationTransformer<BearerSecurityTransformer>();
+            options.AddOperationTransformer<ProblemResponsesTransformer>();
+        });
+        return builder;
+    }
+
+    public static WebApplication MapDefaultOpenApi(this WebApplication app)
+    {
+        var docs = app.Services.GetRequiredService<IOptions<ApiDocsOptions>>().Value;
+        if (!docs.Enabled)
+        {
+            return app;
+        }
+
+        app.MapOpenApi().AllowAnonymous();
+        var service = app.Environment.ApplicationName;
+        app.UseSwaggerUI(ui =>
+        {
+            ui.RoutePrefix = UiPath.TrimStart('/');
+            ui.DocumentTitle = $"{service} API";
+            ui.SwaggerEndpoint(DocumentPath, service);
+            foreach (var link in docs.Links)
+            {
+                ui.SwaggerEndpoint(link.Url, link.Name);
+            }
+        });
+        return app;
+    }
+}

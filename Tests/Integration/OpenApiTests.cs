@@ -1,0 +1,132 @@
+using System.Net;
+using System.Text.Json;
+using Shop.Hosting;
+
+namespace Shop.Tests.Integration;
+
+[Collection(AppCollection.Name)]
+public sealed class OpenApiTests(AppFixture fixture)
+{
+    private DistributedApplication App => fixture.App;
+
+    private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
+
+    [Theory]
+    [InlineData("gateway", "Gateway API", "/v1/auth/login", "/v1/auth/me")]
+    [InlineData("orders", "Orders API", "/v1/orders", "/v1/orders/{id}")]
+    [InlineData("inventory", "Inventory API", "/v1/products", "/v1/products/{id}", "/v1/reservations")]
+    [InlineData("notifications", "Notifications API")]
+    public async Task Every_service_describes_itself_anonymously_in_an_OpenAPI_3_document_with_the_bearer_scheme(
+        string service, string title, params string[] paths)
+    {
+        using var client = App.CreateHttpClient(service, replica: 0);
+
+        using var document = await GetDocumentAsync(client, "/openapi/v1.json");
+
+        var root = document.RootElement;
+        Assert.StartsWith("3.", root.GetProperty("openapi").GetString(), StringComparison.Ordinal);
+        Assert.Equal(title, root.GetProperty("info").GetProperty("title").GetString());
+        Assert.Equal("v1", root.GetProperty("info").GetProperty("version").GetString());
+        Assert.All(paths, path => Assert.True(root.GetProperty("paths").TryGetProperty(path, out _), $"{service} documents {path}"));
+        var bearer = root.GetProperty("components").GetProperty("securitySchemes").GetProperty("Bearer");
+        Assert.Equal("http", bearer.GetProperty("type").GetString());
+        Assert.Equal("bearer", bearer.GetProperty("scheme").GetString());
+        Assert.Equal("JWT", bearer.GetProperty("bearerFormat").GetString());
+    }
+
+    [Fact]
+    public async Task Operations_that_need_a_token_require_the_bearer_scheme_and_document_401_as_problem_details()
+    {
+        using var gateway = App.CreateHttpClient("gateway", replica: 0);
+        using var orders = App.CreateHttpClient("orders", replica: 0);
+
+        using var gatewayDocument = await GetDocumentAsync(gateway, "/openapi/v1.json");
+        using var ordersDocument = await GetDocumentAsync(orders, "/openapi/v1.json");
+
+        var login = Operation(gatewayDocument, "/v1/auth/login", "post");
+        var me = Operation(gatewayDocument, "/v1/auth/me", "get");
+        Assert.False(login.TryGetProperty("security", out _), "login is anonymous");
+        Assert.Equal("Bearer", me.GetProperty("security")[0].EnumerateObject().Single().Name);
+        Assert.Equal("#/components/schemas/ProblemDetails",
+            me.GetProperty("responses").GetProperty("401").GetProperty("content").GetProperty("application/problem+json")
+                .GetProperty("schema").GetProperty("$ref").GetString());
+        Assert.True(me.GetProperty("responses").TryGetProperty("403", out _), "the user policy can refuse a valid token");
+        Assert.True(login.GetProperty("responses").TryGetProperty("default", out _), "errors are problem details everywhere");
+
+        // Orders has no anonymous endpoint: its fallback policy requires a token for every operation.
+        var operations = ordersDocument.RootElement.GetProperty("paths").EnumerateObject().SelectMany(path => path.Value.EnumerateObject()).ToList();
+        Assert.NotEmpty(operations);
+        Assert.All(operations, operation => Assert.True(operation.Value.TryGetProperty("security", out _), $"{operation.Name} requires a token"));
+    }
+
+    [Theory]
+    [InlineData("orders", "Orders API", "/v1/orders")]
+    [InlineData("inventory", "Inventory API", "/v1/products")]
+    [InlineData("notifications", "Notifications API", null)]
+    public async Task Through_the_gateway_each_service_document_is_reachable_without_a_token(string service, string title, string? path)
+    {
+        using var client = ShopClients.Anonymous(App);
+
+        using var document = await GetDocumentAsync(client, $"/openapi/{service}/v1.json");
+
+        Assert.Equal(title, document.RootElement.GetProperty("info").GetProperty("title").GetString());
+        Assert.False(document.RootElement.TryGetProperty("servers", out _), "no internal address leaks: the UI calls the gateway");
+        if (path is not null)
+        {
+            Assert.True(document.RootElement.GetProperty("paths").TryGetProperty(path, out _), $"{service} documents {path}");
+        }
+    }
+
+    [Theory]
+    [InlineData("gateway")]
+    [InlineData("orders")]
+    [InlineData("inventory")]
+    [InlineData("notifications")]
+    public async Task Every_service_serves_the_UI_at_docs_without_a_token(string service)
+    {
+        using var client = App.CreateHttpClient(service, replica: 0);
+
+        using var response = await client.GetAsync("/docs", Cancellation);
+        var html = await response.Content.ReadAsStringAsync(Cancellation);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/html", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("<div id=\"swagger-ui\">", html, StringComparison.Ordinal);
+        Assert.EndsWith("/docs/index.html", response.RequestMessage!.RequestUri!.AbsolutePath, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_gateway_UI_lists_all_four_documents_and_only_docs_gets_a_relaxed_CSP()
+    {
+        using var client = ShopClients.Anonymous(App);
+
+        using var page = await client.GetAsync("/docs/index.html", Cancellation);
+        using var script = await client.GetAsync("/docs/index.js", Cancellation);
+        using var api = await client.GetAsync("/openapi/v1.json", Cancellation);
+        var configuration = await script.Content.ReadAsStringAsync(Cancellation);
+
+        Assert.Equal(HttpStatusCode.OK, script.StatusCode);
+        foreach (var url in new[] { "/openapi/v1.json", "/openapi/orders/v1.json", "/openapi/inventory/v1.json", "/openapi/notifications/v1.json" })
+        {
+            Assert.Contains($"\"url\":\"{url}\"", configuration, StringComparison.Ordinal);
+        }
+
+        var docsPolicy = page.Headers.GetValues("Content-Security-Policy").Single();
+        Assert.Contains("script-src 'self'", docsPolicy, StringComparison.Ordinal);
+        Assert.DoesNotContain("unsafe-eval", docsPolicy, StringComparison.Ordinal);
+        Assert.DoesNotContain("script-src 'self' 'unsafe-inline'", docsPolicy, StringComparison.Ordinal);
+        Assert.Contains("frame-ancestors 'none'", docsPolicy, StringComparison.Ordinal);
+        Assert.Equal("default-src 'none'; frame-ancestors 'none'", api.Headers.GetValues("Content-Security-Policy").Single());
+    }
+
+    private static async Task<JsonDocument> GetDocumentAsync(HttpClient client, string url)
+    {
+        using var response = await client.GetAsync(url, Cancellation);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        return await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(Cancellation), cancellationToken: Cancellation);
+    }
+
+    private static JsonElement Operation(JsonDocument document, string path, string method) =>
+        document.RootElement.GetProperty("paths").GetProperty(path).GetProperty(method);
+}

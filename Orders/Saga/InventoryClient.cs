@@ -3,18 +3,6 @@ using System.Text.Json;
 
 namespace Shop.Orders.Saga;
 
-public sealed record ReservationLine(Guid ProductId, int Quantity);
-
-public abstract record ReserveResult
-{
-    public sealed record Reserved(Guid ReservationId) : ReserveResult;
-
-    /// <summary>Inventory said no for good: not enough stock, unknown products, or the order is closed there.</summary>
-    public sealed record Refused(string Reason, string Detail) : ReserveResult;
-}
-
-public enum ReservationChange { Done, Expired, WrongState, NotFound }
-
 /// <summary>
 /// Inventory's reservation API (<c>http://inventory</c>, discovered, with resilience) called as the Orders
 /// service. Every call is idempotent per order or per reservation, so the resilience handler may retry it

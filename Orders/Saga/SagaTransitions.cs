@@ -16,7 +16,7 @@ public sealed record SagaTransition(SagaStep Next, TimeSpan? RetryAfter = null, 
 
 /// <summary>
 /// The saga's decisions, free of I/O: given the order and what a remote call answered, change the order and
-/// say what comes next. <see cref="OrderSaga"/> makes the calls and commits the result.
+/// say what comes next. <c>OrderSaga</c> makes the calls and commits the result.
 /// </summary>
 public static class SagaTransitions
 {

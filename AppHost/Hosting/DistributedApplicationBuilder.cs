@@ -73,6 +73,16 @@ internal sealed class DistributedApplicationBuilder : IDistributedApplicationBui
             {
                 new ResourceBuilder<ProjectResource>(this, project).WithReplicas(replicas);
             }
+
+            // AppHost:Environment:<resource>:<Name>=<value> adds (or overrides) a variable of that service, e.g.
+            // AppHost:Environment:orders:Payments__Fake__DeclineRate=0.1 — tuning without editing Program.cs.
+            foreach (var variable in Configuration.GetSection($"AppHost:Environment:{project.Name}").GetChildren())
+            {
+                if (variable.Value is { } value)
+                {
+                    project.Annotations.Add(new EnvironmentAnnotation(variable.Key, () => value));
+                }
+            }
         }
 
         return new DistributedApplication(this, _resources.ToList());

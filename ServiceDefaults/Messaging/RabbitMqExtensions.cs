@@ -19,10 +19,12 @@ public static class RabbitMqExtensions
             connectionString,
             builder.Environment.ApplicationName,
             services.GetRequiredService<ILogger<RabbitMqConnectionProvider>>()));
+        // Degraded, not unhealthy, when the broker is away: events wait in the outbox, so the service keeps
+        // serving and must not be taken out of rotation for it.
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
             connectionName,
             services => new RabbitMqHealthCheck(services.GetRequiredService<RabbitMqConnectionProvider>()),
-            HealthStatus.Unhealthy,
+            HealthStatus.Degraded,
             [HealthTags.Ready],
             TimeSpan.FromSeconds(5)));
         return builder;
@@ -54,11 +56,11 @@ public static class RabbitMqExtensions
             try
             {
                 var connection = await provider.GetConnectionAsync(cancellationToken);
-                return connection.IsOpen ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("The connection is recovering.");
+                return connection.IsOpen ? HealthCheckResult.Healthy() : new HealthCheckResult(context.Registration.FailureStatus, "The connection is recovering.");
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                return HealthCheckResult.Unhealthy(ex.Message, ex);
+                return new HealthCheckResult(context.Registration.FailureStatus, ex.Message, ex);
             }
         }
     }

@@ -187,7 +187,7 @@ internal sealed class EventConsumer<TContext>(
         {
             logger.LogError(failure, "Handling {EventType} failed on attempt {Attempts}, the last; dead-lettering it to {DeadLetterQueue}",
                 eventType, route.Attempts, route.Queue);
-            await DeadLetterAsync(delivery, eventType, route.Attempts, failure.GetType().FullName!, $"{failure.GetType().Name}: {failure.Message}", cancellationToken);
+            await DeadLetterAsync(delivery, eventType, route.Attempts, failure.GetType().FullName!, MessageHeaders.Describe(failure), cancellationToken);
             return;
         }
 

@@ -36,7 +36,19 @@ public static class MessageHeaders
 
     public static Dictionary<string, object?> ForDeadLetter(IDictionary<string, object?>? headers, string originalQueue, int attempts,
         Exception reason, DateTimeOffset failedAt) =>
-        ForDeadLetter(headers, originalQueue, attempts, reason.GetType().FullName!, $"{reason.GetType().Name}: {reason.Message}", failedAt);
+        ForDeadLetter(headers, originalQueue, attempts, reason.GetType().FullName!, Describe(reason), failedAt);
+
+    /// <summary>"Type: message", with the inner exceptions (where a database error usually says what went wrong).</summary>
+    public static string Describe(Exception exception)
+    {
+        var parts = new List<string>();
+        for (var current = exception; current is not null; current = current.InnerException)
+        {
+            parts.Add($"{current.GetType().Name}: {current.Message}");
+        }
+
+        return string.Join(" ---> ", parts);
+    }
 
     public static Dictionary<string, object?> ForDeadLetter(IDictionary<string, object?>? headers, string originalQueue, int attempts,
         string exceptionType, string reason, DateTimeOffset failedAt)

@@ -99,6 +99,9 @@ public sealed class MessagingRetryTests
         Assert.Equal("notifications.orders", headers[MessageHeaders.OriginalQueue]);
         Assert.Equal(4, headers[MessageHeaders.Attempts]);
 
+        Assert.Equal("InvalidOperationException: outer ---> TimeoutException: inner",
+            MessageHeaders.Describe(new InvalidOperationException("outer", new TimeoutException("inner"))));
+
         var replay = MessageHeaders.ForReplay(headers);
 
         Assert.Equal(["x-correlation-id"], replay.Keys);

@@ -73,12 +73,20 @@ internal sealed class OutboxRelay<TContext>(
         }
 
         _lagSampledAt = now;
-        await using var scope = scopes.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<TContext>();
-        var lag = await db.Database
-            .SqlQuery<OutboxLag>($"""SELECT count(*) AS "Unsent", min(created_at) AS "Oldest" FROM outbox_messages WHERE sent_at IS NULL""")
-            .ToListAsync(cancellationToken);
-        MessagingMetrics.RecordOutbox(typeof(TContext).Name, lag[0].Unsent, lag[0].Oldest, clock);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<TContext>();
+            var lag = await db.Database
+                .SqlQuery<OutboxLag>($"""SELECT count(*) AS "Unsent", min(created_at) AS "Oldest" FROM outbox_messages WHERE sent_at IS NULL""")
+                .ToListAsync(cancellationToken);
+            MessagingMetrics.RecordOutbox(typeof(TContext).Name, lag[0].Unsent, lag[0].Oldest, clock);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The metric is not worth a stalled outbox: publishing goes on.
+            logger.LogWarning(ex, "Sampling the outbox lag failed");
+        }
     }
 
     private async Task<int> PublishBatchAsync(IChannel channel, CancellationToken cancellationToken)

@@ -2,6 +2,7 @@ using Shop.Notifications;
 using Shop.Notifications.Notifications;
 using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Messaging;
+using Shop.ServiceDefaults.Messaging.DeadLetters;
 using Shop.ServiceDefaults.Security;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -22,5 +23,6 @@ var app = builder.Build();
 
 app.MapDefaultEndpoints();
 app.UseShopAuthentication();
+app.MapDeadLetterAdmin();
 
 app.Run();

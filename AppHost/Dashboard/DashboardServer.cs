@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Shop.Hosting.ApplicationModel;
 using Shop.Hosting.Dashboard.Otlp;
 using Shop.Hosting.Orchestration;
 
@@ -81,6 +82,7 @@ internal sealed class DashboardServer : IAsyncDisposable
         api.MapGet("/traces/{traceId}", (string traceId) => _traces.GetTrace(traceId) is { } spans
             ? Results.Json(new { traceId, spans = spans.Select(ToDto) }, Json)
             : Results.Problem(statusCode: 404, title: "No such trace."));
+        new DeadLetterCommands(() => Orchestrator.Runtimes.Select(r => r.Resource).OfType<RabbitMQServerResource>().FirstOrDefault()).Map(api);
 
         app.MapPost("/v1/traces", ReceiveTracesAsync);
         // Metrics and logs are accepted (so exporters do not retry or complain) but not stored yet.

@@ -8,15 +8,19 @@ using Microsoft.Extensions.Logging;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 using Shop.ServiceDefaults.Correlation;
+using Shop.ServiceDefaults.Messaging.DeadLetters;
+using Shop.ServiceDefaults.Messaging.Schemas;
 using Shop.ServiceDefaults.Telemetry;
 
 namespace Shop.ServiceDefaults.Messaging;
 
 /// <summary>
-/// Consumes one durable quorum queue with manual acks. Each event is handled in a transaction that also
-/// records it in the inbox, and acked only after that commits: a redelivered event is recognised and acked
-/// without running again. A message that keeps failing is dead-lettered by the broker after the delivery
-/// limit; a message that cannot be read at all goes there at once.
+/// Consumes one durable quorum queue with manual acks. Each event is checked against its schema, then handled
+/// in a transaction that also records it in the inbox, and acked only after that commits: a redelivered event
+/// is recognised and acked without running again. When the handler fails, the message is republished (publisher
+/// confirms) to the retry queue of its attempt, whose TTL sends it back to the queue later; after the last retry
+/// it goes to <c>{queue}.dlq</c> with the reason. A message that is unreadable or breaks its schema goes there at
+/// once. The broker's delivery limit stays as the safety net for a message that crashes the process.
 /// </summary>
 internal sealed class EventConsumer<TContext>(
     ConsumerOptions options,
@@ -26,7 +30,9 @@ internal sealed class EventConsumer<TContext>(
     TimeProvider clock,
     ILogger<EventConsumer<TContext>> logger) : BackgroundService where TContext : DbContext
 {
+    private readonly RetryPlan _plan = options.RetryPlan;
     private IChannel? _channel;
+    private IChannel? _publisher;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -35,20 +41,25 @@ internal sealed class EventConsumer<TContext>(
             try
             {
                 var connection = await connections.GetConnectionAsync(stoppingToken);
+                _publisher = await connection.CreateChannelAsync(
+                    new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), stoppingToken);
                 _channel = await connection.CreateChannelAsync(cancellationToken: stoppingToken);
                 await DeclareTopologyAsync(_channel, stoppingToken);
+                await DeadLetterDirectory.RegisterAsync(_publisher, options.Queue, options.DeadLetterQueue, stoppingToken);
                 await _channel.BasicQosAsync(0, options.Prefetch, false, stoppingToken);
 
                 var consumer = new AsyncEventingBasicConsumer(_channel);
                 consumer.ReceivedAsync += (_, delivery) => OnReceivedAsync(delivery, stoppingToken);
                 await _channel.BasicConsumeAsync(options.Queue, autoAck: false, consumer, stoppingToken);
                 readiness.IsConsuming = true;
-                logger.LogInformation("Consuming {Queue} ({Bindings})", options.Queue, string.Join(", ", options.RoutingKeys));
+                logger.LogInformation("Consuming {Queue} ({Bindings}); retries after {RetryDelays}", options.Queue,
+                    string.Join(", ", options.RoutingKeys), string.Join(", ", options.RetryDelays));
                 return;
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
                 logger.LogWarning(ex, "Could not start consuming {Queue} (attempt {Attempt}); retrying", options.Queue, attempt);
+                await CloseAsync(CancellationToken.None);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 250 * attempt)), clock, stoppingToken);
             }
         }
@@ -57,17 +68,28 @@ internal sealed class EventConsumer<TContext>(
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        if (_channel is { IsOpen: true } channel)
+        await CloseAsync(cancellationToken);
+    }
+
+    private async Task CloseAsync(CancellationToken cancellationToken)
+    {
+        foreach (var channel in new[] { _channel, _publisher })
         {
-            await channel.CloseAsync(cancellationToken);
+            if (channel is { IsOpen: true })
+            {
+                await channel.CloseAsync(cancellationToken);
+            }
+
+            channel?.Dispose();
         }
+
+        (_channel, _publisher) = (null, null);
     }
 
     private async Task DeclareTopologyAsync(IChannel channel, CancellationToken cancellationToken)
     {
-        var deadLetterQueue = $"{options.Queue}.dlq";
         await channel.ExchangeDeclareAsync(options.Exchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(deadLetterQueue, durable: true, exclusive: false, autoDelete: false,
+        await channel.QueueDeclareAsync(_plan.DeadLetterQueue, durable: true, exclusive: false, autoDelete: false,
             new Dictionary<string, object?> { ["x-queue-type"] = "quorum" }, cancellationToken: cancellationToken);
         await channel.QueueDeclareAsync(options.Queue, durable: true, exclusive: false, autoDelete: false,
             new Dictionary<string, object?>
@@ -75,9 +97,24 @@ internal sealed class EventConsumer<TContext>(
                 ["x-queue-type"] = "quorum",
                 ["x-delivery-limit"] = options.DeliveryLimit,
                 ["x-dead-letter-exchange"] = "",
-                ["x-dead-letter-routing-key"] = deadLetterQueue,
+                ["x-dead-letter-routing-key"] = _plan.DeadLetterQueue,
             },
             cancellationToken: cancellationToken);
+
+        // A retry queue has no consumer: its TTL expires the message back into the queue through the default exchange.
+        foreach (var (retryQueue, delay) in _plan.RetryQueues)
+        {
+            await channel.QueueDeclareAsync(retryQueue, durable: true, exclusive: false, autoDelete: false,
+                new Dictionary<string, object?>
+                {
+                    ["x-queue-type"] = "classic",
+                    ["x-message-ttl"] = (long)delay.TotalMilliseconds,
+                    ["x-dead-letter-exchange"] = "",
+                    ["x-dead-letter-routing-key"] = options.Queue,
+                },
+                cancellationToken: cancellationToken);
+        }
+
         foreach (var routingKey in options.RoutingKeys)
         {
             await channel.QueueBindAsync(options.Queue, options.Exchange, routingKey, cancellationToken: cancellationToken);
@@ -86,22 +123,18 @@ internal sealed class EventConsumer<TContext>(
 
     private async Task OnReceivedAsync(BasicDeliverEventArgs delivery, CancellationToken stoppingToken)
     {
-        var channel = _channel!;
+        var retries = MessageHeaders.RetriesOf(delivery.BasicProperties.Headers);
+        var messageType = delivery.BasicProperties.Type ?? delivery.RoutingKey;
         EventEnvelope? envelope;
         try
         {
-            envelope = JsonSerializer.Deserialize<EventEnvelope>(delivery.Body.Span, EventEnvelope.JsonOptions);
+            envelope = JsonSerializer.Deserialize<EventEnvelope>(delivery.Body.Span, EventEnvelope.JsonOptions)
+                ?? throw new JsonException("The message is JSON null.");
         }
         catch (JsonException ex)
         {
             logger.LogError(ex, "Unreadable message {MessageId} on {Queue}; dead-lettering it", delivery.BasicProperties.MessageId, options.Queue);
-            await channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: false, stoppingToken);
-            return;
-        }
-
-        if (envelope is null || envelope.EventId == Guid.Empty)
-        {
-            await channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: false, stoppingToken);
+            await DeadLetterAsync(delivery, messageType, retries + 1, ex.GetType().FullName!, $"Unreadable message: {ex.Message}", stoppingToken);
             return;
         }
 
@@ -113,6 +146,7 @@ internal sealed class EventConsumer<TContext>(
         activity?.SetTag("messaging.system", "rabbitmq");
         activity?.SetTag("messaging.destination.name", options.Queue);
         activity?.SetTag("messaging.message.id", envelope.EventId.ToString());
+        activity?.SetTag("messaging.rabbitmq.attempt", retries + 1);
         CorrelationContext.Current = envelope.CorrelationId;
         using var logScope = logger.BeginScope(new Dictionary<string, object?>
         {
@@ -124,15 +158,82 @@ internal sealed class EventConsumer<TContext>(
         try
         {
             await HandleOnceAsync(envelope, stoppingToken);
-            await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false, stoppingToken);
+        }
+        catch (EventValidationException ex)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+            logger.LogError("Event {EventType} v{EventVersion} {EventId} breaks its contract; dead-lettering it without retries: {Errors}",
+                envelope.EventType, envelope.EventVersion, envelope.EventId, string.Join("; ", ex.Errors));
+            await DeadLetterAsync(delivery, envelope.EventType, retries + 1, ex.GetType().FullName!, ex.Message, stoppingToken);
+            return;
         }
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
         {
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
-            logger.LogError(ex, "Handling {EventType} {EventId} failed; it will be redelivered", envelope.EventType, envelope.EventId);
-            // A short pause so a failing dependency is not hammered; the broker counts the delivery.
-            await Task.Delay(TimeSpan.FromMilliseconds(500), clock, stoppingToken);
-            await channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: true, stoppingToken);
+            await RetryOrDeadLetterAsync(delivery, envelope.EventType, retries, ex, stoppingToken);
+            return;
+        }
+
+        // Outside the try: an ack that fails after the commit must not send the message to a retry; the
+        // redelivery that follows is recognised by the inbox.
+        await _channel!.BasicAckAsync(delivery.DeliveryTag, multiple: false, stoppingToken);
+        MessagingMetrics.RecordConsumed(options.Queue, envelope.EventType);
+    }
+
+    private async Task RetryOrDeadLetterAsync(BasicDeliverEventArgs delivery, string eventType, int retries, Exception failure, CancellationToken cancellationToken)
+    {
+        var route = _plan.AfterFailure(retries);
+        if (route.IsDeadLetter)
+        {
+            logger.LogError(failure, "Handling {EventType} failed on attempt {Attempts}, the last; dead-lettering it to {DeadLetterQueue}",
+                eventType, route.Attempts, route.Queue);
+            await DeadLetterAsync(delivery, eventType, route.Attempts, failure.GetType().FullName!, MessageHeaders.Describe(failure), cancellationToken);
+            return;
+        }
+
+        logger.LogWarning(failure, "Handling {EventType} failed on attempt {Attempts}; retrying in {Delay} through {RetryQueue}",
+            eventType, route.Attempts, options.RetryDelays[route.Retries - 1], route.Queue);
+        if (await ForwardAsync(delivery, route.Queue, MessageHeaders.ForRetry(delivery.BasicProperties.Headers, route.Retries), cancellationToken))
+        {
+            MessagingMetrics.RecordRetried(options.Queue, eventType);
+        }
+    }
+
+    private async Task DeadLetterAsync(BasicDeliverEventArgs delivery, string? eventType, int attempts, string exceptionType, string reason,
+        CancellationToken cancellationToken)
+    {
+        var headers = MessageHeaders.ForDeadLetter(delivery.BasicProperties.Headers, options.Queue, attempts, exceptionType, reason, clock.GetUtcNow());
+        if (await ForwardAsync(delivery, _plan.DeadLetterQueue, headers, cancellationToken))
+        {
+            MessagingMetrics.RecordDeadLettered(options.Queue, eventType);
+        }
+    }
+
+    /// <summary>
+    /// Publishes a copy (same body and properties, new headers) and acks the original only once the broker has
+    /// confirmed the copy. If that fails, the original is requeued: the broker counts the delivery.
+    /// </summary>
+    private async Task<bool> ForwardAsync(BasicDeliverEventArgs delivery, string queue, Dictionary<string, object?> headers, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var properties = new BasicProperties(delivery.BasicProperties) { Headers = headers, DeliveryMode = DeliveryModes.Persistent };
+            // Mandatory: a queue that does not exist is an error (PublishException), not a silent drop.
+            await _publisher!.BasicPublishAsync("", queue, mandatory: true, properties, delivery.Body, cancellationToken);
+            await _channel!.BasicAckAsync(delivery.DeliveryTag, multiple: false, cancellationToken);
+            return true;
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            logger.LogError(ex, "Could not move message {MessageId} to {TargetQueue}; requeueing it", delivery.BasicProperties.MessageId, queue);
+            // A short pause so a failing broker is not hammered.
+            await Task.Delay(TimeSpan.FromMilliseconds(500), clock, cancellationToken);
+            if (_channel is { IsOpen: true } channel)
+            {
+                await channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: true, cancellationToken);
+            }
+
+            return false;
         }
     }
 
@@ -140,12 +241,15 @@ internal sealed class EventConsumer<TContext>(
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<TContext>();
-        var handler = scope.ServiceProvider.GetServices<IEventHandler>().FirstOrDefault(h => h.EventType == envelope.EventType);
+        var handler = scope.ServiceProvider.GetServices<IEventHandler>()
+            .FirstOrDefault(h => h.EventType == envelope.EventType && h.EventVersion == envelope.EventVersion);
         if (handler is null)
         {
-            logger.LogDebug("No handler for {EventType}; acknowledged", envelope.EventType);
+            logger.LogDebug("No handler for {EventType} v{EventVersion}; acknowledged", envelope.EventType, envelope.EventVersion);
             return;
         }
+
+        EventSchemas.EnsureValid(envelope);
 
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var seen = await db.Set<InboxMessage>().AnyAsync(m => m.Consumer == options.Consumer && m.EventId == envelope.EventId, cancellationToken);
@@ -155,7 +259,16 @@ internal sealed class EventConsumer<TContext>(
             return;
         }
 
-        await handler.HandleAsync(envelope, cancellationToken);
+        if (options.IgnoreStaleAggregateVersions && !await AdvanceAggregateVersionAsync(db, envelope, cancellationToken))
+        {
+            logger.LogInformation("Event {EventId} is for version {AggregateVersion} of {AggregateId}, not newer than the one applied; acknowledged without effect",
+                envelope.EventId, envelope.AggregateVersion, envelope.AggregateId);
+        }
+        else
+        {
+            await handler.HandleAsync(envelope, cancellationToken);
+        }
+
         db.Set<InboxMessage>().Add(new InboxMessage
         {
             Consumer = options.Consumer,
@@ -165,5 +278,21 @@ internal sealed class EventConsumer<TContext>(
         });
         await db.SaveChangesAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Records the event's aggregate version if it is newer than the one applied, and says whether it was. The
+    /// upsert locks the aggregate's row, so two events of one aggregate are decided one after the other.
+    /// </summary>
+    private async Task<bool> AdvanceAggregateVersionAsync(TContext db, EventEnvelope envelope, CancellationToken cancellationToken)
+    {
+        var advanced = await db.Database.SqlQuery<long>($"""
+            INSERT INTO consumer_aggregate_versions AS applied (consumer, aggregate_id, version)
+            VALUES ({options.Consumer}, {envelope.AggregateId}, {envelope.AggregateVersion})
+            ON CONFLICT (consumer, aggregate_id) DO UPDATE SET version = excluded.version, updated_at = now()
+            WHERE applied.version < excluded.version
+            RETURNING version AS "Value"
+            """).ToListAsync(cancellationToken);
+        return advanced.Count == 1;
     }
 }

@@ -8,5 +8,11 @@ public interface IEventHandler
 {
     string EventType { get; }
 
+    /// <summary>
+    /// The version handled. While a producer publishes two versions side by side, a handler takes only its
+    /// own, so the event takes effect once; versions no handler takes are acknowledged without effect.
+    /// </summary>
+    int EventVersion => 1;
+
     Task HandleAsync(EventEnvelope envelope, CancellationToken cancellationToken);
 }

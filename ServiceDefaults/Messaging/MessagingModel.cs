@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Shop.ServiceDefaults.Correlation;
+using Shop.ServiceDefaults.Messaging.Schemas;
 
 namespace Shop.ServiceDefaults.Messaging;
 
@@ -29,6 +30,9 @@ public static class MessagingModel
     /// Adds an event to the outbox of this unit of work: it is committed with the state change or not at all.
     /// The current trace context and correlation id travel with it, so the consumer joins this trace.
     /// </summary>
+    /// <exception cref="EventValidationException">
+    /// The envelope or data does not match the schema registered for the event type and version, or none is registered.
+    /// </exception>
     public static EventEnvelope AddEvent<T>(this DbContext db, string exchange, string eventType, int eventVersion,
         string tenantId, string aggregateId, long aggregateVersion, T data, TimeProvider? clock = null)
     {
@@ -45,6 +49,7 @@ public static class MessagingModel
             activity?.Id is { } id && activity.IdFormat == ActivityIdFormat.W3C ? id : null,
             activity?.TraceStateString,
             JsonSerializer.SerializeToElement(data, EventEnvelope.JsonOptions));
+        EventSchemas.EnsureValid(envelope);
         db.Set<OutboxMessage>().Add(OutboxMessage.For(exchange, envelope, JsonSerializer.Serialize(envelope, EventEnvelope.JsonOptions)));
         return envelope;
     }

@@ -21,8 +21,10 @@ internal sealed class OutboxRelay<TContext>(
 {
     private const int BatchSize = 100;
     private static readonly TimeSpan IdleDelay = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan LagSampleInterval = TimeSpan.FromSeconds(5);
 
     private readonly HashSet<string> _declaredExchanges = [];
+    private DateTimeOffset _lagSampledAt = DateTimeOffset.MinValue;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -41,6 +43,7 @@ internal sealed class OutboxRelay<TContext>(
                         stoppingToken);
                 }
 
+                await SampleLagAsync(stoppingToken);
                 if (await PublishBatchAsync(channel, stoppingToken) == 0)
                 {
                     await Task.Delay(IdleDelay, clock, stoppingToken);
@@ -58,6 +61,32 @@ internal sealed class OutboxRelay<TContext>(
         }
 
         channel?.Dispose();
+    }
+
+    /// <summary>Backlog and age of the oldest unsent event, at most every few seconds, with one query on the partial index.</summary>
+    private async Task SampleLagAsync(CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow();
+        if (now - _lagSampledAt < LagSampleInterval)
+        {
+            return;
+        }
+
+        _lagSampledAt = now;
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<TContext>();
+            var lag = await db.Database
+                .SqlQuery<OutboxLag>($"""SELECT count(*) AS "Unsent", min(created_at) AS "Oldest" FROM outbox_messages WHERE sent_at IS NULL""")
+                .ToListAsync(cancellationToken);
+            MessagingMetrics.RecordOutbox(typeof(TContext).Name, lag[0].Unsent, lag[0].Oldest, clock);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // The metric is not worth a stalled outbox: publishing goes on.
+            logger.LogWarning(ex, "Sampling the outbox lag failed");
+        }
     }
 
     private async Task<int> PublishBatchAsync(IChannel channel, CancellationToken cancellationToken)
@@ -144,3 +173,5 @@ internal sealed class OutboxRelay<TContext>(
             Encoding.UTF8.GetBytes(message.Payload), cancellationToken);
     }
 }
+
+internal sealed record OutboxLag(long Unsent, DateTimeOffset? Oldest);

@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Npgsql;
+using RabbitMQ.Client;
+using Shop.Hosting;
+using Shop.Hosting.ApplicationModel;
+using Shop.Hosting.Testing;
+using Shop.ServiceDefaults.Messaging;
+
+namespace Shop.Tests.Integration;
+
+/// <summary>
+/// Retries, dead-lettering and replay against the real application, with Notifications retrying after
+/// 0.3, 0.6 and 1 s instead of 1, 5 and 25 s. Events are published straight to <c>orders.events</c>, as a
+/// producer would; the failure is a real one: a constraint in Notifications' database refuses the row.
+/// </summary>
+public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixture<MessagingTests.Fixture>
+{
+    private static readonly TimeSpan[] RetryDelays = [TimeSpan.FromMilliseconds(300), TimeSpan.FromMilliseconds(600), TimeSpan.FromSeconds(1)];
+
+    private DistributedApplication App => fixture.App;
+
+    private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task A_message_whose_handler_keeps_failing_is_retried_dead_lettered_with_its_reason_and_after_the_fix_replayed_to_take_effect_once()
+    {
+        using var admin = await NotificationsAdminAsync();
+        var orderId = Guid.NewGuid();
+        var constraint = $"refuse_{orderId:N}";
+        await ExecuteAsync($"ALTER TABLE notifications ADD CONSTRAINT {constraint} CHECK (subject_id <> '{orderId}')");
+        var envelope = OrderCreated(orderId);
+        var published = Stopwatch.StartNew();
+
+        await PublishAsync(envelope);
+
+        var letter = await WaitForDeadLetterAsync(admin, envelope.EventId);
+        Assert.True(published.Elapsed >= RetryDelays.Aggregate(TimeSpan.Zero, (a, b) => a + b), "It was dead-lettered before the retry delays had passed.");
+        Assert.Equal(4, letter.GetProperty("attempts").GetInt32());
+        Assert.Equal("order.created", letter.GetProperty("eventType").GetString());
+        Assert.Equal("notifications.orders", letter.GetProperty("originalQueue").GetString());
+        Assert.Contains(constraint, letter.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.True(letter.GetProperty("failedAt").GetDateTimeOffset() > DateTimeOffset.UtcNow.AddMinutes(-1));
+
+        var detail = await admin.GetFromJsonAsync<JsonElement>($"/v1/admin/dead-letters/{envelope.EventId}", Cancellation);
+        Assert.Equal("Microsoft.EntityFrameworkCore.DbUpdateException", detail.GetProperty("exceptionType").GetString());
+        Assert.Equal(orderId, JsonDocument.Parse(detail.GetProperty("body").GetString()!).RootElement.GetProperty("data").GetProperty("orderId").GetGuid());
+        Assert.Equal(0L, await NotificationCountAsync(orderId));
+
+        await ExecuteAsync($"ALTER TABLE notifications DROP CONSTRAINT {constraint}");
+        using var replay = await admin.PostAsync($"/v1/admin/dead-letters/{envelope.EventId}/replay", null, Cancellation);
+
+        Assert.Equal(HttpStatusCode.OK, replay.StatusCode);
+        Assert.Equal(1, (await replay.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("replayed").GetInt32());
+        await WaitUntilAsync(async () => await NotificationCountAsync(orderId) == 1);
+        using var again = await admin.PostAsync($"/v1/admin/dead-letters/{envelope.EventId}/replay", null, Cancellation);
+        Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+
+        // The same event once more, as a relay that crashed before marking it sent would publish it: the inbox holds.
+        await PublishAsync(envelope);
+        await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
+        Assert.Equal(1L, await NotificationCountAsync(orderId));
+        Assert.DoesNotContain(await ListAsync(admin), l => l.GetProperty("messageId").GetString() == envelope.EventId.ToString());
+    }
+
+    [Fact]
+    public async Task An_event_that_breaks_its_schema_is_dead_lettered_at_once_without_retries_and_the_dashboard_lists_and_replays_its_queue()
+    {
+        using var admin = await NotificationsAdminAsync();
+        var orderId = Guid.NewGuid();
+        var valid = OrderCreated(orderId);
+        var data = JsonSerializer.SerializeToNode(valid.Data)!.AsObject();
+        data.Remove("customerId");
+        var invalid = valid with { Data = JsonSerializer.SerializeToElement(data) };
+
+        await PublishAsync(invalid);
+
+        var letter = await WaitForDeadLetterAsync(admin, invalid.EventId);
+        Assert.Equal(1, letter.GetProperty("attempts").GetInt32());
+        Assert.Contains("$.data: required property 'customerId' is missing", letter.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        var detail = await admin.GetFromJsonAsync<JsonElement>($"/v1/admin/dead-letters/{invalid.EventId}", Cancellation);
+        Assert.Equal("Shop.ServiceDefaults.Messaging.Schemas.EventValidationException", detail.GetProperty("exceptionType").GetString());
+        Assert.Equal(0L, await NotificationCountAsync(orderId));
+
+        using var dashboard = new HttpClient { BaseAddress = App.DashboardUrl };
+        var queues = await dashboard.GetFromJsonAsync<JsonElement>("/api/messaging/dead-letters", Cancellation);
+        var queue = queues.EnumerateArray().Single(q => q.GetProperty("queue").GetString() == "notifications.orders.dlq");
+        Assert.Equal("notifications.orders", queue.GetProperty("originalQueue").GetString());
+        Assert.True(queue.GetProperty("messages").GetInt32() >= 1);
+
+        using var replayed = await dashboard.PostAsync("/api/messaging/dead-letters/replay?queue=notifications.orders.dlq", null, Cancellation);
+
+        Assert.Equal(HttpStatusCode.OK, replayed.StatusCode);
+        Assert.True((await replayed.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("replayed").GetInt32() >= 1);
+        // Still invalid: back in the dead-letter queue, again after one attempt (the counter was reset).
+        var back = await WaitForDeadLetterAsync(admin, invalid.EventId);
+        Assert.Equal(1, back.GetProperty("attempts").GetInt32());
+        using var unknown = await dashboard.PostAsync("/api/messaging/dead-letters/replay?queue=orders.events", null, Cancellation);
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+    }
+
+    [Fact]
+    public async Task The_dead_letter_admin_api_is_for_admins_only()
+    {
+        using var notifications = App.CreateHttpClient("notifications");
+        using var anonymous = await notifications.GetAsync("/v1/admin/dead-letters", Cancellation);
+        var customer = (await ShopClients.CustomerAsync(App)).Tokens;
+        notifications.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", customer.AccessToken);
+        using var forbidden = await notifications.GetAsync("/v1/admin/dead-letters", Cancellation);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
+    }
+
+    private static EventEnvelope OrderCreated(Guid orderId) => new(
+        Guid.CreateVersion7(), "order.created", 1, DateTimeOffset.UtcNow, "demo", orderId.ToString(), 1, "messaging-test", null, null,
+        JsonSerializer.SerializeToElement(new
+        {
+            orderId,
+            customerId = "customer-1",
+            total = 19.98m,
+            currency = "EUR",
+            items = new[] { new { productId = Guid.NewGuid(), quantity = 2, unitPrice = 9.99m } },
+        }, EventEnvelope.JsonOptions));
+
+    private async Task PublishAsync(EventEnvelope envelope)
+    {
+        var factory = new ConnectionFactory { Uri = new Uri(App.GetConnectionString("messaging")), ClientProvidedName = "messaging-tests" };
+        await using var connection = await factory.CreateConnectionAsync(Cancellation);
+        await using var channel = await connection.CreateChannelAsync(
+            new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), Cancellation);
+        var properties = new BasicProperties
+        {
+            MessageId = envelope.EventId.ToString(),
+            Type = envelope.EventType,
+            ContentType = "application/json",
+            DeliveryMode = DeliveryModes.Persistent,
+        };
+        await channel.BasicPublishAsync("orders.events", envelope.EventType, mandatory: true, properties,
+            JsonSerializer.SerializeToUtf8Bytes(envelope, EventEnvelope.JsonOptions), Cancellation);
+    }
+
+    private async Task<HttpClient> NotificationsAdminAsync()
+    {
+        var tokens = await ShopClients.LoginAsync(App, "admin@demo.local", AppFixture.AdminPassword);
+        var client = App.CreateHttpClient("notifications");
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", tokens.AccessToken);
+        return client;
+    }
+
+    private static async Task<List<JsonElement>> ListAsync(HttpClient admin) =>
+        (await admin.GetFromJsonAsync<JsonElement>("/v1/admin/dead-letters", Cancellation)).GetProperty("items").EnumerateArray().ToList();
+
+    private static async Task<JsonElement> WaitForDeadLetterAsync(HttpClient admin, Guid eventId)
+    {
+        JsonElement? found = null;
+        await WaitUntilAsync(async () =>
+        {
+            found = (await ListAsync(admin)).FirstOrDefault(l => l.GetProperty("messageId").GetString() == eventId.ToString());
+            return found?.ValueKind == JsonValueKind.Object;
+        });
+        return found!.Value;
+    }
+
+    private async Task<long> NotificationCountAsync(Guid orderId)
+    {
+        await using var connection = new NpgsqlConnection(App.GetConnectionString("notificationsdb"));
+        await connection.OpenAsync(Cancellation);
+        await using var command = new NpgsqlCommand("SELECT count(*) FROM notifications WHERE subject_id = $1", connection);
+        command.Parameters.Add(new() { Value = orderId.ToString() });
+        return (long)(await command.ExecuteScalarAsync(Cancellation))!;
+    }
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(App.GetConnectionString("notificationsdb"));
+        await connection.OpenAsync(Cancellation);
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(Cancellation);
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The condition did not hold within 60 s.");
+            await Task.Delay(250, Cancellation);
+        }
+    }
+
+    /// <summary>An application of its own: Notifications gets short retry delays through its environment, as an AppHost would set them.</summary>
+    public sealed class Fixture : IAsyncLifetime
+    {
+        private DistributedApplication? _app;
+
+        public DistributedApplication App => _app ?? throw new InvalidOperationException("The application has not started.");
+
+        public async ValueTask InitializeAsync()
+        {
+            var builder = await DistributedApplicationTestingBuilder.CreateAsync<Program>([$"--AppHost:AdminPassword={AppFixture.AdminPassword}"]);
+            var delays = string.Join(",", RetryDelays.Select(d => d.ToString("c", CultureInfo.InvariantCulture)));
+            builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "notifications")
+                .Annotations.Add(new EnvironmentAnnotation("Messaging__RetryDelays", () => delays));
+            var app = await builder.BuildAsync();
+            try
+            {
+                using var timeout = new CancellationTokenSource(AppFixture.StartTimeout);
+                await app.StartAsync(timeout.Token);
+                foreach (var resource in app.Resources)
+                {
+                    await app.ResourceNotifications.WaitForResourceHealthyAsync(resource.Name, timeout.Token);
+                }
+            }
+            catch
+            {
+                await app.DisposeAsync();
+                throw;
+            }
+
+            _app = app;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_app is not null)
+            {
+                await _app.DisposeAsync();
+            }
+        }
+    }
+}

@@ -4,6 +4,7 @@ using Shop.Inventory.Reservations;
 using Shop.Inventory.Stock;
 using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Messaging;
+using Shop.ServiceDefaults.Messaging.DeadLetters;
 using Shop.ServiceDefaults.Security;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -38,5 +39,6 @@ app.UseShopAuthentication();
 app.MapProductsApi();
 app.MapStockApi();
 app.MapReservationsApi();
+app.MapDeadLetterAdmin();
 
 app.Run();

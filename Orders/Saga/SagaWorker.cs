@@ -108,14 +108,17 @@ public sealed class SagaWorker(IServiceScopeFactory scopes, SagaSignal signal, I
         // Off the claiming loop, and as the order's tenant: row-level security applies to everything it reads.
         await Task.Yield();
         TenantContext.Current = claim.TenantId;
+        using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        using var renewing = new CancellationTokenSource();
+        var renewal = RenewLeaseAsync(claim, leaseLost, renewing.Token);
         try
         {
             await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<OrderSaga>().RunAsync(claim, stoppingToken);
+            await scope.ServiceProvider.GetRequiredService<OrderSaga>().RunAsync(claim, leaseLost.Token);
         }
-        catch (SagaLeaseLostException ex)
+        catch (Exception ex) when (ex is SagaLeaseLostException || (ex is OperationCanceledException && leaseLost.IsCancellationRequested && !stoppingToken.IsCancellationRequested))
         {
-            logger.LogWarning("{Message} Another replica carries it on.", ex.Message);
+            logger.LogWarning("The lease on the saga of order {OrderId} was lost; another replica carries it on", claim.OrderId);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -128,7 +131,43 @@ public sealed class SagaWorker(IServiceScopeFactory scopes, SagaSignal signal, I
         }
         finally
         {
+            await renewing.CancelAsync();
+            await renewal;
             slots.Release();
+        }
+    }
+
+    /// <summary>
+    /// Keeps the lease while a step runs longer than a third of it (a slow provider, HTTP retries). If the lease
+    /// is gone (this replica stalled and another took over), the step is cancelled: its commit would be refused anyway.
+    /// </summary>
+    private async Task RenewLeaseAsync(SagaClaim claim, CancellationTokenSource leaseLost, CancellationToken done)
+    {
+        var leaseSeconds = options.Value.LeaseSeconds;
+        while (!done.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(leaseSeconds / 3.0), done);
+                await using var scope = scopes.CreateAsyncScope();
+                var db = scope.ServiceProvider.GetRequiredService<OrdersDbContext>();
+                var renewed = await db.Database.ExecuteSqlInterpolatedAsync(
+                    $"UPDATE order_sagas SET lease_until = now() + make_interval(secs => {leaseSeconds}) WHERE order_id = {claim.OrderId} AND lease_token = {claim.LeaseToken}",
+                    done);
+                if (renewed == 0 && !done.IsCancellationRequested)
+                {
+                    await leaseLost.CancelAsync();
+                    return;
+                }
+            }
+            catch (OperationCanceledException) when (done.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                logger.LogWarning(ex, "Renewing the lease on the saga of order {OrderId} failed", claim.OrderId);
+            }
         }
     }
 

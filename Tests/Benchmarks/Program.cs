@@ -12,6 +12,7 @@ namespace Shop.Benchmarks;
 /// application (random ports, private data), measures this machine's limits in the same run (a near-empty Kestrel
 /// request; a raw conditional UPDATE of one row through Npgsql), then product reads and reservations at 64
 /// connections, and finally checks that nothing was oversold. Every process it starts is stopped when it ends.
+/// With <c>orders</c> first (<c>-- orders [seconds] [rate]</c>) it runs <see cref="OrdersBenchmark"/> instead.
 /// </summary>
 public static class BenchmarkProgram
 {
@@ -20,7 +21,9 @@ public static class BenchmarkProgram
 
     public static async Task<int> Main(string[] args)
     {
-        var duration = TimeSpan.FromSeconds(args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 10);
+        var orders = args.Length > 0 && args[0] == "orders";
+        args = orders ? args[1..] : args;
+        var duration = TimeSpan.FromSeconds(args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : orders ? 30 : 10);
         // Children inherit the environment: lift the per-user and per-IP limits for the run (the limiter still runs).
         foreach (var policy in new[] { "anonymous", "user", "auth" })
         {
@@ -36,6 +39,11 @@ public static class BenchmarkProgram
             {
                 await app.ResourceNotifications.WaitForResourceHealthyAsync(resource.Name, timeout.Token);
             }
+        }
+
+        if (orders)
+        {
+            return await OrdersBenchmark.RunAsync(app, AdminPassword, duration, args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20);
         }
 
         var gateway = app.GetEndpoint("gateway");

@@ -1,11 +1,13 @@
 using System.Diagnostics;
+using Npgsql;
 using Shop.Hosting;
 
 namespace Shop.Tests.Integration;
 
 /// <summary>
 /// An application of its own, because these tests break it on purpose: two Orders replicas, a payment provider
-/// slow enough that sagas are in flight when a replica dies, and short saga leases so the survivor takes over soon.
+/// slow enough that sagas are in flight when a replica dies, short saga leases so the survivor takes over soon,
+/// and HTTP timeouts short enough that a stalled Inventory exhausts the saga's retries within the test.
 /// </summary>
 public sealed class ChaosFixture : IAsyncLifetime
 {
@@ -18,7 +20,9 @@ public sealed class ChaosFixture : IAsyncLifetime
             "--AppHost:Replicas:orders=2",
             "--AppHost:Environment:orders:Payments__Fake__LatencyMilliseconds=400",
             "--AppHost:Environment:orders:Saga__LeaseSeconds=5",
-            "--AppHost:Environment:orders:Saga__RetryMaxDelayMilliseconds=2000");
+            "--AppHost:Environment:orders:Saga__RetryMaxDelayMilliseconds=2000",
+            "--AppHost:Environment:orders:Resilience__Http__AttemptTimeout=00:00:03",
+            "--AppHost:Environment:orders:Resilience__Http__TotalRequestTimeout=00:00:08");
     }
 
     public async ValueTask DisposeAsync() => await App.DisposeAsync();
@@ -115,6 +119,40 @@ public sealed class ChaosTests(ChaosFixture fixture)
                 customer.Dispose();
             }
         }
+    }
+
+    [Fact]
+    public async Task When_inventory_cannot_answer_through_every_retry_the_order_fails_and_no_stock_stays_held()
+    {
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+
+        // Inventory's reservations stall: a lock the test holds makes every reservation wait out its timeouts,
+        // while the catalog (which Orders needs to accept the order) still answers.
+        Guid orderId;
+        await using (var stall = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await stall.OpenAsync(Cancellation);
+            await using var transaction = await stall.BeginTransactionAsync(Cancellation);
+            await using (var lockTable = new NpgsqlCommand("LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE", stall, transaction))
+            {
+                await lockTable.ExecuteNonQueryAsync(Cancellation);
+            }
+
+            orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
+            var order = await ShopData.WaitForOrderAsync(customer, orderId, TimeSpan.FromSeconds(120), "Failed", "Paid", "Cancelled");
+
+            Assert.Equal("Failed", order.GetProperty("status").GetString());
+            Assert.StartsWith("inventory_unavailable", order.GetProperty("statusReason").GetString());
+            await transaction.RollbackAsync(Cancellation);
+        }
+
+        // Inventory answers again: order.failed reaches it and it releases whatever the order got (a reservation
+        // whose answer was lost) or closes the order so that a late reservation is refused.
+        await ShopData.WaitForStockAsync(App, product, (5, 0), TimeSpan.FromSeconds(60));
+        await WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
+            $"SELECT count(*) FROM reservations WHERE order_id = '{orderId}' AND status = 'Released'") == 1);
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)

@@ -117,8 +117,12 @@ public sealed class InventoryTests(AppFixture fixture)
 
         Assert.Equal(HttpStatusCode.OK, (await inventory.PostAsync($"/v1/reservations/{id}/confirm", null, Cancellation)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await inventory.PostAsync($"/v1/reservations/{id}/confirm", null, Cancellation)).StatusCode);
-        Assert.Equal(HttpStatusCode.Conflict, (await inventory.PostAsync($"/v1/reservations/{id}/release", null, Cancellation)).StatusCode);
         Assert.Equal((6, 0), await StockAsync(product));
+        // Releasing a confirmed reservation is a return (a paid order cancelled): its units go back on the shelf, once.
+        Assert.Equal(HttpStatusCode.OK, (await inventory.PostAsync($"/v1/reservations/{id}/release", null, Cancellation)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await inventory.PostAsync($"/v1/reservations/{id}/release", null, Cancellation)).StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, (await inventory.PostAsync($"/v1/reservations/{id}/confirm", null, Cancellation)).StatusCode);
+        Assert.Equal((10, 0), await StockAsync(product));
 
         using var second = await inventory.PostAsJsonAsync("/v1/reservations",
             new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 2 } } }, Cancellation);
@@ -126,7 +130,7 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(HttpStatusCode.OK, (await inventory.PostAsync($"/v1/reservations/{secondId}/release", null, Cancellation)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await inventory.PostAsync($"/v1/reservations/{secondId}/release", null, Cancellation)).StatusCode);
         Assert.Equal(HttpStatusCode.Conflict, (await inventory.PostAsync($"/v1/reservations/{secondId}/confirm", null, Cancellation)).StatusCode);
-        Assert.Equal((6, 0), await StockAsync(product));
+        Assert.Equal((10, 0), await StockAsync(product));
         Assert.Equal(HttpStatusCode.NotFound, (await inventory.PostAsync($"/v1/reservations/{Guid.NewGuid()}/confirm", null, Cancellation)).StatusCode);
     }
 

@@ -62,7 +62,7 @@ public sealed class RealPathTests(AppFixture fixture)
         {
             await orders.OpenAsync(Cancellation);
             await using var replay = new NpgsqlCommand(
-                "UPDATE outbox_messages SET sent_at = NULL WHERE payload->'data'->>'orderId' = $1", orders);
+                "UPDATE outbox_messages SET sent_at = NULL WHERE payload->'data'->>'orderId' = $1 AND routing_key = 'order.created'", orders);
             replay.Parameters.Add(new() { Value = orderId.ToString() });
             Assert.Equal(1, await replay.ExecuteNonQueryAsync(Cancellation));
         }

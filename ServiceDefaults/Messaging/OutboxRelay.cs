@@ -109,21 +109,42 @@ internal sealed class OutboxRelay<TContext>(
             return 0;
         }
 
+        foreach (var exchange in batch.Select(m => m.Exchange).Distinct())
+        {
+            if (_declaredExchanges.Add(exchange))
+            {
+                await channel.ExchangeDeclareAsync(exchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+            }
+        }
+
+        // The whole batch goes out at once and the confirms are awaited together: one round trip per batch, not per event.
+        var confirms = new List<(OutboxMessage Message, Task Confirm)>(batch.Count);
         foreach (var message in batch)
+        {
+            Task confirm;
+            try
+            {
+                confirm = Publish(channel, message, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                confirm = Task.FromException(ex);
+            }
+
+            confirms.Add((message, confirm));
+        }
+
+        foreach (var (message, confirm) in confirms)
         {
             try
             {
-                await PublishAsync(channel, message, cancellationToken);
+                await confirm;
                 message.MarkSent(clock.GetUtcNow());
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 message.MarkFailed(ex.Message, clock.GetUtcNow());
                 logger.LogWarning(ex, "Publishing event {EventId} failed (attempt {Attempts})", message.EventId, message.Attempts);
-                if (!channel.IsOpen)
-                {
-                    break;
-                }
             }
         }
 
@@ -132,13 +153,9 @@ internal sealed class OutboxRelay<TContext>(
         return batch.Count;
     }
 
-    private async Task PublishAsync(IChannel channel, OutboxMessage message, CancellationToken cancellationToken)
+    /// <returns>A task that completes when the broker has confirmed the message.</returns>
+    private static Task Publish(IChannel channel, OutboxMessage message, CancellationToken cancellationToken)
     {
-        if (_declaredExchanges.Add(message.Exchange))
-        {
-            await channel.ExchangeDeclareAsync(message.Exchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-        }
-
         var envelope = System.Text.Json.JsonSerializer.Deserialize<EventEnvelope>(message.Payload, EventEnvelope.JsonOptions)!;
         ActivityContext.TryParse(envelope.TraceParent, envelope.TraceState, out var parent);
         using var activity = ShopDiagnostics.ActivitySource.StartActivity($"{message.RoutingKey} publish", ActivityKind.Producer, parent);
@@ -169,8 +186,8 @@ internal sealed class OutboxRelay<TContext>(
         };
 
         // With confirmation tracking on, this completes only when the broker has confirmed the message.
-        await channel.BasicPublishAsync(message.Exchange, message.RoutingKey, mandatory: false, properties,
-            Encoding.UTF8.GetBytes(message.Payload), cancellationToken);
+        return channel.BasicPublishAsync(message.Exchange, message.RoutingKey, mandatory: false, properties,
+            Encoding.UTF8.GetBytes(message.Payload), cancellationToken).AsTask();
     }
 }
 

@@ -72,7 +72,7 @@ public static class TelemetryExtensions
         var tracing = Sdk.CreateTracerProviderBuilder()
             .SetResourceBuilder(resource)
             .AddSource(TraceSources)
-            .SetSampler(new ParentBasedSampler(new AlwaysOnSampler()));
+            .SetSampler(SamplerFromEnvironment(builder.Configuration["OTEL_TRACES_SAMPLER"], builder.Configuration["OTEL_TRACES_SAMPLER_ARG"]));
         var metrics = Sdk.CreateMeterProviderBuilder()
             .SetResourceBuilder(resource)
             .AddMeter(Meters);
@@ -88,6 +88,27 @@ public static class TelemetryExtensions
         builder.Services.AddSingleton(_ => metrics.Build());
         builder.Services.AddHostedService<TelemetryActivator>();
         return builder;
+    }
+
+    /// <summary>
+    /// The sampler named by the standard OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG variables; by default every
+    /// trace is kept (parentbased_always_on), which suits development. Under load, sample: e.g.
+    /// <c>parentbased_traceidratio</c> with <c>0.1</c>. A caller's sampling decision is always honoured.
+    /// </summary>
+    public static Sampler SamplerFromEnvironment(string? name, string? argument)
+    {
+        var ratio = double.TryParse(argument, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var parsed)
+            && parsed is >= 0 and <= 1 ? parsed : 1.0;
+        return name?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "parentbased_always_on" => new ParentBasedSampler(new AlwaysOnSampler()),
+            "always_on" => new AlwaysOnSampler(),
+            "always_off" => new AlwaysOffSampler(),
+            "parentbased_always_off" => new ParentBasedSampler(new AlwaysOffSampler()),
+            "traceidratio" => new TraceIdRatioBasedSampler(ratio),
+            "parentbased_traceidratio" => new ParentBasedSampler(new TraceIdRatioBasedSampler(ratio)),
+            var other => throw new InvalidOperationException($"OTEL_TRACES_SAMPLER '{other}' is not supported."),
+        };
     }
 
     private sealed class TelemetryActivator(TracerProvider tracerProvider, MeterProvider meterProvider) : IHostedService

@@ -104,6 +104,7 @@ public static class OrdersBenchmark
         Console.WriteLine($"{"outbox oldest unsent during the run, max s",-46} {(backlog.Count == 0 ? 0 : backlog.Max(b => b.OldestSeconds)),12:F2}");
         Console.WriteLine($"{"final statuses",-46} {string.Join(", ", statuses.Select(s => $"{s.Key}: {s.Value}")),12}");
         Console.WriteLine($"{"all terminal within 2 minutes",-46} {settled,12}");
+        await PrintDependencyFailuresAsync(app);
         foreach (var customer in customers)
         {
             customer.Dispose();
@@ -140,6 +141,25 @@ public static class OrdersBenchmark
         catch (HttpRequestException ex)
         {
             Count(failures, ex.GetType().Name);
+        }
+    }
+
+    /// <summary>What the 503s were: the first line of each distinct dependency failure Orders logged (from the dashboard's log API).</summary>
+    private static async Task PrintDependencyFailuresAsync(DistributedApplication app)
+    {
+        using var dashboard = new HttpClient { BaseAddress = app.DashboardUrl };
+        var logs = await dashboard.GetFromJsonAsync<JsonElement>("/api/resources/orders/logs?tail=5000");
+        var failures = logs.EnumerateArray()
+            .Select(l => l.TryGetProperty("text", out var text) ? text.GetString() ?? "" : "")
+            .Where(t => t.Contains("Dependency failure", StringComparison.Ordinal) && t.Contains("\"Exception\":\"", StringComparison.Ordinal))
+            .Select(t => t[(t.IndexOf("\"Exception\":\"", StringComparison.Ordinal) + 13)..])
+            .Select(t => t.Split("\\n")[0])
+            .GroupBy(t => t.Length > 160 ? t[..160] : t)
+            .OrderByDescending(g => g.Count())
+            .ToList();
+        foreach (var failure in failures)
+        {
+            Console.WriteLine($"orders logged {failure.Count()}× {failure.Key}");
         }
     }
 

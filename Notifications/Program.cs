@@ -16,8 +16,16 @@ builder.AddEventConsumer<NotificationsDbContext>(new ConsumerOptions(
     Consumer: "notifications",
     Queue: "notifications.orders",
     Exchange: "orders.events",
-    RoutingKeys: ["order.*"]));
+    RoutingKeys: ["order.*"])
+{
+    // What the customer is told follows the order's own history: an event older than one applied is dropped.
+    IgnoreStaleAggregateVersions = true,
+});
 builder.Services.AddScoped<IEventHandler, OrderCreatedHandler>();
+foreach (var eventType in new[] { "order.paid", "order.shipped", "order.cancelled", "order.failed" })
+{
+    builder.Services.AddScoped<IEventHandler>(services => ActivatorUtilities.CreateInstance<OrderStatusHandler>(services, eventType));
+}
 
 var app = builder.Build();
 

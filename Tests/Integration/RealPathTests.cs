@@ -72,7 +72,7 @@ public sealed class RealPathTests(AppFixture fixture)
         await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
 
         Assert.Equal(1L, await ScalarAsync<long>("notificationsdb",
-            $"SELECT count(*) FROM notifications WHERE subject_id = '{orderId}'"));
+            $"SELECT count(*) FROM notifications WHERE subject_id = '{orderId}' AND kind = 'order-received'"));
     }
 
     [Theory]

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using RabbitMQ.Client;
 using Shop.Hosting;
 using Shop.ServiceDefaults.Messaging;
 using Shop.ServiceDefaults.Messaging.Schemas;
@@ -207,6 +208,49 @@ public sealed class SagaTests(AppFixture fixture)
                 customer.Dispose();
             }
         }
+    }
+
+    [Fact]
+    public async Task Notifications_follow_the_orders_history_and_ignore_an_event_older_than_one_applied()
+    {
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+        using var admin = await ShopClients.AdminAsync(App);
+        var orderId = await ShopData.PlaceOrderAsync(customer, product, 1);
+        await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Paid");
+        await WaitUntilAsync(async () => (await KindsAsync(orderId)).SequenceEqual(["order-paid", "order-received"]));
+
+        // A late event from the order's past (version 2 < 4 already applied) arrives: it is consumed, and dropped.
+        var stale = new EventEnvelope(Guid.CreateVersion7(), "order.failed", 1, DateTimeOffset.UtcNow, "demo", orderId.ToString(), 2, null, null, null,
+            JsonSerializer.SerializeToElement(new { orderId, reason = "out_of_stock: late", reservationId = (Guid?)null }, EventEnvelope.JsonOptions));
+        await PublishAsync(stale);
+        await WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "notificationsdb",
+            $"SELECT count(*) FROM inbox_messages WHERE event_id = '{stale.EventId}'") == 1);
+        Assert.Equal(["order-paid", "order-received"], await KindsAsync(orderId));
+
+        // A newer one takes effect.
+        using (var shipped = await admin.PostAsync($"/v1/orders/{orderId}/ship", null, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.OK, shipped.StatusCode);
+        }
+
+        await WaitUntilAsync(async () => (await KindsAsync(orderId)).SequenceEqual(["order-paid", "order-received", "order-shipped"]));
+    }
+
+    private async Task<List<string>> KindsAsync(Guid orderId) =>
+        await ShopData.QueryAsync(App, "notificationsdb", $"SELECT kind FROM notifications WHERE subject_id = '{orderId}' ORDER BY kind", r => r.GetString(0));
+
+    /// <summary>Publishes an event straight to Orders' exchange, as a relay would (the test stands in for a late redelivery).</summary>
+    private async Task PublishAsync(EventEnvelope envelope)
+    {
+        var factory = new ConnectionFactory { Uri = new Uri(App.GetConnectionString("messaging")), ClientProvidedName = "saga-tests" };
+        await using var connection = await factory.CreateConnectionAsync(Cancellation);
+        await using var channel = await connection.CreateChannelAsync(
+            new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), Cancellation);
+        var properties = new BasicProperties { MessageId = envelope.EventId.ToString(), Type = envelope.EventType, ContentType = "application/json", DeliveryMode = DeliveryModes.Persistent };
+        await channel.BasicPublishAsync("orders.events", envelope.EventType, mandatory: true, properties,
+            JsonSerializer.SerializeToUtf8Bytes(envelope, EventEnvelope.JsonOptions), Cancellation);
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)

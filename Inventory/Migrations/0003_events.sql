@@ -1,6 +1,6 @@
--- Inventory's events are written by the database itself, in the transaction that changes the stock or the
--- reservation: every path (the one-statement hot path, multi-item reservations, confirm, release, expiry,
--- admin adjustments) is covered by construction, and none can change state without its event.
+-- Inventory's events go through the outbox in the transaction that makes the change. Two kinds are written by
+-- the database itself, because many code paths (or a set-wise sweep) make them: stock crossing zero (reserve,
+-- confirm, release, expiry, admin adjustments) and reservation expiry.
 
 -- Why a reservation was released, and "closed" reservations: an order that was cancelled or failed before
 -- its reservation arrived leaves a marker, so a late reservation for it is refused instead of holding stock.
@@ -43,33 +43,18 @@ CREATE TRIGGER stock_level_events AFTER UPDATE ON stock
     FOR EACH ROW WHEN ((OLD.quantity - OLD.reserved = 0) IS DISTINCT FROM (NEW.quantity - NEW.reserved = 0))
     EXECUTE FUNCTION stock_level_event();
 
--- Reservation lifecycle. Deferred to commit, so a reservation's items (written after its row) are there.
-CREATE FUNCTION reservation_event() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    current reservations%ROWTYPE;
-    items jsonb;
+-- Expiry is the one reservation change made set-wise by the sweeper; its event is written here, row by row.
+-- (Reserved, confirmed and released events are written by the service in the statement or transaction that
+-- makes the change: see Reservations/InventoryEvents.cs.)
+CREATE FUNCTION reservation_expired_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    SELECT * INTO current FROM reservations WHERE id = NEW.id;
-    IF current.closed OR (TG_OP = 'UPDATE' AND current.status = OLD.status) THEN
-        RETURN NULL;
-    END IF;
-    SELECT coalesce(jsonb_agg(jsonb_build_object('productId', product_id, 'quantity', quantity) ORDER BY product_id), '[]'::jsonb)
-    INTO items FROM reservation_items WHERE reservation_id = NEW.id;
-    IF TG_OP = 'INSERT' THEN
-        PERFORM inventory_event('inventory.reserved', current.tenant_id, current.id::text, 1,
-            jsonb_build_object('reservationId', current.id, 'orderId', current.order_id, 'items', items, 'expiresAt', current.expires_at));
-    ELSIF current.status = 'Confirmed' THEN
-        PERFORM inventory_event('inventory.confirmed', current.tenant_id, current.id::text, 2,
-            jsonb_build_object('reservationId', current.id, 'orderId', current.order_id, 'items', items));
-    ELSIF current.status IN ('Released', 'Expired') THEN
-        PERFORM inventory_event('inventory.released', current.tenant_id, current.id::text,
-            CASE WHEN OLD.status = 'Confirmed' THEN 3 ELSE 2 END,
-            jsonb_build_object('reservationId', current.id, 'orderId', current.order_id, 'items', items,
-                               'reason', CASE WHEN current.status = 'Expired' THEN 'expired' ELSE coalesce(current.release_reason, 'released') END));
-    END IF;
+    PERFORM inventory_event('inventory.released', NEW.tenant_id, NEW.id::text, 2,
+        jsonb_build_object('reservationId', NEW.id, 'orderId', NEW.order_id, 'reason', 'expired',
+            'items', (SELECT coalesce(jsonb_agg(jsonb_build_object('productId', product_id, 'quantity', quantity) ORDER BY product_id), '[]'::jsonb)
+                      FROM reservation_items WHERE reservation_id = NEW.id)));
     RETURN NULL;
 END
 $$;
-CREATE CONSTRAINT TRIGGER reservation_events AFTER INSERT OR UPDATE OF status ON reservations
-    DEFERRABLE INITIALLY DEFERRED
-    FOR EACH ROW EXECUTE FUNCTION reservation_event();
+CREATE TRIGGER reservation_expired_events AFTER UPDATE OF status ON reservations
+    FOR EACH ROW WHEN (NEW.status = 'Expired' AND OLD.status IS DISTINCT FROM 'Expired')
+    EXECUTE FUNCTION reservation_expired_event();

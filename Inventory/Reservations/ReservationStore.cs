@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
+using Shop.ServiceDefaults.Messaging;
 
 namespace Shop.Inventory.Reservations;
 
@@ -97,7 +98,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         var current = await ReadAsync(connection, transaction, "order_id = $1", orderId, forUpdate: true, cancellationToken);
         return current is null || current.Closed
             ? TransitionResult.AlreadyDone
-            : (await TransitionCoreAsync(connection, transaction, current.Reservation, "Released", reason, cancellationToken)).Result;
+            : (await TransitionCoreAsync(connection, transaction, current, "Released", reason, cancellationToken)).Result;
     }
 
     public async Task<ReservationResponse?> GetAsync(Guid id, CancellationToken cancellationToken)
@@ -164,7 +165,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
                 return (TransitionResult.NotFound, null);
             }
 
-            var outcome = await TransitionCoreAsync(connection, transaction, current.Reservation, target, reason, cancellationToken);
+            var outcome = await TransitionCoreAsync(connection, transaction, current, target, reason, cancellationToken);
             if (outcome.Result == TransitionResult.Done)
             {
                 await transaction.CommitAsync(cancellationToken);
@@ -180,8 +181,9 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
 
     /// <summary>Moves a reservation whose row the transaction has locked; the stock change depends on where it comes from.</summary>
     private async Task<(TransitionResult Result, ReservationResponse? Reservation)> TransitionCoreAsync(NpgsqlConnection connection,
-        NpgsqlTransaction transaction, ReservationResponse reservation, string target, string? reason, CancellationToken cancellationToken)
+        NpgsqlTransaction transaction, Stored current, string target, string? reason, CancellationToken cancellationToken)
     {
+        var reservation = current.Reservation;
         var expired = reservation.Status == "Expired" || (reservation.Status == "Active" && reservation.ExpiresAt <= clock.GetUtcNow());
         var setClause = (reservation.Status, target) switch
         {
@@ -222,6 +224,10 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             await status.ExecuteNonQueryAsync(cancellationToken);
         }
 
+        var raised = target == "Confirmed"
+            ? InventoryEvents.Confirmed(reservation, current.TenantId)
+            : InventoryEvents.Released(reservation, current.TenantId, reason ?? "released", wasConfirmed: reservation.Status == "Confirmed");
+        await OutboxSql.InsertAsync(connection, transaction, InventoryEvents.Exchange, raised, cancellationToken);
         return (TransitionResult.Done, reservation with { Status = target });
     }
 
@@ -242,7 +248,10 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             reservation AS (
                 INSERT INTO reservations (id, tenant_id, order_id, status, request_hash, expires_at, created_at, updated_at)
                 SELECT $3, tenant_id, $4, 'Active', $5, $6, $7, $7 FROM taken
-                RETURNING id)
+                RETURNING id),
+            announced AS (
+                INSERT INTO outbox_messages (event_id, exchange, routing_key, payload, created_at, next_attempt_at)
+                SELECT $8, $9, $10, jsonb_set($11::jsonb, '{tenantId}', to_jsonb(tenant_id)), $7, $7 FROM taken)
             INSERT INTO reservation_items (reservation_id, product_id, quantity)
             SELECT id, $1, $2 FROM reservation
             """, connection);
@@ -253,6 +262,12 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         reserve.Parameters.Add(new() { Value = hash });
         reserve.Parameters.Add(new() { Value = reservation.ExpiresAt, NpgsqlDbType = NpgsqlDbType.TimestampTz });
         reserve.Parameters.Add(new() { Value = now, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        // The event rides in the same statement: written if and only if the unit was taken.
+        var reserved = InventoryEvents.Reserved(reservation, InventoryEvents.TenantFromStatement);
+        reserve.Parameters.Add(new() { Value = reserved.EventId });
+        reserve.Parameters.Add(new() { Value = InventoryEvents.Exchange });
+        reserve.Parameters.Add(new() { Value = reserved.EventType });
+        reserve.Parameters.Add(new() { Value = OutboxSql.Payload(reserved), NpgsqlDbType = NpgsqlDbType.Jsonb });
         if (await reserve.ExecuteNonQueryAsync(cancellationToken) == 1)
         {
             return new ReserveOutcome.Created(reservation);
@@ -286,6 +301,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         }
 
         await InsertAsync(connection, transaction, reservation, taken.Tenants[0], hash, now, cancellationToken);
+        await OutboxSql.InsertAsync(connection, transaction, InventoryEvents.Exchange, InventoryEvents.Reserved(reservation, taken.Tenants[0]), cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return new ReserveOutcome.Created(reservation);
     }
@@ -388,7 +404,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private sealed record Stored(ReservationResponse Reservation, string Hash, bool Closed);
+    private sealed record Stored(ReservationResponse Reservation, string Hash, bool Closed, string TenantId);
 
     private static Task<Stored?> FindByOrderAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid orderId, CancellationToken cancellationToken) =>
         ReadAsync(connection, transaction, "order_id = $1", orderId, forUpdate: false, cancellationToken);
@@ -411,7 +427,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             SELECT r.id, r.order_id, r.status, r.expires_at, r.request_hash,
                    array_remove(array_agg(i.product_id ORDER BY i.product_id), NULL),
                    array_remove(array_agg(i.quantity ORDER BY i.product_id), NULL),
-                   r.closed
+                   r.closed, r.tenant_id
             FROM reservations r LEFT JOIN reservation_items i ON i.reservation_id = r.id
             WHERE r.{where}
             GROUP BY r.id
@@ -429,7 +445,8 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             new ReservationResponse(reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3),
                 products.Zip(quantities, (p, q) => new ReservationItem(p, q)).ToList()),
             reader.GetString(4),
-            reader.GetBoolean(7));
+            reader.GetBoolean(7),
+            reader.GetString(8));
     }
 
     private static string RequestHash(IEnumerable<ReservationItem> orderedItems) =>

@@ -36,6 +36,19 @@ public static class MessagingModel
     public static EventEnvelope AddEvent<T>(this DbContext db, string exchange, string eventType, int eventVersion,
         string tenantId, string aggregateId, long aggregateVersion, T data, TimeProvider? clock = null)
     {
+        var envelope = NewEnvelope(eventType, eventVersion, tenantId, aggregateId, aggregateVersion, data, clock);
+        db.Set<OutboxMessage>().Add(OutboxMessage.For(exchange, envelope, JsonSerializer.Serialize(envelope, EventEnvelope.JsonOptions)));
+        return envelope;
+    }
+
+    /// <summary>
+    /// An envelope for <paramref name="data"/> carrying the current trace context and correlation id, checked
+    /// against its schema. For producers that write the outbox row themselves (see <see cref="OutboxSql"/>).
+    /// </summary>
+    /// <exception cref="EventValidationException">The envelope or data does not match the registered schema.</exception>
+    public static EventEnvelope NewEnvelope<T>(string eventType, int eventVersion, string tenantId, string aggregateId, long aggregateVersion,
+        T data, TimeProvider? clock = null)
+    {
         var activity = Activity.Current;
         var envelope = new EventEnvelope(
             Guid.CreateVersion7(),
@@ -50,7 +63,6 @@ public static class MessagingModel
             activity?.TraceStateString,
             JsonSerializer.SerializeToElement(data, EventEnvelope.JsonOptions));
         EventSchemas.EnsureValid(envelope);
-        db.Set<OutboxMessage>().Add(OutboxMessage.For(exchange, envelope, JsonSerializer.Serialize(envelope, EventEnvelope.JsonOptions)));
         return envelope;
     }
 }

@@ -1,0 +1,29 @@
+using Shop.ServiceDefaults.Messaging;
+
+namespace Shop.Inventory.Reservations;
+
+/// <summary>
+/// The reservation events Inventory publishes on <see cref="Exchange"/>, built here and written by the store in
+/// the statement or transaction that changes the reservation. (Stock crossing zero and expiry are written by
+/// database triggers: see Migrations/0003_events.sql.) The aggregate is the reservation: version 1 when made,
+/// 2 when confirmed or released, 3 when a confirmed one is released (a return).
+/// </summary>
+public static class InventoryEvents
+{
+    public const string Exchange = "inventory.events";
+
+    /// <summary>Stands in for the tenant in a payload whose tenant the statement fills from the stock row.</summary>
+    public const string TenantFromStatement = "(from the stock row)";
+
+    public static EventEnvelope Reserved(ReservationResponse reservation, string tenantId) =>
+        MessagingModel.NewEnvelope("inventory.reserved", 1, tenantId, reservation.Id.ToString(), 1,
+            new { reservationId = reservation.Id, orderId = reservation.OrderId, items = reservation.Items, expiresAt = reservation.ExpiresAt });
+
+    public static EventEnvelope Confirmed(ReservationResponse reservation, string tenantId) =>
+        MessagingModel.NewEnvelope("inventory.confirmed", 1, tenantId, reservation.Id.ToString(), 2,
+            new { reservationId = reservation.Id, orderId = reservation.OrderId, items = reservation.Items });
+
+    public static EventEnvelope Released(ReservationResponse reservation, string tenantId, string reason, bool wasConfirmed) =>
+        MessagingModel.NewEnvelope("inventory.released", 1, tenantId, reservation.Id.ToString(), wasConfirmed ? 3 : 2,
+            new { reservationId = reservation.Id, orderId = reservation.OrderId, items = reservation.Items, reason });
+}

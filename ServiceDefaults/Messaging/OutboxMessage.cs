@@ -27,8 +27,6 @@ public sealed class OutboxMessage
         NextAttemptAt = envelope.OccurredAt,
     };
 
-    public void MarkSent(DateTimeOffset at) => SentAt = at;
-
     /// <summary>Backs off exponentially (capped at a minute) so a failing broker is not hammered, but never gives up.</summary>
     public void MarkFailed(string error, DateTimeOffset now)
     {

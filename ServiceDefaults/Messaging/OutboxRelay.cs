@@ -134,12 +134,13 @@ internal sealed class OutboxRelay<TContext>(
             confirms.Add((message, confirm));
         }
 
+        var sent = new List<long>(batch.Count);
         foreach (var (message, confirm) in confirms)
         {
             try
             {
                 await confirm;
-                message.MarkSent(clock.GetUtcNow());
+                sent.Add(message.Id);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -148,6 +149,10 @@ internal sealed class OutboxRelay<TContext>(
             }
         }
 
+        // One statement marks the batch sent; only failures go through the change tracker.
+        var sentAt = clock.GetUtcNow();
+        var sentIds = sent.ToArray();
+        await db.Database.ExecuteSqlInterpolatedAsync($"UPDATE outbox_messages SET sent_at = {sentAt} WHERE id = ANY({sentIds})", cancellationToken);
         await db.SaveChangesAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return batch.Count;

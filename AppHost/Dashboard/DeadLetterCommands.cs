@@ -31,6 +31,7 @@ internal sealed class DeadLetterCommands(Func<RabbitMQServerResource?> broker)
     public void Map(IEndpointRouteBuilder api)
     {
         api.MapGet("/messaging/dead-letters", ListAsync);
+        api.MapGet("/messaging/dead-letters/messages", PeekAsync);
         api.MapPost("/messaging/dead-letters/replay", ReplayAsync);
     }
 
@@ -44,6 +45,52 @@ internal sealed class DeadLetterCommands(Func<RabbitMQServerResource?> broker)
         await using (connection)
         {
             return Results.Json(await QueuesAsync(connection, cancellationToken));
+        }
+    }
+
+    public sealed record DeadLetterMessage(string? MessageId, string? Type, string? Reason, string? ExceptionType, string? FailedAt,
+        string? Attempts, string Body);
+
+    /// <summary>
+    /// The messages in one dead-letter queue (at most <paramref name="limit"/>), read without taking them: they are
+    /// fetched unacknowledged and return to the queue when the channel closes.
+    /// </summary>
+    private async Task<IResult> PeekAsync(string? queue, int? limit, CancellationToken cancellationToken)
+    {
+        if (await ConnectAsync(cancellationToken) is not { } connection)
+        {
+            return NotRunning();
+        }
+
+        await using (connection)
+        {
+            var target = (await QueuesAsync(connection, cancellationToken)).FirstOrDefault(q => q.Queue == queue);
+            if (target is null)
+            {
+                return Results.Problem(statusCode: 404, title: "Unknown dead-letter queue.", detail: $"No consumer announced '{queue}'.");
+            }
+
+            var messages = new List<DeadLetterMessage>();
+            await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
+            {
+                var max = Math.Clamp(limit ?? 50, 1, 500);
+                while (messages.Count < Math.Min(max, target.Messages)
+                    && await channel.BasicGetAsync(target.Queue, autoAck: false, cancellationToken) is { } message)
+                {
+                    var headers = message.BasicProperties.Headers;
+                    string? Header(string name) => headers?.TryGetValue(name, out var value) == true
+                        ? value is byte[] bytes ? Encoding.UTF8.GetString(bytes) : value?.ToString()
+                        : null;
+                    var body = Encoding.UTF8.GetString(message.Body.Span);
+                    messages.Add(new DeadLetterMessage(message.BasicProperties.MessageId, message.BasicProperties.Type,
+                        Header("x-dead-letter-reason"), Header("x-exception-type"), Header("x-failed-at"), Header("x-attempts"),
+                        body.Length > 4000 ? body[..4000] + "…" : body));
+                }
+
+                await channel.CloseAsync(cancellationToken);
+            }
+
+            return Results.Json(new { queue = target.Queue, originalQueue = target.OriginalQueue, messages });
         }
     }
 

@@ -91,6 +91,13 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         var queue = queues.EnumerateArray().Single(q => q.GetProperty("queue").GetString() == "notifications.orders.dlq");
         Assert.Equal("notifications.orders", queue.GetProperty("originalQueue").GetString());
         Assert.True(queue.GetProperty("messages").GetInt32() >= 1);
+        // Inspecting reads the messages without taking them.
+        var peeked = await dashboard.GetFromJsonAsync<JsonElement>("/api/messaging/dead-letters/messages?queue=notifications.orders.dlq", Cancellation);
+        var message = peeked.GetProperty("messages").EnumerateArray().Single(m => m.GetProperty("messageId").GetString() == invalid.EventId.ToString());
+        Assert.Contains("customerId", message.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Contains(orderId.ToString(), message.GetProperty("body").GetString(), StringComparison.Ordinal);
+        Assert.Equal(queue.GetProperty("messages").GetInt32(), (await dashboard.GetFromJsonAsync<JsonElement>("/api/messaging/dead-letters", Cancellation))
+            .EnumerateArray().Single(q => q.GetProperty("queue").GetString() == "notifications.orders.dlq").GetProperty("messages").GetInt32());
 
         using var replayed = await dashboard.PostAsync("/api/messaging/dead-letters/replay?queue=notifications.orders.dlq", null, Cancellation);
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -13,9 +14,14 @@ namespace Shop.ServiceDefaults.Messaging;
 /// Publishes unsent outbox rows with publisher confirms and marks them sent in the transaction that claimed
 /// them. A failed publish only pushes the row's next attempt back, so nothing stays unpublished for good.
 /// </summary>
+/// <remarks>
+/// Sent rows are kept for <c>Messaging:Outbox:Retention</c> (3 days by default, for inspection and replay by
+/// hand) and then deleted in small batches every <c>Messaging:Outbox:CleanupInterval</c>; unsent rows never are.
+/// </remarks>
 internal sealed class OutboxRelay<TContext>(
     IServiceScopeFactory scopes,
     RabbitMqConnectionProvider connections,
+    IConfiguration configuration,
     TimeProvider clock,
     ILogger<OutboxRelay<TContext>> logger) : BackgroundService where TContext : DbContext
 {
@@ -24,7 +30,10 @@ internal sealed class OutboxRelay<TContext>(
     private static readonly TimeSpan LagSampleInterval = TimeSpan.FromSeconds(5);
 
     private readonly HashSet<string> _declaredExchanges = [];
+    private readonly TimeSpan _retention = configuration.GetValue("Messaging:Outbox:Retention", TimeSpan.FromDays(3));
+    private readonly TimeSpan _cleanupInterval = configuration.GetValue("Messaging:Outbox:CleanupInterval", TimeSpan.FromMinutes(10));
     private DateTimeOffset _lagSampledAt = DateTimeOffset.MinValue;
+    private DateTimeOffset _cleanedAt = DateTimeOffset.MinValue;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -44,6 +53,7 @@ internal sealed class OutboxRelay<TContext>(
                 }
 
                 await SampleLagAsync(stoppingToken);
+                await CleanUpAsync(stoppingToken);
                 if (await PublishBatchAsync(channel, stoppingToken) == 0)
                 {
                     await Task.Delay(IdleDelay, clock, stoppingToken);
@@ -86,6 +96,36 @@ internal sealed class OutboxRelay<TContext>(
         {
             // The metric is not worth a stalled outbox: publishing goes on.
             logger.LogWarning(ex, "Sampling the outbox lag failed");
+        }
+    }
+
+    /// <summary>Deletes sent rows past their retention, a bounded batch at a time so no cycle holds the table long.</summary>
+    private async Task CleanUpAsync(CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow();
+        if (now - _cleanedAt < _cleanupInterval)
+        {
+            return;
+        }
+
+        _cleanedAt = now;
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<TContext>();
+            var before = now - _retention;
+            var deleted = await db.Database.ExecuteSqlInterpolatedAsync($"""
+                DELETE FROM outbox_messages WHERE id IN (
+                    SELECT id FROM outbox_messages WHERE sent_at < {before} ORDER BY id LIMIT 5000 FOR UPDATE SKIP LOCKED)
+                """, cancellationToken);
+            if (deleted > 0)
+            {
+                logger.LogInformation("Deleted {Count} outbox rows sent before {Before}", deleted, before);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "Cleaning up the outbox failed");
         }
     }
 

@@ -123,6 +123,29 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
     }
 
+    [Fact]
+    public async Task Sent_outbox_rows_are_deleted_after_their_retention_and_unsent_ones_never_are()
+    {
+        // This application keeps Orders' sent rows for 2 s. An old row that was never sent must stay.
+        var stuck = Guid.NewGuid();
+        await ExecuteAsync("ordersdb", $"""
+            INSERT INTO outbox_messages (event_id, exchange, routing_key, payload, created_at, next_attempt_at)
+            VALUES ('{stuck}', 'orders.events', 'order.created', jsonb_build_object(), now() - interval '10 days', now() + interval '1 day')
+            """);
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+
+        var orderId = await ShopData.PlaceOrderAsync(customer, product, 1);
+
+        await ShopData.WaitForOrderAsync(customer, orderId, TimeSpan.FromSeconds(60), "Paid");
+        await WaitUntilAsync(async () => await NotificationCountAsync(orderId) >= 1);
+        await WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "ordersdb",
+            $"SELECT count(*) FROM outbox_messages WHERE payload->>'aggregateId' = '{orderId}'") == 0);
+        Assert.Equal(1L, await ShopData.ScalarAsync<long>(App, "ordersdb", $"SELECT count(*) FROM outbox_messages WHERE event_id = '{stuck}'"));
+        await ExecuteAsync("ordersdb", $"DELETE FROM outbox_messages WHERE event_id = '{stuck}'");
+    }
+
     private static EventEnvelope OrderCreated(Guid orderId) => new(
         Guid.CreateVersion7(), "order.created", 1, DateTimeOffset.UtcNow, "demo", orderId.ToString(), 1, "messaging-test", null, null,
         JsonSerializer.SerializeToElement(new
@@ -182,9 +205,11 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         return (long)(await command.ExecuteScalarAsync(Cancellation))!;
     }
 
-    private async Task ExecuteAsync(string sql)
+    private Task ExecuteAsync(string sql) => ExecuteAsync("notificationsdb", sql);
+
+    private async Task ExecuteAsync(string database, string sql)
     {
-        await using var connection = new NpgsqlConnection(App.GetConnectionString("notificationsdb"));
+        await using var connection = new NpgsqlConnection(App.GetConnectionString(database));
         await connection.OpenAsync(Cancellation);
         await using var command = new NpgsqlCommand(sql, connection);
         await command.ExecuteNonQueryAsync(Cancellation);
@@ -213,6 +238,9 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
             var delays = string.Join(",", RetryDelays.Select(d => d.ToString("c", CultureInfo.InvariantCulture)));
             builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "notifications")
                 .Annotations.Add(new EnvironmentAnnotation("Messaging__RetryDelays", () => delays));
+            var orders = builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "orders");
+            orders.Annotations.Add(new EnvironmentAnnotation("Messaging__Outbox__Retention", () => "00:00:02"));
+            orders.Annotations.Add(new EnvironmentAnnotation("Messaging__Outbox__CleanupInterval", () => "00:00:01"));
             var app = await builder.BuildAsync();
             try
             {

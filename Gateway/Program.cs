@@ -34,6 +34,7 @@ app.MapForwarder("/v1/inventory", "inventory");
 app.MapForwarder("/v1/orders", "orders");
 app.MapForwarder("/v2/orders", "orders");
 app.MapForwarder("/v1/webhooks", "notifications");
+app.MapDeadLetterAdminForwarders("notifications", "inventory");
 app.MapForwardedApiDocuments();
 
 app.Run();

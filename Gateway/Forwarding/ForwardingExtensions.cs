@@ -23,4 +23,27 @@ public static class ForwardingExtensions
         app.Map(prefix + "/{**rest}", Forward).AllowAnonymous().WithTags("Forwarded").WithDisplayName($"{prefix}/** → {service}");
         return app;
     }
+
+    /// <summary>
+    /// The dead-letter admin API of each consuming service, one prefix per service:
+    /// <c>/v1/admin/dead-letters/{service}/…</c> is the service's <c>/v1/admin/dead-letters/…</c> (the service
+    /// checks the admin role).
+    /// </summary>
+    public static IEndpointRouteBuilder MapDeadLetterAdminForwarders(this IEndpointRouteBuilder app, params string[] services)
+    {
+        foreach (var service in services)
+        {
+            var prefix = $"/v1/admin/dead-letters/{service}";
+            Task Forward(HttpContext context, Forwarder forwarder)
+            {
+                context.Request.Path = "/v1/admin/dead-letters" + context.Request.Path.Value![prefix.Length..];
+                return forwarder.ForwardAsync(context, service);
+            }
+
+            app.Map(prefix, Forward).AllowAnonymous().WithTags("Forwarded").WithDisplayName($"{prefix} → {service}");
+            app.Map(prefix + "/{**rest}", Forward).AllowAnonymous().WithTags("Forwarded").WithDisplayName($"{prefix}/** → {service}");
+        }
+
+        return app;
+    }
 }

@@ -21,8 +21,8 @@ public sealed class ChaosFixture : IAsyncLifetime
             "--AppHost:Environment:orders:Payments__Fake__LatencyMilliseconds=400",
             "--AppHost:Environment:orders:Saga__LeaseSeconds=5",
             "--AppHost:Environment:orders:Saga__RetryMaxDelayMilliseconds=2000",
-            "--AppHost:Environment:orders:Resilience__Http__AttemptTimeout=00:00:03",
-            "--AppHost:Environment:orders:Resilience__Http__TotalRequestTimeout=00:00:08");
+            "--AppHost:Environment:orders:Resilience__Http__AttemptTimeout=00:00:04",
+            "--AppHost:Environment:orders:Resilience__Http__TotalRequestTimeout=00:00:10");
     }
 
     public async ValueTask DisposeAsync() => await App.DisposeAsync();
@@ -63,9 +63,22 @@ public sealed class ChaosTests(ChaosFixture fixture)
         try
         {
             // The first half with the broker up, the second with it stopped: orders are accepted either way.
-            var firstHalf = await Task.WhenAll(customers.Take(orderCount / 2).Select(c => ShopData.PlaceOrderAsync(c, product, 1)));
-            await App.Orchestrator.StopResourceAsync("messaging");
-            var secondHalf = await Task.WhenAll(customers.Skip(orderCount / 2).Select(c => ShopData.PlaceOrderAsync(c, product, 1)));
+            Guid[] firstHalf, secondHalf;
+            try
+            {
+                firstHalf = await Task.WhenAll(customers.Take(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
+                await App.Orchestrator.StopResourceAsync("messaging");
+                secondHalf = await Task.WhenAll(customers.Skip(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // Say which dependency failed: the answer itself only says "unavailable".
+                var failures = App.Orchestrator.Notifications.Find("orders").Logs.Tail(2000)
+                    .Select(l => l.Text).Where(t => t.Contains("Dependency failure", StringComparison.Ordinal))
+                    .Select(t => t.Length > 600 ? t[..600] : t).TakeLast(3);
+                throw new InvalidOperationException($"{ex.Message} Orders logged: {string.Join(" | ", failures)}", ex);
+            }
+
             var orders = firstHalf.Concat(secondHalf).ToArray();
 
             // Sagas are in flight (each payment takes 400 ms): kill one Orders replica outright.

@@ -124,6 +124,25 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task The_gateway_reaches_each_services_dead_letter_admin_api_under_its_own_prefix()
+    {
+        var admin = await ShopClients.AdminAsync(App);
+        using var _a = admin;
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+
+        foreach (var service in new[] { "notifications", "inventory" })
+        {
+            var list = await admin.GetFromJsonAsync<JsonElement>($"/v1/admin/dead-letters/{service}", Cancellation);
+            Assert.Equal(JsonValueKind.Array, list.GetProperty("items").ValueKind);
+            using var unknown = await admin.GetAsync($"/v1/admin/dead-letters/{service}/{Guid.NewGuid()}", Cancellation);
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            using var forbidden = await customer.GetAsync($"/v1/admin/dead-letters/{service}", Cancellation);
+            Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task Sent_outbox_rows_are_deleted_after_their_retention_and_unsent_ones_never_are()
     {
         // This application keeps Orders' sent rows for 2 s. An old row that was never sent must stay.

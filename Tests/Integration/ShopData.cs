@@ -22,6 +22,28 @@ internal static class ShopData
         return (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
     }
 
+    /// <summary>
+    /// Places an order as a careful client does: a 503 (a dependency timed out under load) is retried with the same
+    /// Idempotency-Key, so the order is created at most once whatever happened to the first attempt.
+    /// </summary>
+    public static async Task<Guid> PlaceOrderRetryingAsync(HttpClient customer, Guid product, int quantity, int attempts = 5)
+    {
+        var key = Guid.NewGuid().ToString("N");
+        for (var attempt = 1; ; attempt++)
+        {
+            using var response = await customer.PostOrderAsync(new { items = new[] { new { productId = product, quantity } } }, key);
+            if (response.StatusCode is HttpStatusCode.ServiceUnavailable or HttpStatusCode.Conflict && attempt < attempts)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(attempt), Cancellation);
+                continue;
+            }
+
+            Assert.True(response.StatusCode == HttpStatusCode.Accepted,
+                $"POST /v1/orders answered {(int)response.StatusCode} on attempt {attempt}: {await response.Content.ReadAsStringAsync(Cancellation)}");
+            return (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        }
+    }
+
     public static async Task<Guid> PlaceOrderAsync(HttpClient customer, Guid product, int quantity)
     {
         using var response = await customer.PostOrderAsync(new { items = new[] { new { productId = product, quantity } } });

@@ -28,6 +28,7 @@ internal sealed class OutboxRelay<TContext>(
     private const int BatchSize = 100;
     private static readonly TimeSpan IdleDelay = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan LagSampleInterval = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan ConfirmTimeout = TimeSpan.FromSeconds(15);
 
     private readonly HashSet<string> _declaredExchanges = [];
     private readonly TimeSpan _retention = configuration.GetValue("Messaging:Outbox:Retention", TimeSpan.FromDays(3));
@@ -179,7 +180,9 @@ internal sealed class OutboxRelay<TContext>(
         {
             try
             {
-                await confirm;
+                // A confirm lost with a connection would otherwise hold the batch (and its row locks) for good; an
+                // unconfirmed row is simply published again later, and consumers' inboxes absorb the duplicate.
+                await confirm.WaitAsync(ConfirmTimeout, cancellationToken);
                 sent.Add(message.Id);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)

@@ -104,14 +104,21 @@ public sealed class ChaosTests(ChaosFixture fixture)
             Assert.Equal(stock, await ShopData.ScalarAsync<long>(App, "ordersdb",
                 $"SELECT count(*) FROM fake_payments WHERE status = 'Authorized' AND order_id = ANY({ids}::uuid[])"));
 
-            // Every event left both outboxes, and every consumer applied each one once.
-            await WaitUntilAsync(async () =>
-                await ShopData.ScalarAsync<long>(App, "ordersdb", "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL") == 0
-                && await ShopData.ScalarAsync<long>(App, "inventorydb", "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL") == 0
-                && await ShopData.ScalarAsync<long>(App, "notificationsdb",
-                    $"SELECT count(*) FROM notifications WHERE kind = 'order-received' AND subject_id = ANY({ids})") == orderCount
-                && await ShopData.ScalarAsync<long>(App, "inventorydb",
+            // Every event left both outboxes, and every consumer took each one once (in the inbox, with its
+            // effect, or dropped as older than what it had applied: publication order is not guaranteed).
+            await WaitUntilAsync("ordersdb outbox drained", async () =>
+                await ShopData.ScalarAsync<long>(App, "ordersdb", "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL") == 0);
+            await WaitUntilAsync("inventorydb outbox drained", async () =>
+                await ShopData.ScalarAsync<long>(App, "inventorydb", "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL") == 0);
+            await WaitUntilAsync("every order.created in the Notifications inbox", async () =>
+                await ShopData.ScalarAsync<long>(App, "notificationsdb",
+                    $"SELECT count(*) FROM inbox_messages WHERE event_type = 'order.created'") >= await ShopData.ScalarAsync<long>(App, "ordersdb",
+                    "SELECT count(*) FROM outbox_messages WHERE routing_key = 'order.created'"));
+            await WaitUntilAsync("every failed order closed in Inventory", async () =>
+                await ShopData.ScalarAsync<long>(App, "inventorydb",
                     $"SELECT count(*) FROM reservations WHERE closed AND order_id = ANY({ids}::uuid[])") == orderCount - stock);
+            Assert.Equal(orderCount, await ShopData.ScalarAsync<long>(App, "notificationsdb",
+                $"SELECT count(DISTINCT subject_id) FROM notifications WHERE subject_id = ANY({ids})"));
             var failedEvents = await ShopData.QueryAsync(App, "ordersdb",
                 "SELECT event_id FROM outbox_messages WHERE routing_key = 'order.failed'", r => r.GetGuid(0));
             var consumedByInventory = await ShopData.QueryAsync(App, "inventorydb",
@@ -164,16 +171,16 @@ public sealed class ChaosTests(ChaosFixture fixture)
         // Inventory answers again: order.failed reaches it and it releases whatever the order got (a reservation
         // whose answer was lost) or closes the order so that a late reservation is refused.
         await ShopData.WaitForStockAsync(App, product, (5, 0), TimeSpan.FromSeconds(60));
-        await WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
+        await WaitUntilAsync("the failed order's reservation released or closed", async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
             $"SELECT count(*) FROM reservations WHERE order_id = '{orderId}' AND status = 'Released'") == 1);
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    private static async Task WaitUntilAsync(string what, Func<Task<bool>> condition)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
         while (!await condition())
         {
-            Assert.True(DateTime.UtcNow < deadline, "Outboxes did not drain or consumers did not catch up within 90 s.");
+            Assert.True(DateTime.UtcNow < deadline, $"Not within 90 s: {what}.");
             await Task.Delay(500, Cancellation);
         }
     }

@@ -55,21 +55,9 @@ internal sealed class DeadLetterCommands(Func<RabbitMQServerResource?> broker)
     /// The messages in one dead-letter queue (at most <paramref name="limit"/>), read without taking them: they are
     /// fetched unacknowledged and return to the queue when the channel closes.
     /// </summary>
-    private async Task<IResult> PeekAsync(string? queue, int? limit, CancellationToken cancellationToken)
-    {
-        if (await ConnectAsync(cancellationToken) is not { } connection)
+    private Task<IResult> PeekAsync(string? queue, int? limit, CancellationToken cancellationToken) =>
+        WithQueueAsync(queue, cancellationToken, async (connection, target) =>
         {
-            return NotRunning();
-        }
-
-        await using (connection)
-        {
-            var target = (await QueuesAsync(connection, cancellationToken)).FirstOrDefault(q => q.Queue == queue);
-            if (target is null)
-            {
-                return Results.Problem(statusCode: 404, title: "Unknown dead-letter queue.", detail: $"No consumer announced '{queue}'.");
-            }
-
             var messages = new List<DeadLetterMessage>();
             await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
             {
@@ -91,25 +79,12 @@ internal sealed class DeadLetterCommands(Func<RabbitMQServerResource?> broker)
             }
 
             return Results.Json(new { queue = target.Queue, originalQueue = target.OriginalQueue, messages });
-        }
-    }
+        });
 
     /// <summary>Moves every message now in <paramref name="queue"/> back to its original queue, attempt counter reset.</summary>
-    private async Task<IResult> ReplayAsync(string? queue, CancellationToken cancellationToken)
-    {
-        if (await ConnectAsync(cancellationToken) is not { } connection)
+    private Task<IResult> ReplayAsync(string? queue, CancellationToken cancellationToken) =>
+        WithQueueAsync(queue, cancellationToken, async (connection, target) =>
         {
-            return NotRunning();
-        }
-
-        await using (connection)
-        {
-            var target = (await QueuesAsync(connection, cancellationToken)).FirstOrDefault(q => q.Queue == queue);
-            if (target is null)
-            {
-                return Results.Problem(statusCode: 404, title: "Unknown dead-letter queue.", detail: $"No consumer announced '{queue}'.");
-            }
-
             await using var channel = await connection.CreateChannelAsync(
                 new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken);
             var replayed = 0;
@@ -133,6 +108,23 @@ internal sealed class DeadLetterCommands(Func<RabbitMQServerResource?> broker)
             }
 
             return Results.Json(new { queue = target.Queue, originalQueue = target.OriginalQueue, replayed });
+        });
+
+    /// <summary>Connects to the broker and finds the announced dead-letter queue <paramref name="queue"/> (404 when unknown).</summary>
+    private async Task<IResult> WithQueueAsync(string? queue, CancellationToken cancellationToken,
+        Func<IConnection, DeadLetterQueueInfo, Task<IResult>> action)
+    {
+        if (await ConnectAsync(cancellationToken) is not { } connection)
+        {
+            return NotRunning();
+        }
+
+        await using (connection)
+        {
+            var target = (await QueuesAsync(connection, cancellationToken)).FirstOrDefault(q => q.Queue == queue);
+            return target is null
+                ? Results.Problem(statusCode: 404, title: "Unknown dead-letter queue.", detail: $"No consumer announced '{queue}'.")
+                : await action(connection, target);
         }
     }
 

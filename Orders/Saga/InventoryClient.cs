@@ -27,11 +27,13 @@ public sealed class InventoryClient(HttpClient http)
 
         if (response.StatusCode is HttpStatusCode.Conflict or HttpStatusCode.UnprocessableEntity or HttpStatusCode.Gone)
         {
+            // A body that is not a problem object still means "refused"; only its wording is lost.
             var problem = await ReadProblemAsync(response, cancellationToken);
-            var reason = problem.TryGetProperty("shortProducts", out _) ? "out_of_stock"
-                : problem.TryGetProperty("unknownProducts", out _) ? "unknown_products"
-                : "reservation_refused";
-            var detail = problem.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : response.ReasonPhrase ?? "";
+            bool Has(string name) => problem.ValueKind == JsonValueKind.Object && problem.TryGetProperty(name, out _);
+            var reason = Has("shortProducts") ? "out_of_stock" : Has("unknownProducts") ? "unknown_products" : "reservation_refused";
+            var detail = Has("detail") && problem.GetProperty("detail").ValueKind == JsonValueKind.String
+                ? problem.GetProperty("detail").GetString()!
+                : response.ReasonPhrase ?? "";
             return new ReserveResult.Refused(reason, detail);
         }
 

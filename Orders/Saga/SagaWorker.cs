@@ -11,13 +11,19 @@ public sealed class SagaSignal
 
     public void Notify()
     {
+        // One pending wake-up covers every new saga; checking first keeps the common case free of exceptions.
+        if (_signal.CurrentCount > 0)
+        {
+            return;
+        }
+
         try
         {
             _signal.Release();
         }
         catch (SemaphoreFullException)
         {
-            // Already signalled; one wake-up covers every new saga.
+            // Another request signalled in between.
         }
     }
 

@@ -47,98 +47,77 @@ public sealed class ChaosTests(ChaosFixture fixture)
         const int stock = 30;
         const int orderCount = 40;
         var product = await ShopData.CreateProductAsync(App, stock);
-        using var registering = new SemaphoreSlim(8);
-        var customers = await Task.WhenAll(Enumerable.Range(0, orderCount).Select(async _ =>
-        {
-            await registering.WaitAsync(Cancellation);
-            try
-            {
-                return (await ShopClients.CustomerAsync(App)).Client;
-            }
-            finally
-            {
-                registering.Release();
-            }
-        }));
+        using var crowd = await ShopClients.CustomersAsync(App, orderCount);
+        var customers = crowd.Clients;
+        // The first half with the broker up, the second with it stopped: orders are accepted either way.
+        Guid[] firstHalf, secondHalf;
         try
         {
-            // The first half with the broker up, the second with it stopped: orders are accepted either way.
-            Guid[] firstHalf, secondHalf;
-            try
-            {
-                firstHalf = await Task.WhenAll(customers.Take(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
-                await App.Orchestrator.StopResourceAsync("messaging");
-                secondHalf = await Task.WhenAll(customers.Skip(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                // Say which dependency failed: the answer itself only says "unavailable".
-                var failures = App.Orchestrator.Notifications.Find("orders").Logs.Tail(2000)
-                    .Select(l => l.Text).Where(t => t.Contains("Dependency failure", StringComparison.Ordinal))
-                    .Select(t => t.Length > 600 ? t[..600] : t).TakeLast(3);
-                throw new InvalidOperationException($"{ex.Message} Orders logged: {string.Join(" | ", failures)}", ex);
-            }
-
-            var orders = firstHalf.Concat(secondHalf).ToArray();
-
-            // Sagas are in flight (each payment takes 400 ms): kill one Orders replica outright.
-            var victim = App.ResourceNotifications.GetSnapshot("orders").Replicas[0];
-            var inFlight = await ShopData.ScalarAsync<long>(App, "ordersdb", "SELECT count(*) FROM order_sagas WHERE step <> 'Done'");
-            using (var process = Process.GetProcessById(victim.Pid!.Value))
-            {
-                process.Kill();
-            }
-
-            await Task.Delay(TimeSpan.FromSeconds(2), Cancellation);
-            await App.Orchestrator.StartResourceAsync("messaging");
-
-            var outcomes = await Task.WhenAll(orders.Select((id, i) =>
-                ShopData.WaitForOrderAsync(customers[i], id, TimeSpan.FromMinutes(3), "Paid", "Failed", "Cancelled")));
-            var statuses = outcomes.Select(o => o.GetProperty("status").GetString()).ToList();
-
-            Assert.True(inFlight > 0, "No saga was in flight when the replica was killed; the test proved nothing.");
-            Assert.Equal(stock, statuses.Count(s => s == "Paid"));
-            Assert.Equal(orderCount - stock, statuses.Count(s => s == "Failed"));
-            Assert.Equal((0, 0), await ShopData.StockAsync(App, product));
-            var ids = $"ARRAY['{string.Join("','", orders)}']";
-            Assert.Equal(stock, await ShopData.ScalarAsync<long>(App, "ordersdb",
-                $"SELECT count(*) FROM fake_payments WHERE status = 'Authorized' AND order_id = ANY({ids}::uuid[])"));
-
-            // Every event left both outboxes, and every consumer took each one once (in the inbox, with its
-            // effect, or dropped as older than what it had applied: publication order is not guaranteed).
-            await WaitUntilAsync("ordersdb outbox drained", async () =>
-                await ShopData.ScalarAsync<long>(App, "ordersdb", "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL") == 0);
-            await WaitUntilAsync("inventorydb outbox drained", async () =>
-                await ShopData.ScalarAsync<long>(App, "inventorydb", "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL") == 0);
-            await WaitUntilAsync("every order.created in the Notifications inbox", async () =>
-                await ShopData.ScalarAsync<long>(App, "notificationsdb",
-                    $"SELECT count(*) FROM inbox_messages WHERE event_type = 'order.created'") >= await ShopData.ScalarAsync<long>(App, "ordersdb",
-                    "SELECT count(*) FROM outbox_messages WHERE routing_key = 'order.created'"));
-            await WaitUntilAsync("every failed order closed in Inventory", async () =>
-                await ShopData.ScalarAsync<long>(App, "inventorydb",
-                    $"SELECT count(*) FROM reservations WHERE closed AND order_id = ANY({ids}::uuid[])") == orderCount - stock);
-            Assert.Equal(orderCount, await ShopData.ScalarAsync<long>(App, "notificationsdb",
-                $"SELECT count(DISTINCT subject_id) FROM notifications WHERE subject_id = ANY({ids})"));
-            var failedEvents = await ShopData.QueryAsync(App, "ordersdb",
-                "SELECT event_id FROM outbox_messages WHERE routing_key = 'order.failed'", r => r.GetGuid(0));
-            var consumedByInventory = await ShopData.QueryAsync(App, "inventorydb",
-                "SELECT event_id FROM inbox_messages WHERE consumer = 'inventory' AND event_type = 'order.failed'", r => r.GetGuid(0));
-            Assert.Equal(failedEvents.Order(), consumedByInventory.Order());
-            var createdEvents = await ShopData.QueryAsync(App, "ordersdb",
-                "SELECT event_id FROM outbox_messages WHERE routing_key = 'order.created'", r => r.GetGuid(0));
-            var consumedByNotifications = await ShopData.QueryAsync(App, "notificationsdb",
-                "SELECT event_id FROM inbox_messages WHERE event_type = 'order.created'", r => r.GetGuid(0));
-            Assert.Equal(createdEvents.Order(), consumedByNotifications.Order());
-            Assert.Equal(0, await ShopData.ScalarAsync<long>(App, "notificationsdb",
-                "SELECT count(*) FROM (SELECT event_id FROM notifications GROUP BY event_id HAVING count(*) > 1) d"));
+            firstHalf = await Task.WhenAll(customers.Take(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
+            await App.Orchestrator.StopResourceAsync("messaging");
+            secondHalf = await Task.WhenAll(customers.Skip(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
         }
-        finally
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            foreach (var customer in customers)
-            {
-                customer.Dispose();
-            }
+            // Say which dependency failed: the answer itself only says "unavailable".
+            var failures = App.Orchestrator.Notifications.Find("orders").Logs.Tail(2000)
+                .Select(l => l.Text).Where(t => t.Contains("Dependency failure", StringComparison.Ordinal))
+                .Select(t => t.Length > 600 ? t[..600] : t).TakeLast(3);
+            throw new InvalidOperationException($"{ex.Message} Orders logged: {string.Join(" | ", failures)}", ex);
         }
+
+        var orders = firstHalf.Concat(secondHalf).ToArray();
+
+        // Sagas are in flight (each payment takes 400 ms): kill one Orders replica outright.
+        var victim = App.ResourceNotifications.GetSnapshot("orders").Replicas[0];
+        var inFlight = await ShopData.ScalarAsync<long>(App, "ordersdb", "SELECT count(*) FROM order_sagas WHERE step <> 'Done'");
+        using (var process = Process.GetProcessById(victim.Pid!.Value))
+        {
+            process.Kill();
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(2), Cancellation);
+        await App.Orchestrator.StartResourceAsync("messaging");
+
+        var outcomes = await Task.WhenAll(orders.Select((id, i) =>
+            ShopData.WaitForOrderAsync(customers[i], id, TimeSpan.FromMinutes(3), "Paid", "Failed", "Cancelled")));
+        var statuses = outcomes.Select(o => o.GetProperty("status").GetString()).ToList();
+
+        Assert.True(inFlight > 0, "No saga was in flight when the replica was killed; the test proved nothing.");
+        Assert.Equal(stock, statuses.Count(s => s == "Paid"));
+        Assert.Equal(orderCount - stock, statuses.Count(s => s == "Failed"));
+        Assert.Equal((0, 0), await ShopData.StockAsync(App, product));
+        var ids = $"ARRAY['{string.Join("','", orders)}']";
+        Assert.Equal(stock, await ShopData.ScalarAsync<long>(App, "ordersdb",
+            $"SELECT count(*) FROM fake_payments WHERE status = 'Authorized' AND order_id = ANY({ids}::uuid[])"));
+
+        // Every event left both outboxes, and every consumer took each one once (in the inbox, with its
+        // effect, or dropped as older than what it had applied: publication order is not guaranteed).
+        await ShopData.WaitUntilAsync("ordersdb outbox drained", async () =>
+            await ShopData.ScalarAsync<long>(App, "ordersdb", "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL") == 0);
+        await ShopData.WaitUntilAsync("inventorydb outbox drained", async () =>
+            await ShopData.ScalarAsync<long>(App, "inventorydb", "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL") == 0);
+        await ShopData.WaitUntilAsync("every order.created in the Notifications inbox", async () =>
+            await ShopData.ScalarAsync<long>(App, "notificationsdb",
+                $"SELECT count(*) FROM inbox_messages WHERE event_type = 'order.created'") >= await ShopData.ScalarAsync<long>(App, "ordersdb",
+                "SELECT count(*) FROM outbox_messages WHERE routing_key = 'order.created'"));
+        await ShopData.WaitUntilAsync("every failed order closed in Inventory", async () =>
+            await ShopData.ScalarAsync<long>(App, "inventorydb",
+                $"SELECT count(*) FROM reservations WHERE closed AND order_id = ANY({ids}::uuid[])") == orderCount - stock);
+        Assert.Equal(orderCount, await ShopData.ScalarAsync<long>(App, "notificationsdb",
+            $"SELECT count(DISTINCT subject_id) FROM notifications WHERE subject_id = ANY({ids})"));
+        var failedEvents = await ShopData.QueryAsync(App, "ordersdb",
+            "SELECT event_id FROM outbox_messages WHERE routing_key = 'order.failed'", r => r.GetGuid(0));
+        var consumedByInventory = await ShopData.QueryAsync(App, "inventorydb",
+            "SELECT event_id FROM inbox_messages WHERE consumer = 'inventory' AND event_type = 'order.failed'", r => r.GetGuid(0));
+        Assert.Equal(failedEvents.Order(), consumedByInventory.Order());
+        var createdEvents = await ShopData.QueryAsync(App, "ordersdb",
+            "SELECT event_id FROM outbox_messages WHERE routing_key = 'order.created'", r => r.GetGuid(0));
+        var consumedByNotifications = await ShopData.QueryAsync(App, "notificationsdb",
+            "SELECT event_id FROM inbox_messages WHERE event_type = 'order.created'", r => r.GetGuid(0));
+        Assert.Equal(createdEvents.Order(), consumedByNotifications.Order());
+        Assert.Equal(0, await ShopData.ScalarAsync<long>(App, "notificationsdb",
+            "SELECT count(*) FROM (SELECT event_id FROM notifications GROUP BY event_id HAVING count(*) > 1) d"));
     }
 
     [Fact]
@@ -171,17 +150,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
         // Inventory answers again: order.failed reaches it and it releases whatever the order got (a reservation
         // whose answer was lost) or closes the order so that a late reservation is refused.
         await ShopData.WaitForStockAsync(App, product, (5, 0), TimeSpan.FromSeconds(60));
-        await WaitUntilAsync("the failed order's reservation released or closed", async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
+        await ShopData.WaitUntilAsync("the failed order's reservation released or closed", async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
             $"SELECT count(*) FROM reservations WHERE order_id = '{orderId}' AND status = 'Released'") == 1);
-    }
-
-    private static async Task WaitUntilAsync(string what, Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"Not within 90 s: {what}.");
-            await Task.Delay(500, Cancellation);
-        }
     }
 }

@@ -5,7 +5,6 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Npgsql;
-using RabbitMQ.Client;
 using Shop.Hosting;
 using Shop.Hosting.ApplicationModel;
 using Shop.Hosting.Testing;
@@ -36,7 +35,7 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         var envelope = OrderCreated(orderId);
         var published = Stopwatch.StartNew();
 
-        await PublishAsync(envelope);
+        await ShopData.PublishAsync(App, envelope);
 
         var letter = await WaitForDeadLetterAsync(admin, envelope.EventId);
         Assert.True(published.Elapsed >= RetryDelays.Aggregate(TimeSpan.Zero, (a, b) => a + b), "It was dead-lettered before the retry delays had passed.");
@@ -56,12 +55,12 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
 
         Assert.Equal(HttpStatusCode.OK, replay.StatusCode);
         Assert.Equal(1, (await replay.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("replayed").GetInt32());
-        await WaitUntilAsync(async () => await NotificationCountAsync(orderId) == 1);
+        await ShopData.WaitUntilAsync(async () => await NotificationCountAsync(orderId) == 1);
         using var again = await admin.PostAsync($"/v1/admin/dead-letters/{envelope.EventId}/replay", null, Cancellation);
         Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
 
         // The same event once more, as a relay that crashed before marking it sent would publish it: the inbox holds.
-        await PublishAsync(envelope);
+        await ShopData.PublishAsync(App, envelope);
         await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
         Assert.Equal(1L, await NotificationCountAsync(orderId));
         Assert.DoesNotContain(await ListAsync(admin), l => l.GetProperty("messageId").GetString() == envelope.EventId.ToString());
@@ -77,7 +76,7 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         data.Remove("customerId");
         var invalid = valid with { Data = JsonSerializer.SerializeToElement(data) };
 
-        await PublishAsync(invalid);
+        await ShopData.PublishAsync(App, invalid);
 
         var letter = await WaitForDeadLetterAsync(admin, invalid.EventId);
         Assert.Equal(1, letter.GetProperty("attempts").GetInt32());
@@ -158,8 +157,8 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         var orderId = await ShopData.PlaceOrderAsync(customer, product, 1);
 
         await ShopData.WaitForOrderAsync(customer, orderId, TimeSpan.FromSeconds(60), "Paid");
-        await WaitUntilAsync(async () => await NotificationCountAsync(orderId) >= 1);
-        await WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "ordersdb",
+        await ShopData.WaitUntilAsync(async () => await NotificationCountAsync(orderId) >= 1);
+        await ShopData.WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "ordersdb",
             $"SELECT count(*) FROM outbox_messages WHERE payload->>'aggregateId' = '{orderId}'") == 0);
         Assert.Equal(1L, await ShopData.ScalarAsync<long>(App, "ordersdb", $"SELECT count(*) FROM outbox_messages WHERE event_id = '{stuck}'"));
         await ExecuteAsync("ordersdb", $"DELETE FROM outbox_messages WHERE event_id = '{stuck}'");
@@ -175,24 +174,6 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
             currency = "EUR",
             items = new[] { new { productId = Guid.NewGuid(), quantity = 2, unitPrice = 9.99m } },
         }, EventEnvelope.JsonOptions));
-
-    private async Task PublishAsync(EventEnvelope envelope)
-    {
-        var factory = new ConnectionFactory { Uri = new Uri(App.GetConnectionString("messaging")), ClientProvidedName = "messaging-tests" };
-        await using var connection = await factory.CreateConnectionAsync(Cancellation);
-        await using var channel = await connection.CreateChannelAsync(
-            new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), Cancellation);
-        var properties = new BasicProperties
-        {
-            MessageId = envelope.EventId.ToString(),
-            Type = envelope.EventType,
-            ContentType = "application/json",
-            DeliveryMode = DeliveryModes.Persistent,
-        };
-        await channel.BasicPublishAsync("orders.events", envelope.EventType, mandatory: true, properties,
-            JsonSerializer.SerializeToUtf8Bytes(envelope, EventEnvelope.JsonOptions), Cancellation);
-    }
-
     private async Task<HttpClient> NotificationsAdminAsync()
     {
         var tokens = await ShopClients.LoginAsync(App, "admin@demo.local", AppFixture.AdminPassword);
@@ -207,7 +188,7 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
     private static async Task<JsonElement> WaitForDeadLetterAsync(HttpClient admin, Guid eventId)
     {
         JsonElement? found = null;
-        await WaitUntilAsync(async () =>
+        await ShopData.WaitUntilAsync(async () =>
         {
             found = (await ListAsync(admin)).FirstOrDefault(l => l.GetProperty("messageId").GetString() == eventId.ToString());
             return found?.ValueKind == JsonValueKind.Object;
@@ -233,17 +214,6 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         await using var command = new NpgsqlCommand(sql, connection);
         await command.ExecuteNonQueryAsync(Cancellation);
     }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The condition did not hold within 60 s.");
-            await Task.Delay(250, Cancellation);
-        }
-    }
-
     /// <summary>An application of its own: Notifications gets short retry delays through its environment, as an AppHost would set them.</summary>
     public sealed class Fixture : IAsyncLifetime
     {

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
-using RabbitMQ.Client;
 using Shop.Hosting;
 using Shop.ServiceDefaults.Messaging;
 using Shop.ServiceDefaults.Messaging.Schemas;
@@ -99,7 +98,7 @@ public sealed class SagaTests(AppFixture fixture)
         Assert.StartsWith("out_of_stock", order.GetProperty("statusReason").GetString());
         Assert.Equal((1, 0), await ShopData.StockAsync(App, product));
         // Inventory took order.failed and closed the order there: a late reservation for it would be refused.
-        await WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
+        await ShopData.WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
             $"SELECT count(*) FROM reservations WHERE order_id = '{orderId}' AND closed") == 1);
     }
 
@@ -174,39 +173,18 @@ public sealed class SagaTests(AppFixture fixture)
     public async Task Two_hundred_customers_ordering_the_last_ten_units_at_once_leave_ten_paid_and_nothing_held()
     {
         var product = await ShopData.CreateProductAsync(App, stock: 10);
-        using var registering = new SemaphoreSlim(8);
-        var customers = await Task.WhenAll(Enumerable.Range(0, 200).Select(async _ =>
-        {
-            await registering.WaitAsync(Cancellation);
-            try
-            {
-                return (await ShopClients.CustomerAsync(App)).Client;
-            }
-            finally
-            {
-                registering.Release();
-            }
-        }));
-        try
-        {
-            var orders = await Task.WhenAll(customers.Select(c => ShopData.PlaceOrderAsync(c, product, 1)));
-            var outcomes = await Task.WhenAll(orders.Select((id, i) =>
-                ShopData.WaitForOrderAsync(customers[i], id, TimeSpan.FromMinutes(3), "Paid", "Failed", "Cancelled")));
+        using var crowd = await ShopClients.CustomersAsync(App, 200);
+        var customers = crowd.Clients;
+        var orders = await Task.WhenAll(customers.Select(c => ShopData.PlaceOrderAsync(c, product, 1)));
+        var outcomes = await Task.WhenAll(orders.Select((id, i) =>
+            ShopData.WaitForOrderAsync(customers[i], id, TimeSpan.FromMinutes(3), "Paid", "Failed", "Cancelled")));
 
-            var statuses = outcomes.Select(o => o.GetProperty("status").GetString()).ToList();
-            Assert.Equal(10, statuses.Count(s => s == "Paid"));
-            Assert.Equal(190, statuses.Count(s => s == "Failed"));
-            Assert.All(outcomes.Where(o => o.GetProperty("status").GetString() == "Failed"),
-                o => Assert.StartsWith("out_of_stock", o.GetProperty("statusReason").GetString()));
-            Assert.Equal((0, 0), await ShopData.StockAsync(App, product));
-        }
-        finally
-        {
-            foreach (var customer in customers)
-            {
-                customer.Dispose();
-            }
-        }
+        var statuses = outcomes.Select(o => o.GetProperty("status").GetString()).ToList();
+        Assert.Equal(10, statuses.Count(s => s == "Paid"));
+        Assert.Equal(190, statuses.Count(s => s == "Failed"));
+        Assert.All(outcomes.Where(o => o.GetProperty("status").GetString() == "Failed"),
+            o => Assert.StartsWith("out_of_stock", o.GetProperty("statusReason").GetString()));
+        Assert.Equal((0, 0), await ShopData.StockAsync(App, product));
     }
 
     [Fact]
@@ -218,13 +196,13 @@ public sealed class SagaTests(AppFixture fixture)
         using var admin = await ShopClients.AdminAsync(App);
         var orderId = await ShopData.PlaceOrderAsync(customer, product, 1);
         await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Paid");
-        await WaitUntilAsync(async () => (await KindsAsync(orderId)).SequenceEqual(["order-paid", "order-received"]));
+        await ShopData.WaitUntilAsync(async () => (await KindsAsync(orderId)).SequenceEqual(["order-paid", "order-received"]));
 
         // A late event from the order's past (version 2 < 4 already applied) arrives: it is consumed, and dropped.
         var stale = new EventEnvelope(Guid.CreateVersion7(), "order.failed", 1, DateTimeOffset.UtcNow, "demo", orderId.ToString(), 2, null, null, null,
             JsonSerializer.SerializeToElement(new { orderId, reason = "out_of_stock: late", reservationId = (Guid?)null }, EventEnvelope.JsonOptions));
-        await PublishAsync(stale);
-        await WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "notificationsdb",
+        await ShopData.PublishAsync(App, stale);
+        await ShopData.WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "notificationsdb",
             $"SELECT count(*) FROM inbox_messages WHERE event_id = '{stale.EventId}'") == 1);
         Assert.Equal(["order-paid", "order-received"], await KindsAsync(orderId));
 
@@ -234,31 +212,9 @@ public sealed class SagaTests(AppFixture fixture)
             Assert.Equal(HttpStatusCode.OK, shipped.StatusCode);
         }
 
-        await WaitUntilAsync(async () => (await KindsAsync(orderId)).SequenceEqual(["order-paid", "order-received", "order-shipped"]));
+        await ShopData.WaitUntilAsync(async () => (await KindsAsync(orderId)).SequenceEqual(["order-paid", "order-received", "order-shipped"]));
     }
 
     private async Task<List<string>> KindsAsync(Guid orderId) =>
         await ShopData.QueryAsync(App, "notificationsdb", $"SELECT kind FROM notifications WHERE subject_id = '{orderId}' ORDER BY kind", r => r.GetString(0));
-
-    /// <summary>Publishes an event straight to Orders' exchange, as a relay would (the test stands in for a late redelivery).</summary>
-    private async Task PublishAsync(EventEnvelope envelope)
-    {
-        var factory = new ConnectionFactory { Uri = new Uri(App.GetConnectionString("messaging")), ClientProvidedName = "saga-tests" };
-        await using var connection = await factory.CreateConnectionAsync(Cancellation);
-        await using var channel = await connection.CreateChannelAsync(
-            new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), Cancellation);
-        var properties = new BasicProperties { MessageId = envelope.EventId.ToString(), Type = envelope.EventType, ContentType = "application/json", DeliveryMode = DeliveryModes.Persistent };
-        await channel.BasicPublishAsync("orders.events", envelope.EventType, mandatory: true, properties,
-            JsonSerializer.SerializeToUtf8Bytes(envelope, EventEnvelope.JsonOptions), Cancellation);
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "The condition did not hold within 30 s.");
-            await Task.Delay(200, Cancellation);
-        }
-    }
 }

@@ -48,6 +48,28 @@ internal static class ShopClients
         return (Authorized(app, tokens.AccessToken, replica), tokens);
     }
 
+    /// <summary>
+    /// Many new signed-in customers (at most 8 registrations at a time: Argon2id is CPU-bound); disposing the
+    /// crowd disposes their clients.
+    /// </summary>
+    public static async Task<CustomerCrowd> CustomersAsync(DistributedApplication app, int count)
+    {
+        using var registering = new SemaphoreSlim(8);
+        var clients = await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
+        {
+            await registering.WaitAsync(TestContext.Current.CancellationToken);
+            try
+            {
+                return (await CustomerAsync(app)).Client;
+            }
+            finally
+            {
+                registering.Release();
+            }
+        }));
+        return new CustomerCrowd(clients);
+    }
+
     public static async Task<HttpClient> AdminAsync(DistributedApplication app) =>
         Authorized(app, (await LoginAsync(app, "admin@demo.local", AppFixture.AdminPassword)).AccessToken);
 
@@ -64,5 +86,18 @@ internal static class ShopClients
         var client = Anonymous(app, replica);
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
         return client;
+    }
+}
+
+internal sealed class CustomerCrowd(HttpClient[] clients) : IDisposable
+{
+    public HttpClient[] Clients { get; } = clients;
+
+    public void Dispose()
+    {
+        foreach (var client in Clients)
+        {
+            client.Dispose();
+        }
     }
 }

@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Npgsql;
+using RabbitMQ.Client;
+using Shop.ServiceDefaults.Messaging;
 using Shop.Hosting;
 
 namespace Shop.Tests.Integration;
@@ -112,6 +114,37 @@ internal static class ShopData
 
     public static async Task<T> ScalarAsync<T>(DistributedApplication app, string database, string sql) =>
         (await QueryAsync(app, database, sql, r => r.GetFieldValue<T>(0))).Single();
+
+    /// <summary>Polls <paramref name="condition"/> until it holds, failing after <paramref name="seconds"/> with what was awaited.</summary>
+    public static async Task WaitUntilAsync(string what, Func<Task<bool>> condition, int seconds = 90)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(seconds);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"Not within {seconds} s: {what}.");
+            await Task.Delay(250, Cancellation);
+        }
+    }
+
+    public static Task WaitUntilAsync(Func<Task<bool>> condition) => WaitUntilAsync("the condition", condition);
+
+    /// <summary>Publishes an event straight to a producer's exchange with a confirm, as that producer's relay would.</summary>
+    public static async Task PublishAsync(DistributedApplication app, EventEnvelope envelope, string exchange = "orders.events")
+    {
+        var factory = new ConnectionFactory { Uri = new Uri(app.GetConnectionString("messaging")), ClientProvidedName = "tests" };
+        await using var connection = await factory.CreateConnectionAsync(Cancellation);
+        await using var channel = await connection.CreateChannelAsync(
+            new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), Cancellation);
+        var properties = new BasicProperties
+        {
+            MessageId = envelope.EventId.ToString(),
+            Type = envelope.EventType,
+            ContentType = "application/json",
+            DeliveryMode = DeliveryModes.Persistent,
+        };
+        await channel.BasicPublishAsync(exchange, envelope.EventType, mandatory: true, properties,
+            JsonSerializer.SerializeToUtf8Bytes(envelope, EventEnvelope.JsonOptions), Cancellation);
+    }
 
     public static string[] Timeline(JsonElement order) =>
         order.GetProperty("timeline").EnumerateArray().Select(e => e.GetProperty("status").GetString()!).ToArray();

@@ -26,6 +26,7 @@ builder.Services.AddScoped<IEventHandler>(services => ActivatorUtilities.CreateI
 builder.Services.AddOptions<ReservationOptions>().BindConfiguration(ReservationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddSingleton<ReservationStore>();
 builder.Services.AddHostedService<ReservationSweeper>();
+builder.Services.AddOptions<ProductCacheOptions>().BindConfiguration(ProductCacheOptions.Section).ValidateDataAnnotations().ValidateOnStart();
 builder.Services.AddSingleton<ProductCache>();
 if (builder.Environment.IsDevelopment())
 {

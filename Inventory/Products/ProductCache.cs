@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace Shop.Inventory.Products;
@@ -8,8 +9,14 @@ namespace Shop.Inventory.Products;
 /// product's version and goes through one script that refuses older versions, and a product write also raises
 /// a version floor. So once an update has returned, no replica can serve (or re-cache) the value before it,
 /// even a reader that fetched the old row just before the update. Redis being down costs the cache, not the reads.
+/// <para>
+/// Availability changes with every reservation, so it is not kept with the product: it is cached on its own for
+/// <see cref="ProductCacheOptions.AvailabilityTtlMilliseconds"/> (one second by default), and an admin's stock
+/// adjustment removes it. A product read may show availability up to that old; a reservation never relies on it
+/// (it checks stock in its own statement), and <c>GET /v1/inventory/{id}</c> always reads the database.
+/// </para>
 /// </summary>
-public sealed class ProductCache(IConnectionMultiplexer redis, ILogger<ProductCache> logger)
+public sealed class ProductCache(IConnectionMultiplexer redis, IOptions<ProductCacheOptions> options, ILogger<ProductCache> logger)
 {
     private static readonly TimeSpan Ttl = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan FloorTtl = TimeSpan.FromDays(1);
@@ -28,18 +35,59 @@ public sealed class ProductCache(IConnectionMultiplexer redis, ILogger<ProductCa
         return 1
         """;
 
-    public async Task<CachedProduct?> GetAsync(Guid id)
+    /// <summary>The cached product and, when cached too, its availability: one round trip to Redis.</summary>
+    public async Task<(CachedProduct? Product, int? Available)> GetAsync(Guid id)
     {
         try
         {
-            var value = (string?)await redis.GetDatabase().StringGetAsync(Key(id));
+            var values = await redis.GetDatabase().StringGetAsync([Key(id), AvailableKey(id)]);
+            var value = (string?)values[0];
             var separator = value?.IndexOf('|', StringComparison.Ordinal) ?? -1;
-            return separator < 0 ? null : JsonSerializer.Deserialize<CachedProduct>(value![(separator + 1)..], JsonSerializerOptions.Web);
+            if (separator < 0)
+            {
+                return (null, null);
+            }
+
+            var product = JsonSerializer.Deserialize<CachedProduct>(value.AsSpan(separator + 1), JsonSerializerOptions.Web);
+            return (product, !values[1].IsNull && values[1].TryParse(out int available) ? available : null);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             logger.LogWarning(ex, "Product cache read failed; reading the database");
-            return null;
+            return (null, null);
+        }
+    }
+
+    /// <summary>Keeps a product's availability for a short while; not awaited (the read has its answer already).</summary>
+    public void FillAvailability(Guid id, int available)
+    {
+        if (options.Value.AvailabilityTtlMilliseconds == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            redis.GetDatabase().StringSet(AvailableKey(id), available, TimeSpan.FromMilliseconds(options.Value.AvailabilityTtlMilliseconds),
+                flags: CommandFlags.FireAndForget);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            logger.LogWarning(ex, "Availability cache fill failed");
+        }
+    }
+
+    /// <summary>After a committed stock adjustment: the next product read takes availability from the database.</summary>
+    public async Task AvailabilityChangedAsync(Guid id)
+    {
+        try
+        {
+            await redis.GetDatabase().KeyDeleteAsync(AvailableKey(id));
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            logger.LogWarning(ex, "Availability cache removal failed for {ProductId}; product reads may show the old availability for up to {Ttl} ms",
+                id, options.Value.AvailabilityTtlMilliseconds);
         }
     }
 
@@ -75,6 +123,17 @@ public sealed class ProductCache(IConnectionMultiplexer redis, ILogger<ProductCa
     }
 
     private static string Key(Guid id) => $"product:{id:N}";
+
+    private static string AvailableKey(Guid id) => $"product:{id:N}:available";
 }
 
 public sealed record CachedProduct(Guid Id, string TenantId, string Sku, string Name, string Description, decimal Amount, string Currency, bool Active, long Version);
+
+public sealed class ProductCacheOptions
+{
+    public const string Section = "ProductCache";
+
+    /// <summary>How long a product read may show an availability it did not read itself; 0 reads it every time.</summary>
+    [System.ComponentModel.DataAnnotations.Range(0, 60_000)]
+    public int AvailabilityTtlMilliseconds { get; set; } = 1000;
+}

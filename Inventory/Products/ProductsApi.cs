@@ -60,21 +60,28 @@ public static class ProductsApi
             rows.Select(r => ProductResponse.From(r.Product.ToCached(), r.Available)).ToList(), page, pageSize, total));
     }
 
-    /// <summary>Served from the shared cache when present; availability is always read fresh (it changes with every reservation).</summary>
+    /// <summary>
+    /// Served from the shared cache when present, with availability cached for a second at most (see
+    /// <see cref="ProductCache"/>); a miss reads the product and its availability in one query.
+    /// </summary>
     public static async Task<Results<Ok<ProductResponse>, NotFound>> GetProduct(Guid id, ClaimsPrincipal user, InventoryDbContext db,
-        ProductCache cache, HttpContext context, CancellationToken cancellationToken)
+        ProductCache cache, NpgsqlDataSource dataSource, HttpContext context, CancellationToken cancellationToken)
     {
-        var product = await cache.GetAsync(id);
+        var (product, available) = await cache.GetAsync(id);
         if (product is null)
         {
-            var row = await db.Products.AsNoTracking().FirstOrDefaultAsync(p => p.Id == id && p.DeletedAt == null, cancellationToken);
+            var row = await db.Products.AsNoTracking().Where(p => p.Id == id && p.DeletedAt == null)
+                .Select(p => new { Product = p, Available = db.Stock.Where(s => s.ProductId == p.Id).Select(s => s.Quantity - s.Reserved).FirstOrDefault() })
+                .FirstOrDefaultAsync(cancellationToken);
             if (row is null)
             {
                 return TypedResults.NotFound();
             }
 
-            product = row.ToCached();
+            product = row.Product.ToCached();
+            available = row.Available;
             await cache.FillAsync(product);
+            cache.FillAvailability(id, row.Available);
         }
 
         if (!user.IsService() && product.TenantId != user.TenantId())
@@ -82,9 +89,16 @@ public static class ProductsApi
             return TypedResults.NotFound();
         }
 
-        var available = await db.Stock.AsNoTracking().Where(s => s.ProductId == id).Select(s => s.Quantity - s.Reserved).FirstOrDefaultAsync(cancellationToken);
+        if (available is null)
+        {
+            await using var read = dataSource.CreateCommand("SELECT quantity - reserved FROM stock WHERE product_id = $1");
+            read.Parameters.Add(new() { Value = id });
+            available = await read.ExecuteScalarAsync(cancellationToken) is int fresh ? fresh : 0;
+            cache.FillAvailability(id, available.Value);
+        }
+
         context.Response.Headers.ETag = ETag(product.Version);
-        return TypedResults.Ok(ProductResponse.From(product, available));
+        return TypedResults.Ok(ProductResponse.From(product, available.Value));
     }
 
     public static async Task<Results<Created<ProductResponse>, ValidationProblem, ProblemHttpResult>> CreateProduct(

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
+using Shop.Inventory.Products;
 using Shop.ServiceDefaults.Security;
 using StackExchange.Redis;
 
@@ -37,7 +38,7 @@ public static class StockApi
 
     /// <summary>Restock (positive) or write-off (negative), recorded with its reason; never below what is reserved.</summary>
     public static async Task<Results<Ok<StockResponse>, NotFound, ValidationProblem, ProblemHttpResult>> Adjust(
-        Guid productId, AdjustmentRequest request, ClaimsPrincipal admin, NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+        Guid productId, AdjustmentRequest request, ClaimsPrincipal admin, NpgsqlDataSource dataSource, ProductCache cache, CancellationToken cancellationToken)
     {
         var errors = new Dictionary<string, string[]>();
         if (request.Delta is not { } delta || delta == 0 || Math.Abs(delta) > 1_000_000)
@@ -104,6 +105,7 @@ public static class StockApi
         }
 
         await transaction.CommitAsync(cancellationToken);
+        await cache.AvailabilityChangedAsync(productId);
         return TypedResults.Ok(From(stock));
     }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Claims;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -16,13 +17,35 @@ public sealed record TokenValidation(ClaimsPrincipal? Principal, string? Error)
 /// Validates access tokens per RFC 8725: the algorithm is checked against an allow-list (RS256) before any key
 /// is looked up, the type must be at+jwt, the key must be one the Gateway published, and issuer, audience and
 /// lifetime must match. alg=none, HMAC with a public key, unknown kids and tampered payloads all fail here.
+/// <para>
+/// A client sends the same token with every request until it expires, so a token that passed is remembered (by
+/// its exact text, signature included) until its expiry: a repeat skips parsing and the signature check, but its
+/// lifetime is checked again each time, and its key must still be published. Revocation is checked by the caller on every request.
+/// </para>
 /// </summary>
-public sealed class AccessTokenValidator(ISigningKeySource keys, IOptions<TokenOptions> options)
+public sealed class AccessTokenValidator(ISigningKeySource keys, IOptions<TokenOptions> options, TimeProvider clock)
 {
+    private const int MaxRemembered = 10_000;
+
     private static readonly JsonWebTokenHandler Handler = new() { MapInboundClaims = false };
+
+    private readonly ConcurrentDictionary<string, Accepted> _accepted = new(StringComparer.Ordinal);
+
+    private sealed record Accepted(ClaimsIdentity Identity, string KeyId, DateTime ValidTo);
 
     public async Task<TokenValidation> ValidateAsync(string token, CancellationToken cancellationToken)
     {
+        if (_accepted.TryGetValue(token, out var accepted))
+        {
+            if (clock.GetUtcNow().UtcDateTime < accepted.ValidTo.AddSeconds(options.Value.ClockSkewSeconds)
+                && await keys.FindAsync(accepted.KeyId, cancellationToken) is not null)
+            {
+                return new TokenValidation(new ClaimsPrincipal(accepted.Identity.Clone()), null);
+            }
+
+            _accepted.TryRemove(token, out _);
+        }
+
         JsonWebToken jwt;
         try
         {
@@ -82,6 +105,12 @@ public sealed class AccessTokenValidator(ISigningKeySource keys, IOptions<TokenO
             return TokenValidation.Invalid("The token lacks required claims.");
         }
 
+        if (_accepted.Count >= MaxRemembered)
+        {
+            _accepted.Clear();
+        }
+
+        _accepted[token] = new Accepted(identity.Clone(), jwt.Kid, jwt.ValidTo);
         return new TokenValidation(new ClaimsPrincipal(identity), null);
     }
 }

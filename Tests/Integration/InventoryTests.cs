@@ -249,6 +249,30 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task A_product_read_shows_an_adjustment_at_once_and_a_reservation_within_the_availability_ttl()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        using var inventory = await ServiceClientAsync();
+        async Task<int> AvailableAsync() =>
+            (await admin.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", Cancellation)).GetProperty("available").GetInt32();
+        Assert.Equal(5, await AvailableAsync());
+
+        using (var restock = await admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments", new { delta = 3, reason = "delivery" }, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.OK, restock.StatusCode);
+        }
+
+        Assert.Equal(8, await AvailableAsync());
+
+        // Reservations do not touch the cache: the read may lag by up to the TTL (one second), never longer.
+        Assert.Equal(HttpStatusCode.Created, await ReserveAsync(inventory, (product, 2)));
+        var reserved = DateTimeOffset.UtcNow;
+        await ShopData.WaitUntilAsync("availability 6 after reserving 2 of 8", async () => await AvailableAsync() == 6, seconds: 10);
+        Assert.True(DateTimeOffset.UtcNow - reserved < TimeSpan.FromSeconds(5), "a product read showed old availability far longer than its one-second TTL");
+    }
+
+    [Fact]
     public async Task Stock_adjustments_are_recorded_and_never_take_reserved_units()
     {
         var product = await CreateProductAsync(stock: 5);

@@ -204,30 +204,29 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             return (result, reservation);
         }
 
-        await LockStockAsync(connection, transaction, reservation.Items.Select(i => i.ProductId), cancellationToken);
-        await using (var update = new NpgsqlCommand($"""
-            UPDATE stock s SET {setClause}, version = s.version + 1, updated_at = now()
-            FROM reservation_items i
-            WHERE i.reservation_id = $1 AND s.product_id = i.product_id
-            """, connection, transaction))
-        {
-            update.Parameters.Add(new() { Value = reservation.Id });
-            await update.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await using (var status = new NpgsqlCommand(
-            "UPDATE reservations SET status = $2, release_reason = COALESCE($3, release_reason), updated_at = now() WHERE id = $1", connection, transaction))
-        {
-            status.Parameters.Add(new() { Value = reservation.Id });
-            status.Parameters.Add(new() { Value = target });
-            status.Parameters.Add(new() { Value = (object?)reason ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
-            await status.ExecuteNonQueryAsync(cancellationToken);
-        }
-
         var raised = target == "Confirmed"
             ? InventoryEvents.Confirmed(reservation, current.TenantId)
             : InventoryEvents.Released(reservation, current.TenantId, reason ?? "released", wasConfirmed: reservation.Status == "Confirmed");
-        await OutboxSql.InsertAsync(connection, transaction, InventoryEvents.Exchange, raised, cancellationToken);
+
+        // One round trip: the stock rows locked in product-id order, then the stock, the reservation and its event.
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        var lockStock = new NpgsqlBatchCommand("SELECT product_id FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE");
+        lockStock.Parameters.Add(new() { Value = reservation.Items.Select(i => i.ProductId).Order().ToArray() });
+        var update = new NpgsqlBatchCommand($"""
+            UPDATE stock s SET {setClause}, version = s.version + 1, updated_at = now()
+            FROM reservation_items i
+            WHERE i.reservation_id = $1 AND s.product_id = i.product_id
+            """);
+        update.Parameters.Add(new() { Value = reservation.Id });
+        var status = new NpgsqlBatchCommand("UPDATE reservations SET status = $2, release_reason = COALESCE($3, release_reason), updated_at = now() WHERE id = $1");
+        status.Parameters.Add(new() { Value = reservation.Id });
+        status.Parameters.Add(new() { Value = target });
+        status.Parameters.Add(new() { Value = (object?)reason ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        batch.BatchCommands.Add(lockStock);
+        batch.BatchCommands.Add(update);
+        batch.BatchCommands.Add(status);
+        batch.BatchCommands.Add(OutboxSql.InsertCommand(InventoryEvents.Exchange, raised));
+        await batch.ExecuteNonQueryAsync(cancellationToken);
         return (TransitionResult.Done, reservation with { Status = target });
     }
 
@@ -412,25 +411,15 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     private static async Task<Stored?> ReadAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string where, Guid key,
         bool forUpdate, CancellationToken cancellationToken)
     {
-        if (forUpdate)
-        {
-            // FOR UPDATE cannot be combined with GROUP BY: lock the reservation row first, then read it.
-            await using var lockRow = new NpgsqlCommand($"SELECT 1 FROM reservations WHERE {where} FOR UPDATE", connection, transaction);
-            lockRow.Parameters.Add(new() { Value = key });
-            if (await lockRow.ExecuteScalarAsync(cancellationToken) is null)
-            {
-                return null;
-            }
-        }
-
+        // FOR UPDATE cannot be combined with GROUP BY in one query level: the row is locked in a CTE and read from it.
         await using var select = new NpgsqlCommand($"""
+            WITH r AS (SELECT * FROM reservations WHERE {where}{(forUpdate ? " FOR UPDATE" : "")})
             SELECT r.id, r.order_id, r.status, r.expires_at, r.request_hash,
                    array_remove(array_agg(i.product_id ORDER BY i.product_id), NULL),
                    array_remove(array_agg(i.quantity ORDER BY i.product_id), NULL),
                    r.closed, r.tenant_id
-            FROM reservations r LEFT JOIN reservation_items i ON i.reservation_id = r.id
-            WHERE r.{where}
-            GROUP BY r.id
+            FROM r LEFT JOIN reservation_items i ON i.reservation_id = r.id
+            GROUP BY r.id, r.order_id, r.status, r.expires_at, r.request_hash, r.closed, r.tenant_id
             """, connection, transaction);
         select.Parameters.Add(new() { Value = key });
         await using var reader = await select.ExecuteReaderAsync(cancellationToken);

@@ -19,12 +19,16 @@ internal static class Wrk
         end
         """;
 
-    /// <summary>A discarded warm-up at 8 connections (tiered JIT needs spare CPU), then the measured run.</summary>
+    /// <summary>
+    /// A discarded warm-up, first at 8 connections (tiered JIT needs spare CPU) and then at full concurrency (so
+    /// pools, caches and the JIT's second tier are in their steady state), then the measured run.
+    /// </summary>
     /// <param name="warmupScript">For scenarios that must not repeat a request (cache misses): another set of requests.</param>
     public static async Task<LoadResult> RunAsync(string scenario, Uri url, int connections, TimeSpan duration, string? token = null,
         string script = "", string? warmupScript = null)
     {
         await RunOnceAsync(url, Math.Min(8, connections), TimeSpan.FromSeconds(5), token, warmupScript ?? script);
+        await RunOnceAsync(url, connections, TimeSpan.FromSeconds(5), token, warmupScript ?? script);
         var json = await RunOnceAsync(url, connections, duration, token, script);
         var seconds = json.GetProperty("seconds").GetDouble();
         return new LoadResult(scenario, json.GetProperty("requests").GetInt64() / seconds,

@@ -19,6 +19,21 @@ public sealed class ServiceDiscoveryTests
     }
 
     [Fact]
+    public void Endpoints_are_read_once_and_again_after_configuration_reloads()
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection([KeyValuePair.Create("services:inventory:http:0", (string?)"http://127.0.0.1:5001")]).Build();
+        var resolver = new ServiceEndpointResolver(configuration);
+        var first = resolver.GetEndpoints("inventory");
+
+        configuration["services:inventory:http:1"] = "http://127.0.0.1:5002";
+        Assert.Same(first, resolver.GetEndpoints("Inventory"));
+
+        configuration.Reload();
+        Assert.Equal([5001, 5002], resolver.GetEndpoints("inventory").Select(u => u.Port));
+    }
+
+    [Fact]
     public void An_unknown_service_does_not_resolve()
     {
         Assert.Null(Resolver(("services:inventory:http:0", "http://127.0.0.1:5001")).Resolve("orders"));

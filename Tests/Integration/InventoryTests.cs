@@ -55,6 +55,26 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task Concurrent_buyers_of_one_product_share_transactions_and_still_get_exactly_the_stock()
+    {
+        var product = await CreateProductAsync(stock: 150);
+        using var inventory = await ServiceClientAsync(replica: 0);
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 200).Select(_ => ReserveAsync(inventory, (product, 1))));
+
+        Assert.Equal(150, answers.Count(s => s == HttpStatusCode.Created));
+        Assert.Equal(50, answers.Count(s => s == HttpStatusCode.Conflict));
+        Assert.Equal((150, 150), await StockAsync(product));
+        // Rows written by one transaction share its xmin: fewer transactions than reservations means they were combined.
+        var transactions = await ScalarAsync<long>($"""
+            SELECT count(DISTINCT r.xmin::text) FROM reservations r JOIN reservation_items i ON i.reservation_id = r.id
+            WHERE i.product_id = '{product}'
+            """);
+        Assert.InRange(transactions, 1, 149);
+        Assert.Equal(150L, await ScalarAsync<long>($"SELECT count(*) FROM outbox_messages WHERE routing_key = 'inventory.reserved' AND payload->'data'->'items'->0->>'productId' = '{product}'"));
+    }
+
+    [Fact]
     public async Task Orders_reserving_A_and_B_in_opposite_orders_at_the_same_time_never_deadlock()
     {
         var a = await CreateProductAsync(stock: 1000);

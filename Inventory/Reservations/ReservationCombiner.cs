@@ -1,0 +1,108 @@
+using System.Collections.Concurrent;
+
+namespace Shop.Inventory.Reservations;
+
+/// <summary>
+/// Groups concurrent single-item reservations of the same product, so the store can make them in one transaction.
+/// A hot product's stock row commits one transaction at a time, each waiting for the previous one's WAL flush;
+/// reservations that arrive while one batch runs are made together in the next, sharing one flush.
+/// </summary>
+/// <remarks>
+/// One drain loop per product at a time: the first request of an idle product starts it, the loop takes what has
+/// queued (at most <see cref="MaxBatch"/>) and runs it, until the queue is empty, then retires the product's lane
+/// so idle products keep nothing in memory.
+/// </remarks>
+internal sealed class ReservationCombiner<T>(Func<IReadOnlyList<ReservationCombiner<T>.Pending>, Task> runBatch)
+{
+    public const int MaxBatch = 32;
+
+    private readonly ConcurrentDictionary<Guid, Lane> _lanes = new();
+
+    /// <summary>One request waiting for its batch; <see cref="Done"/> completes with its outcome.</summary>
+    public sealed record Pending(T Request)
+    {
+        public TaskCompletionSource<ReserveOutcome> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed class Lane
+    {
+        public Queue<Pending> Waiting { get; } = new();
+
+        public bool Draining { get; set; }
+
+        public bool Retired { get; set; }
+    }
+
+    public Task<ReserveOutcome> EnqueueAsync(Guid productId, T request, CancellationToken cancellationToken)
+    {
+        var pending = new Pending(request);
+        while (true)
+        {
+            var lane = _lanes.GetOrAdd(productId, _ => new Lane());
+            bool start;
+            lock (lane)
+            {
+                if (lane.Retired)
+                {
+                    continue;
+                }
+
+                lane.Waiting.Enqueue(pending);
+                start = !lane.Draining;
+                lane.Draining = true;
+            }
+
+            if (start)
+            {
+                // The loop serves every caller, so it must not run in (or trace under) the first caller's context.
+                using (ExecutionContext.SuppressFlow())
+                {
+                    _ = Task.Run(() => DrainAsync(productId, lane));
+                }
+            }
+
+            return pending.Done.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    private async Task DrainAsync(Guid productId, Lane lane)
+    {
+        while (true)
+        {
+            var batch = new List<Pending>();
+            lock (lane)
+            {
+                while (batch.Count < MaxBatch && lane.Waiting.TryDequeue(out var next))
+                {
+                    batch.Add(next);
+                }
+
+                if (batch.Count == 0)
+                {
+                    lane.Draining = false;
+                    lane.Retired = true;
+                    _lanes.TryRemove(KeyValuePair.Create(productId, lane));
+                    return;
+                }
+            }
+
+            try
+            {
+                await runBatch(batch);
+            }
+            catch (Exception ex)
+            {
+                foreach (var pending in batch)
+                {
+                    pending.Done.TrySetException(ex);
+                }
+            }
+
+            // A batch runner that forgot one must not leave its caller waiting for ever.
+            foreach (var pending in batch)
+            {
+                pending.Done.TrySetException(new InvalidOperationException("The reservation batch ended without an outcome for this request."));
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+using Shop.Inventory.Reservations;
+
+namespace Shop.Tests.Unit;
+
+public sealed class ReservationCombinerTests
+{
+    private static readonly Guid Product = Guid.NewGuid();
+
+    private static ReserveOutcome Made(int request) =>
+        new ReserveOutcome.Created(new ReservationResponse(Guid.NewGuid(), Guid.NewGuid(), "Active", DateTimeOffset.UnixEpoch, [new ReservationItem(Product, request)]));
+
+    [Fact]
+    public async Task Requests_that_arrive_while_a_batch_runs_go_together_in_the_next_one_and_all_get_their_outcome()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var firstRunning = new TaskCompletionSource();
+        var releaseFirst = new TaskCompletionSource();
+        var batches = new List<int[]>();
+        var combiner = new ReservationCombiner<int>(async batch =>
+        {
+            lock (batches)
+            {
+                batches.Add(batch.Select(p => p.Request).ToArray());
+            }
+
+            if (batch[0].Request == 0)
+            {
+                firstRunning.SetResult();
+                await releaseFirst.Task;
+            }
+
+            foreach (var pending in batch)
+            {
+                pending.Done.SetResult(Made(pending.Request));
+            }
+        });
+
+        var first = combiner.EnqueueAsync(Product, 0, ct);
+        await firstRunning.Task.WaitAsync(ct);
+        var queued = Enumerable.Range(1, 40).Select(i => combiner.EnqueueAsync(Product, i, ct)).ToList();
+        releaseFirst.SetResult();
+        var outcomes = await Task.WhenAll(queued.Prepend(first));
+
+        Assert.Equal([[0], Enumerable.Range(1, 32).ToArray(), Enumerable.Range(33, 8).ToArray()], batches);
+        Assert.Equal(Enumerable.Range(0, 41), outcomes.Select(o => ((ReserveOutcome.Created)o).Reservation.Items[0].Quantity));
+    }
+
+    [Fact]
+    public async Task A_failing_batch_fails_each_of_its_requests_and_later_requests_still_run()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var calls = 0;
+        var combiner = new ReservationCombiner<int>(batch =>
+        {
+            if (Interlocked.Increment(ref calls) == 1)
+            {
+                throw new InvalidOperationException("database gone");
+            }
+
+            foreach (var pending in batch)
+            {
+                pending.Done.SetResult(Made(pending.Request));
+            }
+
+            return Task.CompletedTask;
+        });
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => combiner.EnqueueAsync(Product, 1, ct));
+        Assert.IsType<ReserveOutcome.Created>(await combiner.EnqueueAsync(Product, 2, ct));
+    }
+
+    [Fact]
+    public async Task A_batch_runner_that_forgets_a_request_fails_it_instead_of_leaving_it_waiting()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var combiner = new ReservationCombiner<int>(_ => Task.CompletedTask);
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => combiner.EnqueueAsync(Product, 1, ct));
+        Assert.Contains("without an outcome", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Different_products_are_not_combined()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var sizes = new List<int>();
+        var combiner = new ReservationCombiner<int>(batch =>
+        {
+            lock (sizes)
+            {
+                sizes.Add(batch.Count);
+            }
+
+            foreach (var pending in batch)
+            {
+                pending.Done.SetResult(Made(pending.Request));
+            }
+
+            return Task.CompletedTask;
+        });
+
+        await Task.WhenAll(Enumerable.Range(0, 10).Select(i => combiner.EnqueueAsync(Guid.NewGuid(), i, ct)));
+
+        Assert.Equal(Enumerable.Repeat(1, 10), sizes);
+    }
+}

@@ -43,11 +43,15 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         }
 
         // Only a failure needs the order's history: a repeat of a reservation that took the last unit is still a repeat.
+        // A single item that was not taken is reported without counts; what is left is read here, on the caller's
+        // own connection, rather than by the batch that every other waiting request depends on.
         return await InGateAsync(async connection => await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing
             ? existing.Closed ? new ReserveOutcome.OrderClosed()
                 : existing.Hash == hash ? new ReserveOutcome.Repeated(existing.Reservation)
                 : new ReserveOutcome.DifferentItems(existing.Reservation)
-            : outcome, cancellationToken);
+            : outcome is ReserveOutcome.Insufficient { Products.Count: 0 } && items.Count == 1
+                ? await ShortfallAsync(connection, items[0], cancellationToken)
+                : outcome, cancellationToken);
     }
 
     /// <summary>
@@ -83,7 +87,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
                 {
                     batch[i].Done.TrySetResult(statements.BatchCommands[i].RecordsAffected == 1
                         ? new ReserveOutcome.Created(batch[i].Request.Reservation)
-                        : await ShortfallAsync(connection, batch[i].Request.Reservation.Items[0], CancellationToken.None));
+                        : NotTaken);
                 }
             }
 
@@ -91,9 +95,17 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             {
                 pending.Done.TrySetResult(await OrderTakenAsShortfallAsync(ReserveOneAsync(connection, pending.Request, CancellationToken.None)));
             }
-
-            return true;
         }, CancellationToken.None);
+
+    /// <summary>A single item not taken; the caller finds out why (see <see cref="ReserveAsync"/>).</summary>
+    private static readonly ReserveOutcome NotTaken = new ReserveOutcome.Insufficient([]);
+
+    private Task InGateAsync(Func<NpgsqlConnection, Task> work, CancellationToken cancellationToken) =>
+        InGateAsync(async connection =>
+        {
+            await work(connection);
+            return true;
+        }, cancellationToken);
 
     /// <summary>Runs <paramref name="work"/> on its own connection, within the replica's bound on concurrent transactions.</summary>
     private async Task<TResult> InGateAsync<TResult>(Func<NpgsqlConnection, Task<TResult>> work, CancellationToken cancellationToken)
@@ -119,7 +131,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation && ex.ConstraintName == "reservations_order_id_key")
         {
-            return new ReserveOutcome.Insufficient([]);
+            return NotTaken;
         }
     }
 
@@ -298,9 +310,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     {
         await using var reserve = new NpgsqlCommand(ReserveOneSql, connection);
         AddReserveOneParameters(reserve.Parameters, single);
-        return await reserve.ExecuteNonQueryAsync(cancellationToken) == 1
-            ? new ReserveOutcome.Created(single.Reservation)
-            : await ShortfallAsync(connection, single.Reservation.Items[0], cancellationToken);
+        return await reserve.ExecuteNonQueryAsync(cancellationToken) == 1 ? new ReserveOutcome.Created(single.Reservation) : NotTaken;
     }
 
     private static NpgsqlBatchCommand ReserveOneCommand(SingleReservation single)

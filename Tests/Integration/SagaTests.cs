@@ -46,11 +46,8 @@ public sealed class SagaTests(AppFixture fixture)
     public async Task Inventorys_events_match_their_schemas_including_those_written_by_the_database()
     {
         // Stock-level events are built in SQL (a trigger), so the C# publish-time check does not see them: check here.
-        var product = await ShopData.CreateProductAsync(App, stock: 1);
-        var (customer, _) = await ShopClients.CustomerAsync(App);
+        var (product, customer, orderId) = await PaidOrderAsync(stock: 1, quantity: 1);
         using var _c = customer;
-        var orderId = await ShopData.PlaceOrderAsync(customer, product, 1);
-        await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Paid");
         using var cancel = await customer.PostAsync($"/v1/orders/{orderId}/cancel", null, Cancellation);
         await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Cancelled");
 
@@ -105,12 +102,9 @@ public sealed class SagaTests(AppFixture fixture)
     [Fact]
     public async Task Cancelling_a_paid_order_refunds_it_and_puts_the_units_back_and_a_cancelled_order_cannot_ship()
     {
-        var product = await ShopData.CreateProductAsync(App, stock: 5);
-        var (customer, _) = await ShopClients.CustomerAsync(App);
+        var (product, customer, orderId) = await PaidOrderAsync(stock: 5, quantity: 2);
         using var _c = customer;
         using var admin = await ShopClients.AdminAsync(App);
-        var orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
-        await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Paid");
         Assert.Equal((3, 0), await ShopData.StockAsync(App, product));
 
         using var cancel = await customer.PostAsync($"/v1/orders/{orderId}/cancel", null, Cancellation);
@@ -190,12 +184,9 @@ public sealed class SagaTests(AppFixture fixture)
     [Fact]
     public async Task Notifications_follow_the_orders_history_and_ignore_an_event_older_than_one_applied()
     {
-        var product = await ShopData.CreateProductAsync(App, stock: 5);
-        var (customer, _) = await ShopClients.CustomerAsync(App);
+        var (_, customer, orderId) = await PaidOrderAsync(stock: 5, quantity: 1);
         using var _c = customer;
         using var admin = await ShopClients.AdminAsync(App);
-        var orderId = await ShopData.PlaceOrderAsync(customer, product, 1);
-        await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Paid");
         await ShopData.WaitUntilAsync(async () => (await KindsAsync(orderId)).SequenceEqual(["order-paid", "order-received"]));
 
         // A late event from the order's past (version 2 < 4 already applied) arrives: it is consumed, and dropped.
@@ -217,4 +208,14 @@ public sealed class SagaTests(AppFixture fixture)
 
     private async Task<List<string>> KindsAsync(Guid orderId) =>
         await ShopData.QueryAsync(App, "notificationsdb", $"SELECT kind FROM notifications WHERE subject_id = '{orderId}' ORDER BY kind", r => r.GetString(0));
+
+    /// <summary>A new product, and a signed-in customer (to dispose) whose order for it has been paid.</summary>
+    private async Task<(Guid Product, HttpClient Customer, Guid OrderId)> PaidOrderAsync(int stock, int quantity)
+    {
+        var product = await ShopData.CreateProductAsync(App, stock);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        var orderId = await ShopData.PlaceOrderAsync(customer, product, quantity);
+        await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Paid");
+        return (product, customer, orderId);
+    }
 }

@@ -71,14 +71,15 @@ public static class BenchmarkProgram
         var statement16 = await RawReserveStatementAsync(app.GetConnectionString("inventorydb"), data.Hot, 16, duration);
 
         var product = new Uri($"/v1/products/{data.Spread[0]}", UriKind.Relative);
-        results.Add(await Wrk.RunAsync("GET product, cache hit, via Gateway", new Uri(gateway, product), Connections, duration, userToken));
-        results.Add(await Wrk.RunAsync("GET product, cache hit, Inventory direct", new Uri(inventory, product), Connections, duration, userToken));
+        var cpu = new CpuMeter(app);
+        results.Add(await Wrk.RunAsync("GET product, cache hit, via Gateway", new Uri(gateway, product), Connections, duration, userToken, cpu: cpu));
+        results.Add(await Wrk.RunAsync("GET product, cache hit, Inventory direct", new Uri(inventory, product), Connections, duration, userToken, cpu: cpu));
         results.Add(await Wrk.RunAsync("GET product, cache miss, via Gateway", gateway, Connections, duration, userToken,
-            Wrk.DistinctProducts(data.MissFile(0)), Wrk.DistinctProducts(data.MissFile(1))));
+            Wrk.DistinctProducts(data.MissFile(0)), Wrk.DistinctProducts(data.MissFile(1)), cpu));
         results.Add(await Wrk.RunAsync("GET product, cache miss, Inventory direct", inventory, Connections, duration, userToken,
-            Wrk.DistinctProducts(data.MissFile(2)), Wrk.DistinctProducts(data.MissFile(3))));
-        results.Add(await Wrk.RunAsync("reserve + release, 1000 products", inventory, Connections, duration, serviceToken, Wrk.ReserveAndRelease(data.SpreadFile)));
-        results.Add(await Wrk.RunAsync("reserve, one hot product", inventory, Connections, duration, serviceToken, Wrk.ReserveHot(data.Hot)));
+            Wrk.DistinctProducts(data.MissFile(2)), Wrk.DistinctProducts(data.MissFile(3)), cpu));
+        results.Add(await Wrk.RunAsync("reserve + release, 1000 products", inventory, Connections, duration, serviceToken, Wrk.ReserveAndRelease(data.SpreadFile), cpu: cpu));
+        results.Add(await Wrk.RunAsync("reserve, one hot product", inventory, Connections, duration, serviceToken, Wrk.ReserveHot(data.Hot), cpu: cpu));
 
         Console.WriteLine();
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores; wrk -t2 -c{Connections} -d{duration.TotalSeconds}s on loopback; everything on one machine");
@@ -88,6 +89,15 @@ public static class BenchmarkProgram
             Console.WriteLine($"{r.Scenario,-44} {r.RequestsPerSecond,9:F0} {Wrk.Format(r.P50),8} {Wrk.Format(r.P95),8} {Wrk.Format(r.P99),8} {r.Errors,7} {r.Non2xx,8}");
         }
 
+        Console.WriteLine();
+        Console.WriteLine($"CPU ms per request in the measured run (all replicas; postgres and messaging with their child processes; apphost is this process)");
+        Console.WriteLine($"{"scenario",-44} " + string.Join(" ", CpuMeter.Parts.Select(p => $"{p,9}")));
+        foreach (var r in results.Where(r => r.CpuMsPerRequest is not null))
+        {
+            Console.WriteLine($"{r.Scenario,-44} " + string.Join(" ", CpuMeter.Parts.Select(p => $"{r.CpuMsPerRequest![p],9:F3}")));
+        }
+
+        Console.WriteLine();
         Console.WriteLine($"{"raw conditional UPDATE, one row, 16 clients",-44} {raw16,9:F0}");
         Console.WriteLine($"{"raw conditional UPDATE, one row, 64 clients",-44} {raw64,9:F0}");
         Console.WriteLine($"{"raw conditional UPDATE, 1000 rows, 64 clients",-44} {rawSpread,9:F0}");

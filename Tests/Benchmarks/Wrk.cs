@@ -4,7 +4,9 @@ using System.Text.Json;
 
 namespace Shop.Benchmarks;
 
-public sealed record LoadResult(string Scenario, double RequestsPerSecond, double P50, double P95, double P99, long Errors, long Non2xx);
+/// <param name="CpuMsPerRequest">Milliseconds of CPU per request by part of the application (<see cref="CpuMeter"/>), when measured.</param>
+public sealed record LoadResult(string Scenario, double RequestsPerSecond, double P50, double P95, double P99, long Errors, long Non2xx,
+    IReadOnlyDictionary<string, double>? CpuMsPerRequest = null);
 
 /// <summary>Runs wrk on loopback for a bounded time and reads its numbers from a Lua report.</summary>
 internal static class Wrk
@@ -24,16 +26,21 @@ internal static class Wrk
     /// pools, caches and the JIT's second tier are in their steady state), then the measured run.
     /// </summary>
     /// <param name="warmupScript">For scenarios that must not repeat a request (cache misses): another set of requests.</param>
+    /// <param name="cpu">When given, the CPU each part of the application spends in the measured run is reported per request.</param>
     public static async Task<LoadResult> RunAsync(string scenario, Uri url, int connections, TimeSpan duration, string? token = null,
-        string script = "", string? warmupScript = null)
+        string script = "", string? warmupScript = null, CpuMeter? cpu = null)
     {
         await RunOnceAsync(url, Math.Min(8, connections), TimeSpan.FromSeconds(5), token, warmupScript ?? script);
         await RunOnceAsync(url, connections, TimeSpan.FromSeconds(5), token, warmupScript ?? script);
+        var before = cpu?.Sample();
         var json = await RunOnceAsync(url, connections, duration, token, script);
+        var after = cpu?.Sample();
         var seconds = json.GetProperty("seconds").GetDouble();
-        return new LoadResult(scenario, json.GetProperty("requests").GetInt64() / seconds,
+        var requests = json.GetProperty("requests").GetInt64();
+        return new LoadResult(scenario, requests / seconds,
             json.GetProperty("p50").GetDouble(), json.GetProperty("p95").GetDouble(), json.GetProperty("p99").GetDouble(),
-            json.GetProperty("errors").GetInt64(), json.GetProperty("status").GetInt64());
+            json.GetProperty("errors").GetInt64(), json.GetProperty("status").GetInt64(),
+            before is null || after is null ? null : CpuMeter.PerRequest(before, after, requests));
     }
 
     private static async Task<JsonElement> RunOnceAsync(Uri url, int connections, TimeSpan duration, string? token, string script)

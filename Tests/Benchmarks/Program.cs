@@ -90,7 +90,7 @@ public static class BenchmarkProgram
         }
 
         Console.WriteLine();
-        Console.WriteLine($"CPU ms per request in the measured run (all replicas; postgres and messaging with their child processes; apphost is this process)");
+        Console.WriteLine("CPU ms per request in the measured run (all replicas; postgres and messaging with their child processes; apphost is this process)");
         Console.WriteLine($"{"scenario",-44} " + string.Join(" ", CpuMeter.Parts.Select(p => $"{p,9}")));
         foreach (var r in results.Where(r => r.CpuMsPerRequest is not null))
         {

@@ -1,0 +1,57 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using Shop.ServiceDefaults.Data;
+
+namespace Shop.Tests.Unit;
+
+/// <summary>What every service's PostgreSQL data source gets unless its connection string says otherwise.</summary>
+public sealed class DataSourceDefaultsTests
+{
+    private const string ConnectionString = "Host=127.0.0.1;Port=5432;Database=probe;Username=probe;Password=probe";
+
+    [Fact]
+    public void Without_row_level_security_connections_skip_the_pool_reset_and_plans_are_generic()
+    {
+        var settings = Settings(ConnectionString, rowLevelSecurityRole: null);
+
+        Assert.True(settings.NoResetOnClose);
+        Assert.Contains("plan_cache_mode=force_generic_plan", settings.Options);
+        Assert.Contains("statement_timeout=15000", settings.Options);
+        Assert.Equal(40, settings.MaxPoolSize);
+        Assert.Equal(64, settings.MaxAutoPrepare);
+    }
+
+    [Fact]
+    public void With_row_level_security_connections_are_reset_because_they_carry_a_role_and_a_tenant()
+    {
+        var settings = Settings(ConnectionString, rowLevelSecurityRole: "orders_app");
+
+        Assert.False(settings.NoResetOnClose);
+        Assert.Contains("plan_cache_mode=force_generic_plan", settings.Options);
+    }
+
+    [Fact]
+    public void The_connection_string_wins_over_every_default()
+    {
+        var settings = Settings($"{ConnectionString};No Reset On Close=false;Options=-c statement_timeout=1000;Maximum Pool Size=5;Max Auto Prepare=0",
+            rowLevelSecurityRole: null);
+
+        Assert.False(settings.NoResetOnClose);
+        Assert.Equal("-c statement_timeout=1000", settings.Options);
+        Assert.Equal(5, settings.MaxPoolSize);
+        Assert.Equal(0, settings.MaxAutoPrepare);
+    }
+
+    private static NpgsqlConnectionStringBuilder Settings(string connectionString, string? rowLevelSecurityRole)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration["ConnectionStrings:probedb"] = connectionString;
+        builder.AddNpgsqlDbContext<ProbeContext>("probedb", rowLevelSecurityRole);
+        using var services = builder.Services.BuildServiceProvider();
+        return new NpgsqlConnectionStringBuilder(services.GetRequiredService<NpgsqlDataSource>().ConnectionString);
+    }
+
+    private sealed class ProbeContext(DbContextOptions<ProbeContext> options) : DbContext(options);
+}

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using Shop.Inventory;
 using Shop.Inventory.Products;
 using Shop.Inventory.Reservations;
@@ -27,6 +28,14 @@ builder.Services.AddOptions<ReservationOptions>().BindConfiguration(ReservationO
 builder.Services.AddSingleton<ReservationStore>();
 builder.Services.AddHostedService<ReservationSweeper>();
 builder.Services.AddOptions<ProductCacheOptions>().BindConfiguration(ProductCacheOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+builder.Services.AddSingleton(services =>
+{
+    var cache = services.GetRequiredService<IOptions<ProductCacheOptions>>().Value;
+    return new NearCache<NearProduct>(services.GetRequiredService<TimeProvider>(), TimeSpan.FromMilliseconds(cache.NearCacheLeaseMilliseconds),
+        TimeSpan.FromSeconds(cache.NearCacheEntrySeconds), cache.NearCacheMaxEntries);
+});
+builder.Services.AddSingleton(services => ActivatorUtilities.CreateInstance<ProductInvalidations>(services, builder.Configuration.GetConnectionString("redis")!));
+builder.Services.AddHostedService(services => services.GetRequiredService<ProductInvalidations>());
 builder.Services.AddSingleton<ProductCache>();
 if (builder.Environment.IsDevelopment())
 {

@@ -5,7 +5,7 @@ namespace Shop.Inventory.Products;
 
 /// <summary>
 /// Values kept in this process's memory in front of the shared cache, served only while this replica holds a fresh
-/// lease on the invalidation stream (see <see cref="ProductInvalidations"/>).
+/// lease on the invalidation stream (see <c>ProductInvalidations</c>).
 /// </summary>
 /// <remarks>
 /// The lease is how "once a write has returned, no replica serves the old value" survives a replica that is slow, cut

@@ -246,14 +246,9 @@ public sealed class InventoryTests(AppFixture fixture)
     {
         var product = await CreateProductAsync(stock: 5);
         using var admin = await ShopClients.AdminAsync(App);
-        using var direct0 = App.CreateHttpClient("inventory", 0);
-        using var direct1 = App.CreateHttpClient("inventory", 1);
-        direct0.DefaultRequestHeaders.Authorization = admin.DefaultRequestHeaders.Authorization;
-        direct1.DefaultRequestHeaders.Authorization = admin.DefaultRequestHeaders.Authorization;
-        foreach (var direct in new[] { direct0, direct1 })
-        {
-            Assert.Equal(HttpStatusCode.OK, (await direct.GetAsync($"/v1/products/{product}", Cancellation)).StatusCode);
-        }
+        var (direct0, direct1) = await ReplicasHoldingAsync(admin, product);
+        using var disposeFirst = direct0;
+        using var disposeSecond = direct1;
 
         for (var round = 0; round < 5; round++)
         {
@@ -266,6 +261,54 @@ public sealed class InventoryTests(AppFixture fixture)
                 Assert.Equal($"Round {round}", read.GetProperty("name").GetString());
             }
         }
+    }
+
+    [Fact]
+    public async Task An_adjustment_and_a_delete_show_at_once_on_every_replica_that_held_the_product_in_memory()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        var (direct0, direct1) = await ReplicasHoldingAsync(admin, product);
+        using var disposeFirst = direct0;
+        using var disposeSecond = direct1;
+
+        using (var restock = await admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments", new { delta = 3, reason = "delivery" }, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.OK, restock.StatusCode);
+        }
+
+        foreach (var direct in new[] { direct0, direct1 })
+        {
+            Assert.Equal(8, (await direct.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", Cancellation)).GetProperty("available").GetInt32());
+        }
+
+        using (var deleted = await admin.DeleteAsync($"/v1/products/{product}", Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        }
+
+        foreach (var direct in new[] { direct0, direct1 })
+        {
+            using var read = await direct.GetAsync($"/v1/products/{product}", Cancellation);
+            Assert.Equal(HttpStatusCode.NotFound, read.StatusCode);
+        }
+    }
+
+    /// <summary>An admin client of each Inventory replica, each of which has read the product twice (so holds it in memory).</summary>
+    private async Task<(HttpClient First, HttpClient Second)> ReplicasHoldingAsync(HttpClient admin, Guid product)
+    {
+        var replicas = new[] { App.CreateHttpClient("inventory", 0), App.CreateHttpClient("inventory", 1) };
+        foreach (var direct in replicas)
+        {
+            direct.DefaultRequestHeaders.Authorization = admin.DefaultRequestHeaders.Authorization;
+            for (var read = 0; read < 2; read++)
+            {
+                using var response = await direct.GetAsync($"/v1/products/{product}", Cancellation);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+        }
+
+        return (replicas[0], replicas[1]);
     }
 
     [Fact]

@@ -90,17 +90,4 @@ public sealed class LocalRateLimiterTests
         Assert.False(limiter.TryAcquire("active", 1, TimeSpan.FromMinutes(5)).Allowed);
         Assert.Equal(1, limiter.PartitionCount);
     }
-
-    private sealed class FakeTimeProvider : TimeProvider
-    {
-        private long _ticks = TimeSpan.FromHours(1).Ticks;
-
-        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
-
-        public override long GetTimestamp() => _ticks;
-
-        public override DateTimeOffset GetUtcNow() => DateTimeOffset.UnixEpoch.AddTicks(_ticks);
-
-        public void Advance(TimeSpan duration) => _ticks += duration.Ticks;
-    }
 }

@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Shop.Inventory.Products;
+
+namespace Shop.Tests.Unit;
+
+/// <summary>The subscriber against a scripted server on loopback: what it sends, and how it reads what Redis would answer.</summary>
+public sealed class RespSubscriptionTests
+{
+    private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Messages_and_ping_answers_come_out_in_the_order_the_server_sent_them_however_the_bytes_are_split()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var server = Task.Run(async () =>
+        {
+            using var peer = await listener.AcceptTcpClientAsync(Cancellation);
+            var stream = peer.GetStream();
+            var auth = await ReadCommandAsync(stream);
+            await WriteAsync(stream, "+OK\r\n");
+            var subscribe = await ReadCommandAsync(stream);
+            await WriteAsync(stream, "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+            var ping = await ReadCommandAsync(stream);
+            // A message, the PING's answer and another message, cut at awkward places.
+            var stream3 = "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nfirst\r\n*2\r\n$4\r\npong\r\n$2\r\n42\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$6\r\nsecond\r\n";
+            foreach (var piece in new[] { stream3[..3], stream3[3..20], stream3[20..41], stream3[41..] })
+            {
+                await WriteAsync(stream, piece);
+                await Task.Delay(10, Cancellation);
+            }
+
+            return (auth, subscribe, ping);
+        }, Cancellation);
+
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        await using var subscription = await RespSubscription.ConnectAsync("127.0.0.1", port, "s3cret", ["ch"], Cancellation);
+        await subscription.PingAsync("42", Cancellation);
+
+        Assert.Equal(new RespSubscription.Push("ch", "first"), await subscription.ReadAsync(Cancellation));
+        Assert.Equal(new RespSubscription.Push(null, "42"), await subscription.ReadAsync(Cancellation));
+        Assert.Equal(new RespSubscription.Push("ch", "second"), await subscription.ReadAsync(Cancellation));
+        var (auth, subscribe, ping) = await server;
+        Assert.Equal(["AUTH", "s3cret"], auth);
+        Assert.Equal(["SUBSCRIBE", "ch"], subscribe);
+        Assert.Equal(["PING", "42"], ping);
+    }
+
+    [Fact]
+    public async Task A_refused_password_and_a_closed_connection_are_errors_not_silence()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        var refusing = Task.Run(async () =>
+        {
+            using var peer = await listener.AcceptTcpClientAsync(Cancellation);
+            await ReadCommandAsync(peer.GetStream());
+            await WriteAsync(peer.GetStream(), "-WRONGPASS invalid username-password pair\r\n");
+        }, Cancellation);
+        await Assert.ThrowsAsync<IOException>(() => RespSubscription.ConnectAsync("127.0.0.1", port, "wrong", ["ch"], Cancellation));
+        await refusing;
+
+        var closing = Task.Run(async () =>
+        {
+            using var peer = await listener.AcceptTcpClientAsync(Cancellation);
+            await ReadCommandAsync(peer.GetStream());
+            await WriteAsync(peer.GetStream(), "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+        }, Cancellation);
+        await using var subscription = await RespSubscription.ConnectAsync("127.0.0.1", port, null, ["ch"], Cancellation);
+        await closing;
+        await Assert.ThrowsAsync<IOException>(() => subscription.ReadAsync(Cancellation));
+    }
+
+    private static Task WriteAsync(NetworkStream stream, string text) => stream.WriteAsync(Encoding.UTF8.GetBytes(text), Cancellation).AsTask();
+
+    /// <summary>One RESP array of bulk strings, as clients send commands.</summary>
+    private static async Task<string[]> ReadCommandAsync(NetworkStream stream)
+    {
+        var reader = new StreamReader(stream, Encoding.UTF8, leaveOpen: true, bufferSize: 1);
+        var count = int.Parse((await reader.ReadLineAsync(Cancellation))![1..], System.Globalization.CultureInfo.InvariantCulture);
+        var parts = new string[count];
+        for (var i = 0; i < count; i++)
+        {
+            await reader.ReadLineAsync(Cancellation);
+            parts[i] = (await reader.ReadLineAsync(Cancellation))!;
+        }
+
+        return parts;
+    }
+}

@@ -38,7 +38,9 @@ public static class OpenApiExtensions
 
         app.MapOpenApi().AllowAnonymous();
         var service = app.Environment.ApplicationName;
-        app.UseSwaggerUI(ui =>
+        // Only requests for the UI pass through its middleware (a path pattern and a static-file lookup on every
+        // request otherwise).
+        app.UseWhen(context => context.Request.Path.StartsWithSegments(UiPath), docsOnly => docsOnly.UseSwaggerUI(ui =>
         {
             ui.RoutePrefix = UiPath.TrimStart('/');
             ui.DocumentTitle = $"{service} API";
@@ -47,7 +49,7 @@ public static class OpenApiExtensions
             {
                 ui.SwaggerEndpoint(link.Url, link.Name);
             }
-        });
+        }));
         return app;
     }
 }

@@ -58,12 +58,13 @@ public sealed class ProductInvalidations(
             var other => throw new InvalidOperationException($"Unsupported Redis endpoint {other}."),
         };
 
-        var retry = TimeSpan.FromMilliseconds(100);
+        var retry = TimeSpan.Zero;
         while (!stoppingToken.IsCancellationRequested)
         {
+            var subscribed = false;
             try
             {
-                await RunSessionAsync(host, port, options.Password, stoppingToken);
+                await RunSessionAsync(host, port, options.Password, () => subscribed = true, stoppingToken);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
@@ -78,6 +79,8 @@ public sealed class ProductInvalidations(
                 near.Reset();
             }
 
+            // After a session that was up, try again soon; failures to subscribe back off, up to 5 s.
+            retry = subscribed ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromMilliseconds(Math.Clamp(retry.TotalMilliseconds * 2, 100, 5000));
             try
             {
                 await Task.Delay(retry, clock, stoppingToken);
@@ -86,16 +89,15 @@ public sealed class ProductInvalidations(
             {
                 return;
             }
-
-            retry = TimeSpan.FromMilliseconds(Math.Min(retry.TotalMilliseconds * 2, 5000));
         }
     }
 
-    private async Task RunSessionAsync(string host, int port, string? password, CancellationToken stoppingToken)
+    private async Task RunSessionAsync(string host, int port, string? password, Action subscribed, CancellationToken stoppingToken)
     {
         await using var subscription = await RespSubscription.ConnectAsync(host, port, password, [Channel], stoppingToken);
         // Whatever was held before this subscription existed may have missed invalidations.
         near.Reset();
+        subscribed();
         logger.LogInformation("Product invalidations subscribed; product reads are served from memory while the {Lease} ms lease holds",
             near.Lease.TotalMilliseconds);
 

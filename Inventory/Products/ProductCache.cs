@@ -202,8 +202,8 @@ public sealed class ProductCacheOptions
     public int AvailabilityTtlMilliseconds { get; set; } = 1000;
 
     /// <summary>
-    /// How long a replica may serve from memory after its invalidation stream last proved current; also the longest a
-    /// write waits for a replica that does not acknowledge. 0 turns the in-memory tier off.
+    /// How long a replica may serve from memory after its invalidation stream last proved current, and so how long every
+    /// product write and stock adjustment waits after publishing its invalidation. 0 turns the in-memory tier off.
     /// </summary>
     [System.ComponentModel.DataAnnotations.Range(0, 10_000)]
     public int NearCacheLeaseMilliseconds { get; set; } = 250;

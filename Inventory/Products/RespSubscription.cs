@@ -14,7 +14,6 @@ public sealed class RespSubscription : IAsyncDisposable
     private readonly TcpClient _client;
     private readonly NetworkStream _stream;
     private readonly byte[] _buffer = new byte[16 * 1024];
-    private readonly SemaphoreSlim _writing = new(1, 1);
     private int _start;
     private int _end;
 
@@ -71,7 +70,7 @@ public sealed class RespSubscription : IAsyncDisposable
         }
     }
 
-    /// <summary>Redis answers after every message published before it reached the server, in the same stream.</summary>
+    /// <summary>Redis answers after every message published before it reached the server, in the same stream. Not safe to call concurrently.</summary>
     public Task PingAsync(string payload, CancellationToken cancellationToken) => SendAsync(["PING", payload], cancellationToken);
 
     public async Task<Push> ReadAsync(CancellationToken cancellationToken)
@@ -94,7 +93,6 @@ public sealed class RespSubscription : IAsyncDisposable
     {
         await _stream.DisposeAsync();
         _client.Dispose();
-        _writing.Dispose();
     }
 
     private async Task SendAsync(IReadOnlyList<string> parts, CancellationToken cancellationToken)
@@ -105,15 +103,8 @@ public sealed class RespSubscription : IAsyncDisposable
             command.Append('$').Append(Encoding.UTF8.GetByteCount(part)).Append("\r\n").Append(part).Append("\r\n");
         }
 
-        await _writing.WaitAsync(cancellationToken);
-        try
-        {
-            await _stream.WriteAsync(Encoding.UTF8.GetBytes(command.ToString()), cancellationToken);
-        }
-        finally
-        {
-            _writing.Release();
-        }
+        // One writer: the connect sequence, then the caller's PING loop.
+        await _stream.WriteAsync(Encoding.UTF8.GetBytes(command.ToString()), cancellationToken);
     }
 
     private sealed record RespError(string Message);

@@ -244,18 +244,15 @@ public sealed class InventoryTests(AppFixture fixture)
     [Fact]
     public async Task After_a_product_update_has_returned_every_replica_serves_the_new_value()
     {
-        var product = await CreateProductAsync(stock: 5);
-        using var admin = await ShopClients.AdminAsync(App);
-        var (direct0, direct1) = await ReplicasHoldingAsync(admin, product);
-        using var disposeFirst = direct0;
-        using var disposeSecond = direct1;
+        using var held = await ProductHeldInMemoryByEveryReplicaAsync(stock: 5);
+        var (product, admin) = (held.Id, held.Admin);
 
         for (var round = 0; round < 5; round++)
         {
-            using var current = await direct0.GetAsync($"/v1/products/{product}", Cancellation);
+            using var current = await held.Replicas[0].GetAsync($"/v1/products/{product}", Cancellation);
             using var updated = await PutAsync(admin, product, $"Round {round}", current.Headers.ETag);
             Assert.Equal(HttpStatusCode.OK, updated.StatusCode);
-            foreach (var direct in new[] { direct0, direct1 })
+            foreach (var direct in held.Replicas)
             {
                 var read = await direct.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", Cancellation);
                 Assert.Equal($"Round {round}", read.GetProperty("name").GetString());
@@ -266,18 +263,15 @@ public sealed class InventoryTests(AppFixture fixture)
     [Fact]
     public async Task An_adjustment_and_a_delete_show_at_once_on_every_replica_that_held_the_product_in_memory()
     {
-        var product = await CreateProductAsync(stock: 5);
-        using var admin = await ShopClients.AdminAsync(App);
-        var (direct0, direct1) = await ReplicasHoldingAsync(admin, product);
-        using var disposeFirst = direct0;
-        using var disposeSecond = direct1;
+        using var held = await ProductHeldInMemoryByEveryReplicaAsync(stock: 5);
+        var (product, admin) = (held.Id, held.Admin);
 
         using (var restock = await admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments", new { delta = 3, reason = "delivery" }, Cancellation))
         {
             Assert.Equal(HttpStatusCode.OK, restock.StatusCode);
         }
 
-        foreach (var direct in new[] { direct0, direct1 })
+        foreach (var direct in held.Replicas)
         {
             Assert.Equal(8, (await direct.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", Cancellation)).GetProperty("available").GetInt32());
         }
@@ -287,17 +281,20 @@ public sealed class InventoryTests(AppFixture fixture)
             Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
         }
 
-        foreach (var direct in new[] { direct0, direct1 })
+        foreach (var direct in held.Replicas)
         {
             using var read = await direct.GetAsync($"/v1/products/{product}", Cancellation);
             Assert.Equal(HttpStatusCode.NotFound, read.StatusCode);
         }
     }
 
-    /// <summary>An admin client of each Inventory replica, each of which has read the product twice (so holds it in memory).</summary>
-    private async Task<(HttpClient First, HttpClient Second)> ReplicasHoldingAsync(HttpClient admin, Guid product)
+    /// <summary>A new product, an admin client, and an admin client of each Inventory replica that has read it twice (so holds it in memory).</summary>
+    private async Task<HeldProduct> ProductHeldInMemoryByEveryReplicaAsync(int stock)
     {
-        var replicas = new[] { App.CreateHttpClient("inventory", 0), App.CreateHttpClient("inventory", 1) };
+        var product = await CreateProductAsync(stock);
+        var admin = await ShopClients.AdminAsync(App);
+        HttpClient[] replicas = [App.CreateHttpClient("inventory", 0), App.CreateHttpClient("inventory", 1)];
+        var held = new HeldProduct(product, admin, replicas);
         foreach (var direct in replicas)
         {
             direct.DefaultRequestHeaders.Authorization = admin.DefaultRequestHeaders.Authorization;
@@ -308,7 +305,19 @@ public sealed class InventoryTests(AppFixture fixture)
             }
         }
 
-        return (replicas[0], replicas[1]);
+        return held;
+    }
+
+    private sealed record HeldProduct(Guid Id, HttpClient Admin, HttpClient[] Replicas) : IDisposable
+    {
+        public void Dispose()
+        {
+            Admin.Dispose();
+            foreach (var replica in Replicas)
+            {
+                replica.Dispose();
+            }
+        }
     }
 
     [Fact]

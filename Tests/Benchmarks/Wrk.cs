@@ -5,7 +5,7 @@ using System.Text.Json;
 namespace Shop.Benchmarks;
 
 /// <param name="CpuMsPerRequest">Milliseconds of CPU per request by part of the application (<see cref="CpuMeter"/>), when measured.</param>
-public sealed record LoadResult(string Scenario, double RequestsPerSecond, double P50, double P95, double P99, long Errors, long Non2xx,
+public sealed record LoadResult(string Scenario, double RequestsPerSecond, double Mean, double P50, double P95, double P99, long Errors, long Non2xx,
     IReadOnlyDictionary<string, double>? CpuMsPerRequest = null);
 
 /// <summary>Runs wrk on loopback for a bounded time and reads its numbers from a Lua report.</summary>
@@ -14,16 +14,18 @@ internal static class Wrk
     private const string Report = """
 
         done = function(summary, latency, requests)
-          io.write(string.format("JSON{\"requests\":%d,\"seconds\":%f,\"errors\":%d,\"status\":%d,\"p50\":%f,\"p95\":%f,\"p99\":%f}\n",
+          io.write(string.format("JSON{\"requests\":%d,\"seconds\":%f,\"errors\":%d,\"status\":%d,\"mean\":%f,\"p50\":%f,\"p95\":%f,\"p99\":%f}\n",
             summary.requests, summary.duration / 1e6,
             summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status,
-            latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+            latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
         end
         """;
 
     /// <summary>
     /// A discarded warm-up, first at 8 connections (tiered JIT needs spare CPU) and then at full concurrency (so
-    /// pools, caches and the JIT's second tier are in their steady state), then the measured run.
+    /// pools, caches and the JIT's second tier are in their steady state), then the measured run. Every connection
+    /// sends its next request as soon as the last one is answered: the run finds the scenario's highest rate, and
+    /// its latencies are mostly the time a request waits for a core.
     /// </summary>
     /// <param name="warmupScript">For scenarios that must not repeat a request (cache misses): another set of requests.</param>
     /// <param name="cpu">When given, the CPU each part of the application spends in the measured run is reported per request.</param>
@@ -32,12 +34,38 @@ internal static class Wrk
     {
         await RunOnceAsync(url, Math.Min(8, connections), TimeSpan.FromSeconds(5), token, warmupScript ?? script);
         await RunOnceAsync(url, connections, TimeSpan.FromSeconds(5), token, warmupScript ?? script);
+        return await MeasureAsync(scenario, url, connections, duration, token, script, cpu);
+    }
+
+    /// <summary>
+    /// The same connections, each waiting a random pause (uniform, so that they do not move in step) before its next
+    /// request, sized so that all of them together offer <paramref name="rate"/> requests a second. A 5-second
+    /// paced warm-up measures the mean latency, which the pauses of the measured run then leave out. The latencies are
+    /// those of a service with spare CPU; the pause is not counted in them.
+    /// </summary>
+    public static async Task<LoadResult> RunPacedAsync(string scenario, Uri url, int connections, TimeSpan duration, double rate,
+        string? token = null, string script = "", CpuMeter? cpu = null)
+    {
+        var cycleMs = connections * 1000.0 / rate;
+        var warmup = await RunOnceAsync(url, connections, TimeSpan.FromSeconds(5), token, script + Pacing(cycleMs));
+        var pauseMs = Math.Max(0, cycleMs - warmup.GetProperty("mean").GetDouble());
+        return await MeasureAsync(scenario, url, connections, duration, token, script + Pacing(pauseMs), cpu);
+    }
+
+    private static string Pacing(double meanPauseMs) => string.Create(CultureInfo.InvariantCulture, $$"""
+
+        delay = function() return math.floor(math.random() * 2 * {{meanPauseMs:F3}} + 0.5) end
+        """);
+
+    private static async Task<LoadResult> MeasureAsync(string scenario, Uri url, int connections, TimeSpan duration, string? token,
+        string script, CpuMeter? cpu)
+    {
         var before = cpu?.Sample();
         var json = await RunOnceAsync(url, connections, duration, token, script);
         var after = cpu?.Sample();
         var seconds = json.GetProperty("seconds").GetDouble();
         var requests = json.GetProperty("requests").GetInt64();
-        return new LoadResult(scenario, requests / seconds,
+        return new LoadResult(scenario, requests / seconds, json.GetProperty("mean").GetDouble(),
             json.GetProperty("p50").GetDouble(), json.GetProperty("p95").GetDouble(), json.GetProperty("p99").GetDouble(),
             json.GetProperty("errors").GetInt64(), json.GetProperty("status").GetInt64(),
             before is null || after is null ? null : CpuMeter.PerRequest(before, after, requests));

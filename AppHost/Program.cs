@@ -17,17 +17,9 @@ var adminPassword = builder.AddParameter("admin-password", builder.Configuration
     .WithPrintedValue("Admin password (admin@demo.local, tenant demo)");
 var ordersClientSecret = builder.AddParameter("orders-client-secret", secret: true);
 
-// Idle thread-pool workers spin before they sleep. With several services on a few shared cores (here, or pods with
-// CPU limits) that spinning takes the CPU the busy ones need: under load a third of the Gateway's CPU was
-// sched_yield, and without it the Gateway served 60% more requests. The variable is used because the runtime did
-// not apply the same setting from runtimeconfig.json (System.Threading.ThreadPool.UnfairSemaphoreSpinLimit).
-const string ThreadPoolSpinLimit = "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit";
-
-var gateway = builder.AddProject<Projects.Gateway>("gateway")
-    .WithEnvironment(ThreadPoolSpinLimit, "0");
+var gateway = builder.AddProject<Projects.Gateway>("gateway");
 
 var inventory = builder.AddProject<Projects.Inventory>("inventory")
-    .WithEnvironment(ThreadPoolSpinLimit, "0")
     .WithReference(inventoryDb).WaitFor(inventoryDb)
     .WithReference(redis).WaitFor(redis)
     .WithReference(messaging).WaitFor(messaging)
@@ -36,7 +28,6 @@ var inventory = builder.AddProject<Projects.Inventory>("inventory")
     .WithHttpHealthCheck("/health");
 
 var orders = builder.AddProject<Projects.Orders>("orders")
-    .WithEnvironment(ThreadPoolSpinLimit, "0")
     .WithReference(ordersDb).WaitFor(ordersDb)
     .WithReference(messaging).WaitFor(messaging)
     .WithReference(inventory)
@@ -46,7 +37,6 @@ var orders = builder.AddProject<Projects.Orders>("orders")
     .WithHttpHealthCheck("/health");
 
 var notifications = builder.AddProject<Projects.Notifications>("notifications")
-    .WithEnvironment(ThreadPoolSpinLimit, "0")
     .WithReference(notificationsDb).WaitFor(notificationsDb)
     .WithReference(messaging).WaitFor(messaging)
     .WithReference(gateway)

@@ -1,6 +1,8 @@
 using System.Net;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Shop.Hosting;
+using Shop.Hosting.ApplicationModel;
 
 namespace Shop.Tests.Integration;
 
@@ -61,8 +63,22 @@ public sealed partial class ResourceTests(AppFixture fixture)
         Assert.Equal("http/protobuf", orders["OTEL_EXPORTER_OTLP_PROTOCOL"]);
         Assert.Equal(App.ResourceNotifications.GetSnapshot("orders").Replicas[0].Endpoint, orders["ASPNETCORE_URLS"]);
         Assert.False(orders.ContainsKey("ConnectionStrings__identitydb"), "a service only gets what it references");
-        Assert.Equal("0", orders["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"]);
-        Assert.Equal("0", gateway["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"]);
+    }
+
+    [Fact]
+    public void Every_process_runs_with_idle_thread_pool_workers_that_do_not_spin()
+    {
+        const string SpinLimit = "System.Threading.ThreadPool.UnfairSemaphoreSpinLimit";
+
+        // The AppHost runs in this process; each service reads its own runtimeconfig.json next to the assembly it starts from.
+        Assert.Equal("0", AppContext.GetData(SpinLimit)?.ToString());
+        var projects = App.Resources.OfType<ProjectResource>().ToList();
+        Assert.Equal(4, projects.Count);
+        foreach (var project in projects)
+        {
+            using var config = JsonDocument.Parse(File.ReadAllText(Path.ChangeExtension(project.Metadata.TargetPath, ".runtimeconfig.json")));
+            Assert.Equal(0, config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties").GetProperty(SpinLimit).GetInt32());
+        }
     }
 
     [Fact]

@@ -41,7 +41,7 @@ internal static class Wrk
     /// The same connections, each waiting a random pause (uniform, so that they do not move in step) before its next
     /// request, sized so that all of them together offer <paramref name="rate"/> requests a second. A 5-second
     /// paced warm-up measures the mean latency, which the pauses of the measured run then leave out. The latencies are
-    /// those of a service with spare CPU; the pause is not counted in them.
+    /// those of a service that is not saturated; the pause is not counted in them.
     /// </summary>
     public static async Task<LoadResult> RunPacedAsync(string scenario, Uri url, int connections, TimeSpan duration, double rate,
         string? token = null, string script = "", CpuMeter? cpu = null)
@@ -52,9 +52,17 @@ internal static class Wrk
         return await MeasureAsync(scenario, url, connections, duration, token, script + Pacing(pauseMs), cpu);
     }
 
+    /// <summary>Each wrk thread seeds its own generator, so that the two threads' connections do not pause in step.</summary>
     private static string Pacing(double meanPauseMs) => string.Create(CultureInfo.InvariantCulture, $$"""
 
-        delay = function() return math.floor(math.random() * 2 * {{meanPauseMs:F3}} + 0.5) end
+        local seeded = false
+        delay = function()
+          if not seeded then
+            math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+            seeded = true
+          end
+          return math.floor(math.random() * 2 * {{meanPauseMs:F3}} + 0.5)
+        end
         """);
 
     private static async Task<LoadResult> MeasureAsync(string scenario, Uri url, int connections, TimeSpan duration, string? token,

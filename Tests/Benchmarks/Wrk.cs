@@ -37,6 +37,10 @@ internal static class Wrk
         return await MeasureAsync(scenario, url, connections, duration, token, script, cpu);
     }
 
+    /// <summary>A discarded run, to warm a path up before its first measured scenario.</summary>
+    public static Task WarmUpAsync(Uri url, int connections, TimeSpan duration, string? token = null) =>
+        RunOnceAsync(url, connections, duration, token, script: "");
+
     /// <summary>
     /// The same connections, each waiting a random pause (uniform, so that they do not move in step) before its next
     /// request, sized so that all of them together offer <paramref name="rate"/> requests a second. A 5-second

@@ -90,7 +90,7 @@ public static class BenchmarkProgram
         results.Add(spread);
         results.Add(hot);
 
-        // The same scenarios offered half the rate each reached above: the latency of a service that has CPU to spare.
+        // The same scenarios offered half the rate each reached above: the latency of a service that is not saturated.
         var pacedHitViaGateway = await Wrk.RunPacedAsync($"{hitViaGateway.Scenario}, {PacedShare:P0} rate", new Uri(gateway, product), Connections, duration,
             hitViaGateway.RequestsPerSecond * PacedShare, userToken, cpu: cpu);
         var pacedHitDirect = await Wrk.RunPacedAsync($"{hitDirect.Scenario}, {PacedShare:P0} rate", new Uri(inventory, product), Connections, duration,

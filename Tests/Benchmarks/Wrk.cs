@@ -5,7 +5,7 @@ using System.Text.Json;
 namespace Shop.Benchmarks;
 
 /// <param name="CpuMsPerRequest">Milliseconds of CPU per request by part of the application (<see cref="CpuMeter"/>), when measured.</param>
-public sealed record LoadResult(string Scenario, double RequestsPerSecond, double Mean, double P50, double P95, double P99, long Errors, long Non2xx,
+public sealed record LoadResult(string Scenario, double RequestsPerSecond, double P50, double P95, double P99, long Errors, long Non2xx,
     IReadOnlyDictionary<string, double>? CpuMsPerRequest = null);
 
 /// <summary>Runs wrk on loopback for a bounded time and reads its numbers from a Lua report.</summary>
@@ -77,7 +77,7 @@ internal static class Wrk
         var after = cpu?.Sample();
         var seconds = json.GetProperty("seconds").GetDouble();
         var requests = json.GetProperty("requests").GetInt64();
-        return new LoadResult(scenario, requests / seconds, json.GetProperty("mean").GetDouble(),
+        return new LoadResult(scenario, requests / seconds,
             json.GetProperty("p50").GetDouble(), json.GetProperty("p95").GetDouble(), json.GetProperty("p99").GetDouble(),
             json.GetProperty("errors").GetInt64(), json.GetProperty("status").GetInt64(),
             before is null || after is null ? null : CpuMeter.PerRequest(before, after, requests));

@@ -82,6 +82,25 @@ public sealed partial class ResourceTests(AppFixture fixture)
     }
 
     [Fact]
+    public void Every_service_runs_the_workstation_garbage_collector()
+    {
+        // The server collector names its threads ".NET Server GC" (one per core); the workstation collector has none.
+        var projects = App.Resources.OfType<ProjectResource>().ToList();
+        Assert.Equal(4, projects.Count);
+        foreach (var project in projects)
+        {
+            var pids = App.ResourceNotifications.GetSnapshot(project.Name).Replicas.Select(r => r.Pid).OfType<int>().ToList();
+            Assert.NotEmpty(pids);
+            foreach (var pid in pids)
+            {
+                var threads = ThreadNames(pid);
+                Assert.Contains(".NET Finalizer", threads);
+                Assert.DoesNotContain(".NET Server GC", threads);
+            }
+        }
+    }
+
+    [Fact]
     public void Backing_services_listen_on_loopback_only()
     {
         var listening = File.ReadAllLines("/proc/net/tcp").Skip(1)
@@ -96,6 +115,24 @@ public sealed partial class ResourceTests(AppFixture fixture)
             Assert.NotEmpty(sockets);
             Assert.All(sockets, s => Assert.Equal("0100007F", s.Address));
         }
+    }
+
+    private static List<string> ThreadNames(int pid)
+    {
+        var names = new List<string>();
+        foreach (var task in Directory.GetDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                names.Add(File.ReadAllText(Path.Combine(task, "comm")).Trim());
+            }
+            catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+            {
+                // A thread-pool worker that retired between the listing and the read.
+            }
+        }
+
+        return names;
     }
 
     private int SinglePid(string resource) =>

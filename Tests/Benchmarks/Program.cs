@@ -146,8 +146,8 @@ public static class BenchmarkProgram
         return oversell.OverQuantity == 0 && oversell.Mismatched == 0 ? 0 : 1;
     }
 
-    /// <param name="floor">What the machine alone does at the same 64 concurrent requests, all it can serve: no service
-    /// can be faster at full load than this.</param>
+    /// <param name="floor">What the machine alone does at the same 64 concurrent requests, all it can serve: the floor
+    /// under any service's p95 at full load.</param>
     /// <param name="within">The paced runs of <see cref="RateWithinTargetAsync"/>, in the order they ran.</param>
     private static void Target(string target, LoadResult saturated, LoadResult paced, double p95Ms, LoadResult floor, IReadOnlyList<LoadResult> within)
     {

@@ -49,13 +49,35 @@ public sealed class ChaosTests(ChaosFixture fixture)
         var product = await ShopData.CreateProductAsync(App, stock);
         using var crowd = await ShopClients.CustomersAsync(App, orderCount);
         var customers = crowd.Clients;
-        // The first half with the broker up, the second with it stopped: orders are accepted either way.
+        // The first half with the broker up, the second with it stopped: orders are accepted either way. Inventory's
+        // reservations wait on a lock the test holds while the second half is placed, so that its sagas are still in
+        // flight when one Orders replica is killed outright. (Without it, a loaded machine could let every saga end
+        // before the kill: the last orders placed are the ones without stock, whose sagas end at once.)
+        var victim = App.ResourceNotifications.GetSnapshot("orders").Replicas[0];
+        long inFlight;
         Guid[] firstHalf, secondHalf;
         try
         {
             firstHalf = await Task.WhenAll(customers.Take(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
             await App.Orchestrator.StopResourceAsync("messaging");
-            secondHalf = await Task.WhenAll(customers.Skip(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
+            await using var stall = new NpgsqlConnection(App.GetConnectionString("inventorydb"));
+            await stall.OpenAsync(Cancellation);
+            await using (var transaction = await stall.BeginTransactionAsync(Cancellation))
+            {
+                await using (var lockTable = new NpgsqlCommand("LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE", stall, transaction))
+                {
+                    await lockTable.ExecuteNonQueryAsync(Cancellation);
+                }
+
+                secondHalf = await Task.WhenAll(customers.Skip(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
+                inFlight = await ShopData.ScalarAsync<long>(App, "ordersdb", "SELECT count(*) FROM order_sagas WHERE step <> 'Done'");
+                using (var process = Process.GetProcessById(victim.Pid!.Value))
+                {
+                    process.Kill();
+                }
+
+                await transaction.RollbackAsync(Cancellation);
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -67,15 +89,6 @@ public sealed class ChaosTests(ChaosFixture fixture)
         }
 
         var orders = firstHalf.Concat(secondHalf).ToArray();
-
-        // Sagas are in flight (each payment takes 400 ms): kill one Orders replica outright.
-        var victim = App.ResourceNotifications.GetSnapshot("orders").Replicas[0];
-        var inFlight = await ShopData.ScalarAsync<long>(App, "ordersdb", "SELECT count(*) FROM order_sagas WHERE step <> 'Done'");
-        using (var process = Process.GetProcessById(victim.Pid!.Value))
-        {
-            process.Kill();
-        }
-
         await Task.Delay(TimeSpan.FromSeconds(2), Cancellation);
         await App.Orchestrator.StartResourceAsync("messaging");
 

@@ -179,7 +179,7 @@ public static class OrdersBenchmark
         }
 
         values.Sort();
-        return string.Create(CultureInfo.InvariantCulture, $"{values[values.Count / 2]:F0} / {values[(int)Math.Min(values.Count - 1, values.Count * 0.95)]:F0}");
+        return string.Create(CultureInfo.InvariantCulture, $"{Percentiles.Of(values, 50):F0} / {Percentiles.Of(values, 95):F0}");
     }
 
     private static async Task<HttpClient> ClientAsync(Uri gateway, string path, object credentials)

@@ -293,10 +293,8 @@ public static class BenchmarkProgram
             await drop.ExecuteNonQueryAsync();
         }
 
-        var latencies = perClient.SelectMany(t => t).Order().ToArray();
-        double Percentile(double p) => latencies.Length == 0 ? double.NaN
-            : latencies[Math.Min(latencies.Length - 1, (int)Math.Ceiling(p / 100 * latencies.Length) - 1)] * 1000.0 / Stopwatch.Frequency;
-        return new LoadResult($"raw conditional UPDATE, {(rows == 1 ? "one row" : $"{rows} rows")}, {clients} clients", latencies.Length / elapsed.TotalSeconds,
-            Percentile(50), Percentile(95), Percentile(99), 0, 0);
+        var milliseconds = perClient.SelectMany(t => t).Select(ticks => ticks * 1000.0 / Stopwatch.Frequency).Order().ToArray();
+        return new LoadResult($"raw conditional UPDATE, {(rows == 1 ? "one row" : $"{rows} rows")}, {clients} clients", milliseconds.Length / elapsed.TotalSeconds,
+            Percentiles.Of(milliseconds, 50), Percentiles.Of(milliseconds, 95), Percentiles.Of(milliseconds, 99), 0, 0);
     }
 }

@@ -51,8 +51,8 @@ public sealed class ChaosTests(ChaosFixture fixture)
         var customers = crowd.Clients;
         // The first half with the broker up, the second with it stopped: orders are accepted either way. Inventory's
         // reservations wait on a lock the test holds while the second half is placed, so that its sagas are still in
-        // flight when one Orders replica is killed outright. (Without it, a loaded machine could let every saga end
-        // before the kill: the last orders placed are the ones without stock, whose sagas end at once.)
+        // flight when one Orders replica is killed outright. (Killed after the burst without it, the replica once found
+        // every saga already ended, on a loaded CI machine.)
         var victim = App.ResourceNotifications.GetSnapshot("orders").Replicas[0];
         long inFlight;
         Guid[] firstHalf, secondHalf;
@@ -60,23 +60,12 @@ public sealed class ChaosTests(ChaosFixture fixture)
         {
             firstHalf = await Task.WhenAll(customers.Take(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
             await App.Orchestrator.StopResourceAsync("messaging");
-            await using var stall = new NpgsqlConnection(App.GetConnectionString("inventorydb"));
-            await stall.OpenAsync(Cancellation);
-            await using (var transaction = await stall.BeginTransactionAsync(Cancellation))
+            await using (await ReservationsLock.TakeAsync(App.GetConnectionString("inventorydb")!))
             {
-                await using (var lockTable = new NpgsqlCommand("LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE", stall, transaction))
-                {
-                    await lockTable.ExecuteNonQueryAsync(Cancellation);
-                }
-
                 secondHalf = await Task.WhenAll(customers.Skip(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
                 inFlight = await ShopData.ScalarAsync<long>(App, "ordersdb", "SELECT count(*) FROM order_sagas WHERE step <> 'Done'");
-                using (var process = Process.GetProcessById(victim.Pid!.Value))
-                {
-                    process.Kill();
-                }
-
-                await transaction.RollbackAsync(Cancellation);
+                using var process = Process.GetProcessById(victim.Pid!.Value);
+                process.Kill();
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
@@ -143,21 +132,13 @@ public sealed class ChaosTests(ChaosFixture fixture)
         // Inventory's reservations stall: a lock the test holds makes every reservation wait out its timeouts,
         // while the catalog (which Orders needs to accept the order) still answers.
         Guid orderId;
-        await using (var stall = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        await using (await ReservationsLock.TakeAsync(App.GetConnectionString("inventorydb")!))
         {
-            await stall.OpenAsync(Cancellation);
-            await using var transaction = await stall.BeginTransactionAsync(Cancellation);
-            await using (var lockTable = new NpgsqlCommand("LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE", stall, transaction))
-            {
-                await lockTable.ExecuteNonQueryAsync(Cancellation);
-            }
-
             orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
             var order = await ShopData.WaitForOrderAsync(customer, orderId, TimeSpan.FromSeconds(120), "Failed", "Paid", "Cancelled");
 
             Assert.Equal("Failed", order.GetProperty("status").GetString());
             Assert.StartsWith("inventory_unavailable", order.GetProperty("statusReason").GetString());
-            await transaction.RollbackAsync(Cancellation);
         }
 
         // Inventory answers again: order.failed reaches it and it releases whatever the order got (a reservation
@@ -165,5 +146,37 @@ public sealed class ChaosTests(ChaosFixture fixture)
         await ShopData.WaitForStockAsync(App, product, (5, 0), TimeSpan.FromSeconds(60));
         await ShopData.WaitUntilAsync("the failed order's reservation released or closed", async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
             $"SELECT count(*) FROM reservations WHERE order_id = '{orderId}' AND status = 'Released'") == 1);
+    }
+
+    /// <summary>
+    /// Inventory's reservations table locked (ACCESS EXCLUSIVE) until disposed: every reservation waits on it, while the
+    /// catalog, which Orders needs to accept an order, still answers.
+    /// </summary>
+    private sealed class ReservationsLock(NpgsqlConnection connection, NpgsqlTransaction transaction) : IAsyncDisposable
+    {
+        public static async Task<ReservationsLock> TakeAsync(string connectionString)
+        {
+            var connection = new NpgsqlConnection(connectionString);
+            try
+            {
+                await connection.OpenAsync(Cancellation);
+                var transaction = await connection.BeginTransactionAsync(Cancellation);
+                await using var lockTable = new NpgsqlCommand("LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE", connection, transaction);
+                await lockTable.ExecuteNonQueryAsync(Cancellation);
+                return new ReservationsLock(connection, transaction);
+            }
+            catch
+            {
+                await connection.DisposeAsync();
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await transaction.RollbackAsync(CancellationToken.None);
+            await transaction.DisposeAsync();
+            await connection.DisposeAsync();
+        }
     }
 }

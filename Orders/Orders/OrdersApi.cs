@@ -42,7 +42,7 @@ public static class OrdersApi
 
     public static async Task<Results<Accepted<OrderResponse>, ValidationProblem>> CreateOrder(
         CreateOrderRequest request, ClaimsPrincipal user, CatalogClient catalog, OrdersDbContext db, SagaSignal sagas, TimeProvider clock,
-        CancellationToken cancellationToken)
+        HttpContext httpContext, CancellationToken cancellationToken)
     {
         var errors = Validate(request);
         if (errors.Count > 0)
@@ -64,6 +64,8 @@ public static class OrdersApi
         }
 
         var order = Order.Place(user.TenantId()!, user.UserId()!, lines, clock.GetUtcNow());
+        var location = $"/v1/orders/{order.Id}";
+        OrderResponse response;
         await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
         {
             db.Orders.Add(order);
@@ -71,14 +73,17 @@ public static class OrdersApi
                 new OrderCreatedData(order.Id, order.CustomerId, order.Total, order.Currency,
                     order.Lines.Select(l => new OrderCreatedItem(l.ProductId, l.Quantity, l.UnitPrice)).ToList()), clock);
             await db.SaveChangesAsync(cancellationToken);
+            response = OrderResponse.From(order);
             await db.Database.ExecuteSqlInterpolatedAsync(
                 $"INSERT INTO order_sagas (order_id, tenant_id, step) VALUES ({order.Id}, {order.TenantId}, {nameof(SagaStep.Reserve)})",
                 cancellationToken);
+            // The order and the answer a retry with this Idempotency-Key will get commit together.
+            await httpContext.IdempotencyClaim().CompleteAsync(db, StatusCodes.Status202Accepted, location, response, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
 
         sagas.Notify();
-        return TypedResults.Accepted($"/v1/orders/{order.Id}", OrderResponse.From(order));
+        return TypedResults.Accepted(location, response);
     }
 
     /// <summary>A customer sees their own orders; an admin sees the tenant's. Anything else is 404, not 403: ids reveal nothing.</summary>

@@ -11,6 +11,7 @@ public static class IdempotencyExtensions
     /// <summary>Keys live in the service's own database (migration module "idempotency") and are kept 24 hours.</summary>
     public static IHostApplicationBuilder AddIdempotency(this IHostApplicationBuilder builder)
     {
+        builder.Services.AddOptions<IdempotencyOptions>().BindConfiguration(IdempotencyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddHostedService<IdempotencyKeyCleanup>();
         return builder;
     }

@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using Shop.ServiceDefaults.Security;
 
@@ -16,9 +17,15 @@ public sealed class IdempotentEndpointMetadata;
 /// the first request runs and its response (status, type, location, body bytes) is stored; the same request again
 /// gets that response replayed with <c>Idempotent-Replayed: true</c>; the same key with another request is 422; the
 /// same key while the first is still running is 409. A first attempt that fails (exception or 5xx) frees the key.
+/// <para>
+/// A claim is a lease: an attempt still in progress after <see cref="IdempotencyOptions.InProgressLeaseSeconds"/> is
+/// presumed dead (its replica was killed, say), and a retry takes the key over. The old attempt can then neither complete
+/// nor free the key, and an endpoint that completes its <see cref="IdempotencyClaim"/> inside its own transaction has
+/// that transaction refused, so a takeover never doubles the effect.
+/// </para>
 /// </summary>
 internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSource dataSource, IProblemDetailsService problems,
-    ILogger<IdempotencyMiddleware> logger)
+    IOptions<IdempotencyOptions> options, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, ILogger<IdempotencyMiddleware> logger)
 {
     public const string HeaderName = "Idempotency-Key";
     public const string ReplayedHeader = "Idempotent-Replayed";
@@ -40,16 +47,18 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
 
         var scope = $"{context.User.TenantId()}:{context.User.UserId()}";
         var hash = await RequestHashAsync(context.Request);
+        var claim = new IdempotencyClaim(scope, key, Guid.NewGuid(), json.Value.SerializerOptions);
         bool claimed;
-        await using (var claim = await dataSource.OpenConnectionAsync(context.RequestAborted))
+        await using (var claiming = await dataSource.OpenConnectionAsync(context.RequestAborted))
         {
-            claimed = await ClaimAsync(claim, scope, key, hash, context.RequestAborted);
+            claimed = await ClaimAsync(claiming, claim, hash, options.Value.InProgressLeaseSeconds, context.RequestAborted);
         }
 
         if (claimed)
         {
             // No connection is held while the endpoint runs: it needs its own, and a pool is small.
-            await RunAndStoreAsync(context, scope, key);
+            context.Features.Set(claim);
+            await RunAndStoreAsync(context, claim);
             return;
         }
 
@@ -98,7 +107,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         await context.Response.Body.WriteAsync(body, context.RequestAborted);
     }
 
-    private async Task RunAndStoreAsync(HttpContext context, string scope, string key)
+    private async Task RunAndStoreAsync(HttpContext context, IdempotencyClaim claim)
     {
         var original = context.Response.Body;
         using var buffer = new MemoryStream();
@@ -109,7 +118,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         }
         catch
         {
-            await ForgetAsync(scope, key);
+            await ForgetAsync(claim);
             throw;
         }
         finally
@@ -119,55 +128,71 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
 
         if (context.Response.StatusCode >= 500)
         {
-            await ForgetAsync(scope, key);
+            await ForgetAsync(claim);
         }
-        else
+        else if (!claim.Completed)
         {
             await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
             await using var store = new NpgsqlCommand("""
                 UPDATE idempotency_keys
                 SET status = 'Completed', response_status = $3, response_type = $4, response_location = $5, response_body = $6, completed_at = now()
-                WHERE scope = $1 AND key = $2
+                WHERE scope = $1 AND key = $2 AND attempt = $7 AND status = 'InProgress'
                 """, connection);
-            store.Parameters.Add(new() { Value = scope });
-            store.Parameters.Add(new() { Value = key });
+            store.Parameters.Add(new() { Value = claim.Scope });
+            store.Parameters.Add(new() { Value = claim.Key });
             store.Parameters.Add(new() { Value = context.Response.StatusCode });
             store.Parameters.Add(new() { Value = (object?)context.Response.ContentType ?? DBNull.Value });
             var location = context.Response.Headers.Location.ToString();
             store.Parameters.Add(new() { Value = location.Length > 0 ? location : DBNull.Value });
             store.Parameters.Add(new() { Value = buffer.ToArray() });
-            await store.ExecuteNonQueryAsync(CancellationToken.None);
+            store.Parameters.Add(new() { Value = claim.Attempt });
+            if (await store.ExecuteNonQueryAsync(CancellationToken.None) == 0)
+            {
+                logger.LogWarning("Idempotency-Key {Key} was taken over by a retry while this request ran; its response is not stored", claim.Key);
+            }
         }
 
         buffer.Position = 0;
         await buffer.CopyToAsync(original, context.RequestAborted);
     }
 
-    private static async Task<bool> ClaimAsync(NpgsqlConnection connection, string scope, string key, string hash, CancellationToken cancellationToken)
+    /// <summary>
+    /// Inserts the key for this attempt, or takes over a claim of the same request whose lease ran out. Two retries that
+    /// race for one expired claim are serialized by the row's lock, and the second finds the lease renewed.
+    /// </summary>
+    private static async Task<bool> ClaimAsync(NpgsqlConnection connection, IdempotencyClaim claim, string hash, int leaseSeconds,
+        CancellationToken cancellationToken)
     {
         await using var insert = new NpgsqlCommand("""
-            INSERT INTO idempotency_keys (scope, key, request_hash, status) VALUES ($1, $2, $3, 'InProgress')
-            ON CONFLICT (scope, key) DO NOTHING
+            INSERT INTO idempotency_keys (scope, key, request_hash, status, attempt, locked_at) VALUES ($1, $2, $3, 'InProgress', $4, now())
+            ON CONFLICT (scope, key) DO UPDATE SET attempt = EXCLUDED.attempt, locked_at = now()
+            WHERE idempotency_keys.status = 'InProgress' AND idempotency_keys.request_hash = EXCLUDED.request_hash
+              AND idempotency_keys.locked_at < now() - make_interval(secs => $5)
             """, connection);
-        insert.Parameters.Add(new() { Value = scope });
-        insert.Parameters.Add(new() { Value = key });
+        insert.Parameters.Add(new() { Value = claim.Scope });
+        insert.Parameters.Add(new() { Value = claim.Key });
         insert.Parameters.Add(new() { Value = hash });
+        insert.Parameters.Add(new() { Value = claim.Attempt });
+        insert.Parameters.Add(new() { Value = (double)leaseSeconds });
         return await insert.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
-    private async Task ForgetAsync(string scope, string key)
+    /// <summary>Frees the key for a retry, unless the attempt completed it after all or a retry has taken it over.</summary>
+    private async Task ForgetAsync(IdempotencyClaim claim)
     {
         try
         {
             await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
-            await using var delete = new NpgsqlCommand("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2", connection);
-            delete.Parameters.Add(new() { Value = scope });
-            delete.Parameters.Add(new() { Value = key });
+            await using var delete = new NpgsqlCommand(
+                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND attempt = $3 AND status = 'InProgress'", connection);
+            delete.Parameters.Add(new() { Value = claim.Scope });
+            delete.Parameters.Add(new() { Value = claim.Key });
+            delete.Parameters.Add(new() { Value = claim.Attempt });
             await delete.ExecuteNonQueryAsync(CancellationToken.None);
         }
         catch (NpgsqlException ex)
         {
-            logger.LogError(ex, "Could not free Idempotency-Key {Key}; it stays in progress until it expires", key);
+            logger.LogError(ex, "Could not free Idempotency-Key {Key}; a retry may take it over once its lease runs out", claim.Key);
         }
     }
 

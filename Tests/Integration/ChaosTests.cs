@@ -1,16 +1,22 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Npgsql;
 using Shop.Hosting;
+using Shop.Hosting.Orchestration;
 
 namespace Shop.Tests.Integration;
 
 /// <summary>
 /// An application of its own, because these tests break it on purpose: two Orders replicas, a payment provider
-/// slow enough that sagas are in flight when a replica dies, short saga leases so the survivor takes over soon,
-/// and HTTP timeouts short enough that a stalled Inventory exhausts the saga's retries within the test.
+/// slow enough that sagas are in flight when a replica dies, short saga and Idempotency-Key leases so the survivor
+/// takes over soon, and HTTP timeouts short enough that a stalled Inventory exhausts the saga's retries within the test.
 /// </summary>
 public sealed class ChaosFixture : IAsyncLifetime
 {
+    public const int IdempotencyLeaseSeconds = 3;
+
     public DistributedApplication App { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
@@ -20,6 +26,7 @@ public sealed class ChaosFixture : IAsyncLifetime
             "--AppHost:Replicas:orders=2",
             "--AppHost:Environment:orders:Payments__Fake__LatencyMilliseconds=400",
             "--AppHost:Environment:orders:Saga__LeaseSeconds=5",
+            $"--AppHost:Environment:orders:Idempotency__InProgressLeaseSeconds={IdempotencyLeaseSeconds}",
             "--AppHost:Environment:orders:Saga__RetryMaxDelayMilliseconds=2000",
             "--AppHost:Environment:orders:Resilience__Http__AttemptTimeout=00:00:04",
             "--AppHost:Environment:orders:Resilience__Http__TotalRequestTimeout=00:00:10");
@@ -60,7 +67,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
         {
             firstHalf = await Task.WhenAll(customers.Take(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
             await App.Orchestrator.StopResourceAsync("messaging");
-            await using (await ReservationsLock.TakeAsync(App.GetConnectionString("inventorydb")!))
+            await using (await TableLock.TakeAsync(App.GetConnectionString("inventorydb")!, "reservations", "ACCESS EXCLUSIVE"))
             {
                 secondHalf = await Task.WhenAll(customers.Skip(orderCount / 2).Select(c => ShopData.PlaceOrderRetryingAsync(c, product, 1)));
                 inFlight = await ShopData.ScalarAsync<long>(App, "ordersdb", "SELECT count(*) FROM order_sagas WHERE step <> 'Done'");
@@ -132,7 +139,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
         // Inventory's reservations stall: a lock the test holds makes every reservation wait out its timeouts,
         // while the catalog (which Orders needs to accept the order) still answers.
         Guid orderId;
-        await using (await ReservationsLock.TakeAsync(App.GetConnectionString("inventorydb")!))
+        await using (await TableLock.TakeAsync(App.GetConnectionString("inventorydb")!, "reservations", "ACCESS EXCLUSIVE"))
         {
             orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
             var order = await ShopData.WaitForOrderAsync(customer, orderId, TimeSpan.FromSeconds(120), "Failed", "Paid", "Cancelled");
@@ -148,22 +155,133 @@ public sealed class ChaosTests(ChaosFixture fixture)
             $"SELECT count(*) FROM reservations WHERE order_id = '{orderId}' AND status = 'Released'") == 1);
     }
 
-    /// <summary>
-    /// Inventory's reservations table locked (ACCESS EXCLUSIVE) until disposed: every reservation waits on it, while the
-    /// catalog, which Orders needs to accept an order, still answers.
-    /// </summary>
-    private sealed class ReservationsLock(NpgsqlConnection connection, NpgsqlTransaction transaction) : IAsyncDisposable
+    [Fact]
+    public async Task An_order_whose_replica_died_mid_request_is_placed_once_by_a_retry_with_the_same_key_once_the_lease_ran_out()
     {
-        public static async Task<ReservationsLock> TakeAsync(string connectionString)
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        var (gateway, tokens) = await ShopClients.CustomerAsync(App);
+        using var _g = gateway;
+        await App.ResourceNotifications.WaitForResourceHealthyAsync("orders", Cancellation);
+        var victim = App.ResourceNotifications.GetSnapshot("orders").Replicas.First(r => r.Health == HealthState.Healthy);
+        using var direct = App.CreateHttpClient("orders", victim.Index);
+        direct.DefaultRequestHeaders.Authorization = new("Bearer", tokens.AccessToken);
+        var body = new { items = new[] { new { productId = product, quantity = 1 } } };
+        var key = Guid.NewGuid().ToString("N");
+
+        // The first attempt claims its key, then waits on a lock the test holds (inserts into orders are blocked),
+        // and its replica is killed there: the key is left "in progress" by a request that will never finish.
+        await using (await TableLock.TakeAsync(App.GetConnectionString("ordersdb")!, "orders", "SHARE"))
+        {
+            var first = direct.PostOrderAsync(body, key);
+            await WaitUntilWaitingOnTheLockAsync(key, attempts: 1);
+            using var process = Process.GetProcessById(victim.Pid!.Value);
+            process.Kill();
+            await Assert.ThrowsAnyAsync<HttpRequestException>(() => first);
+        }
+
+        // A careful client retries with the same key. It is told "in progress" (409) until the dead attempt's lease runs
+        // out; then its retry runs the request. (Without a lease the key stayed "in progress" for a day.)
+        var (retry, answers) = await RetryUntilSettledAsync(gateway, body, key);
+        using var _r = retry;
+        Assert.True(retry.StatusCode == HttpStatusCode.Accepted, $"The retry ended with {(int)retry.StatusCode}; answers on the way: {string.Join(", ", answers.CountBy(a => a).Select(a => $"{a.Key} ×{a.Value}"))}.");
+        Assert.False(retry.Headers.Contains("Idempotent-Replayed"));
+        var order = (await retry.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        await AssertOnlyOrderAsync(gateway, order);
+
+        using var replay = await gateway.PostOrderAsync(body, key);
+        Assert.Equal(HttpStatusCode.Accepted, replay.StatusCode);
+        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(order, (await replay.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid());
+        await App.ResourceNotifications.WaitForResourceHealthyAsync("orders", Cancellation);
+    }
+
+    [Fact]
+    public async Task A_retry_that_takes_over_a_stalled_request_after_its_lease_supersedes_it_and_the_order_is_placed_once()
+    {
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        var (gateway, _) = await ShopClients.CustomerAsync(App);
+        using var _g = gateway;
+        var body = new { items = new[] { new { productId = product, quantity = 1 } } };
+        var key = Guid.NewGuid().ToString("N");
+
+        // Both attempts stay alive and wait on the lock; the retry is sent once the first one's lease has run out, so it
+        // takes the key over. When the lock goes, both try to commit an order: only the holder of the key may.
+        Task<HttpResponseMessage> first, retry;
+        await using (await TableLock.TakeAsync(App.GetConnectionString("ordersdb")!, "orders", "SHARE"))
+        {
+            first = gateway.PostOrderAsync(body, key);
+            await WaitUntilWaitingOnTheLockAsync(key, attempts: 1);
+            await ShopData.WaitUntilAsync("the first attempt's lease ran out", async () => await ShopData.ScalarAsync<long>(App, "ordersdb",
+                $"SELECT count(*) FROM idempotency_keys WHERE key = '{key}' AND locked_at < now() - interval '{ChaosFixture.IdempotencyLeaseSeconds} seconds'") == 1, seconds: 30);
+            retry = gateway.PostOrderAsync(body, key);
+            await WaitUntilWaitingOnTheLockAsync(key, attempts: 2);
+        }
+
+        using var firstResponse = await first;
+        using var retryResponse = await retry;
+        Assert.Equal(HttpStatusCode.Conflict, firstResponse.StatusCode);
+        Assert.Equal("Request superseded.", (await firstResponse.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("title").GetString());
+        Assert.Equal(HttpStatusCode.Accepted, retryResponse.StatusCode);
+        var order = (await retryResponse.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        await AssertOnlyOrderAsync(gateway, order);
+        Assert.Equal(1, await ShopData.ScalarAsync<long>(App, "ordersdb",
+            $"SELECT count(*) FROM outbox_messages WHERE routing_key = 'order.created' AND payload::text LIKE '%{product}%'"));
+    }
+
+    /// <summary>Until <paramref name="attempts"/> requests hold or held <paramref name="key"/> and wait to insert their order.</summary>
+    private async Task WaitUntilWaitingOnTheLockAsync(string key, int attempts)
+    {
+        await ShopData.WaitUntilAsync($"{attempts} attempt(s) with the key waiting on the lock", async () =>
+            await ShopData.ScalarAsync<long>(App, "ordersdb", $"SELECT count(*) FROM idempotency_keys WHERE key = '{key}' AND status = 'InProgress'") == 1
+            && await ShopData.ScalarAsync<long>(App, "ordersdb",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%INSERT INTO orders%'") == attempts,
+            seconds: 30);
+    }
+
+    /// <summary>Sends the same request with the same key while it is answered 409 (in progress) or 502/503 (a replica down).</summary>
+    private static async Task<(HttpResponseMessage Response, List<int> Answers)> RetryUntilSettledAsync(HttpClient client, object body, string key)
+    {
+        var answers = new List<int>();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var response = await client.PostOrderAsync(body, key);
+            answers.Add((int)response.StatusCode);
+            if (response.StatusCode is not (HttpStatusCode.Conflict or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable) || DateTime.UtcNow > deadline)
+            {
+                return (response, answers);
+            }
+
+            response.Dispose();
+            await Task.Delay(500, Cancellation);
+        }
+    }
+
+    /// <summary>The customer has exactly one order, this one.</summary>
+    private static async Task AssertOnlyOrderAsync(HttpClient customer, Guid order)
+    {
+        var orders = await customer.GetFromJsonAsync<JsonElement>("/v1/orders", Cancellation);
+        Assert.Equal(1, orders.GetProperty("total").GetInt32());
+        Assert.Equal(order, orders.GetProperty("items")[0].GetProperty("id").GetGuid());
+    }
+
+    /// <summary>
+    /// A table locked in the given mode until disposed. ACCESS EXCLUSIVE on Inventory's reservations stalls every
+    /// reservation while the catalog, which Orders needs to accept an order, still answers; SHARE on Orders' orders
+    /// stalls the insert of an order while reads go on.
+    /// </summary>
+    private sealed class TableLock(NpgsqlConnection connection, NpgsqlTransaction transaction) : IAsyncDisposable
+    {
+        public static async Task<TableLock> TakeAsync(string connectionString, string table, string mode)
         {
             var connection = new NpgsqlConnection(connectionString);
             try
             {
                 await connection.OpenAsync(Cancellation);
                 var transaction = await connection.BeginTransactionAsync(Cancellation);
-                await using var lockTable = new NpgsqlCommand("LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE", connection, transaction);
+                await using var lockTable = new NpgsqlCommand($"LOCK TABLE {table} IN {mode} MODE", connection, transaction);
                 await lockTable.ExecuteNonQueryAsync(Cancellation);
-                return new ReservationsLock(connection, transaction);
+                return new TableLock(connection, transaction);
             }
             catch
             {

@@ -32,6 +32,15 @@ public static class IdentityExtensions
 
         builder.Services.AddSingleton<TokenIssuer>();
         builder.Services.AddScoped<SessionService>();
+        builder.Services.AddSingleton(services =>
+        {
+            var identity = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<IdentityOptions>>().Value;
+            return new RevokedTokens(services.GetRequiredService<TimeProvider>(), TimeSpan.FromMilliseconds(identity.RevocationLeaseMilliseconds),
+                identity.RevocationMaxEntries);
+        });
+        builder.Services.AddSingleton(services =>
+            ActivatorUtilities.CreateInstance<RevocationSubscription>(services, builder.Configuration.GetConnectionString("redis")!));
+        builder.Services.AddHostedService(services => services.GetRequiredService<RevocationSubscription>());
         builder.Services.AddSingleton<RedisTokenRevocationList>();
         builder.Services.AddSingleton<ITokenRevocationList>(services => services.GetRequiredService<RedisTokenRevocationList>());
         builder.Services.AddSingleton<LoginThrottle>();

@@ -19,6 +19,17 @@ public sealed class IdentityOptions
     [Range(0, 1440)]
     public int KeyActivationDelayMinutes { get; set; } = 10;
 
+    /// <summary>
+    /// How long a replica trusts its memory of revoked tokens after the revocation channel last answered (ADR 0008's
+    /// lease). A logout returns this much later, once no replica can accept the token. 0 asks Redis on every request.
+    /// </summary>
+    [Range(0, 10_000)]
+    public int RevocationLeaseMilliseconds { get; set; } = 250;
+
+    /// <summary>Live revocations a replica holds in memory at most; beyond that it asks Redis.</summary>
+    [Range(1, 10_000_000)]
+    public int RevocationMaxEntries { get; set; } = 100_000;
+
     /// <summary>Failed logins per account before it is throttled, and for how long.</summary>
     [Range(1, 100)]
     public int MaxFailedLogins { get; set; } = 5;

@@ -131,6 +131,74 @@ public sealed class IdentityTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task A_gateway_replica_started_after_a_logout_refuses_the_token_it_never_heard_revoked()
+    {
+        var (email, password) = await ShopClients.RegisterAsync(App);
+        var revoked = await ShopClients.LoginAsync(App, email, password);
+        var (other, _) = await ShopClients.CustomerAsync(App);
+        using var _o = other;
+        using (var first = ShopClients.Authorized(App, revoked.AccessToken, replica: 0))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, (await first.PostAsync("/v1/auth/logout", null, Cancellation)).StatusCode);
+        }
+
+        // Replica 2 dies and comes back with empty memory: it must load the revocation from Redis before it trusts itself.
+        var before = App.ResourceNotifications.GetSnapshot("gateway").Replicas[2];
+        using (var process = Process.GetProcessById(before.Pid!.Value))
+        {
+            process.Kill();
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        timeout.CancelAfter(AppFixture.StartTimeout);
+        await App.ResourceNotifications.WaitForResourceAsync("gateway",
+            s => s.IsHealthy && s.Replicas[2].Restarts > before.Restarts, timeout.Token);
+        // Wait until it holds its lease, so that the answer below comes from its memory, not from Redis.
+        await ShopData.WaitUntilAsync("the restarted replica subscribed to token revocations", () => Task.FromResult(
+            App.Orchestrator.Notifications.Find("gateway").Logs.Tail(500, replica: 2)
+                .Any(l => l.Timestamp > before.StartedAt && l.Text.Contains("Token revocations subscribed", StringComparison.Ordinal))), seconds: 60);
+        await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
+
+        using var restarted = ShopClients.Authorized(App, revoked.AccessToken, replica: 2);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await restarted.GetAsync("/v1/auth/me", Cancellation)).StatusCode);
+        using var stillValid = ShopClients.Anonymous(App, replica: 2);
+        stillValid.DefaultRequestHeaders.Authorization = other.DefaultRequestHeaders.Authorization;
+        Assert.Equal(HttpStatusCode.OK, (await stillValid.GetAsync("/v1/auth/me", Cancellation)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Revocation_checks_are_answered_from_each_replicas_memory_without_asking_redis()
+    {
+        var (customer, tokens) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+        var replicas = App.ResourceNotifications.GetSnapshot("gateway").Replicas.Select(r => r.Index).ToList();
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(App.GetConnectionString("redis") + ",allowAdmin=true");
+        var server = redis.GetServer(redis.GetEndPoints()[0]);
+        async Task<long> ExistsCallsAsync()
+        {
+            var stats = await server.InfoRawAsync("commandstats");
+            var line = stats.Split('\n').FirstOrDefault(l => l.StartsWith("cmdstat_exists:", StringComparison.Ordinal));
+            return line is null ? 0 : long.Parse(line.Split("calls=")[1].Split(',')[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        const int perReplica = 10;
+        var before = await ExistsCallsAsync();
+        foreach (var replica in replicas)
+        {
+            using var client = ShopClients.Authorized(App, tokens.AccessToken, replica);
+            for (var i = 0; i < perReplica; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v1/auth/me", Cancellation)).StatusCode);
+            }
+        }
+
+        // Each of these requests checked its token for revocation. A replica that lost its lease for a moment asks
+        // Redis (EXISTS), so a few are tolerated; asking Redis every time, as before, is not.
+        var asked = await ExistsCallsAsync() - before;
+        Assert.True(asked < replicas.Count * perReplica / 3, $"{asked} of {replicas.Count * perReplica} revocation checks asked Redis.");
+    }
+
+    [Fact]
     public async Task Admins_manage_roles_within_their_tenant_and_customers_cannot()
     {
         var (customer, _) = await ShopClients.CustomerAsync(App);

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Shop.Inventory.Products;
+using Shop.ServiceDefaults.Caching;
 
 namespace Shop.Tests.Unit;
 

@@ -6,18 +6,37 @@ namespace Shop.Gateway.Identity.Tokens;
 
 /// <summary>
 /// Revoked access-token ids, shared by every Gateway replica through Redis and kept only until the token would
-/// have expired anyway. If Redis cannot be asked, the check fails open (tokens live minutes) and is counted.
+/// have expired anyway. Each replica also holds them in memory (<see cref="RevokedTokens"/>) and answers from there
+/// while its lease on the revocation channel holds; otherwise it asks Redis. If Redis cannot be asked, the check
+/// fails open (tokens live minutes) and is counted.
 /// </summary>
-public sealed class RedisTokenRevocationList(IConnectionMultiplexer redis, ILogger<RedisTokenRevocationList> logger) : ITokenRevocationList
+public sealed class RedisTokenRevocationList(
+    IConnectionMultiplexer redis, RevokedTokens revoked, RevocationSubscription subscription, ILogger<RedisTokenRevocationList> logger)
+    : ITokenRevocationList
 {
+    public const string KeyPrefix = "revoked:jti:";
+
+    // The key and the message in one step: a replica that loads the keys when it subscribes, and hears the messages
+    // after, misses neither.
+    private const string RevokeScript = """
+        redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+        redis.call('PUBLISH', ARGV[2], ARGV[3])
+        return 1
+        """;
+
     private static readonly Meter Meter = new("Shop.Gateway.Identity");
     private static readonly Counter<long> CheckFailures = Meter.CreateCounter<long>("shop.gateway.revocation_check_failures");
 
     public async Task<bool> IsRevokedAsync(string tokenId, CancellationToken cancellationToken)
     {
+        if (revoked.IsRevoked(tokenId) is { } known)
+        {
+            return known;
+        }
+
         try
         {
-            return await redis.GetDatabase().KeyExistsAsync(Key(tokenId));
+            return await redis.GetDatabase().KeyExistsAsync(KeyPrefix + tokenId);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -27,14 +46,18 @@ public sealed class RedisTokenRevocationList(IConnectionMultiplexer redis, ILogg
         }
     }
 
+    /// <summary>Returns once no replica accepts the token: each has heard of it, or has stopped trusting its memory.</summary>
     public async Task RevokeAsync(string tokenId, DateTimeOffset expiresAt, DateTimeOffset now)
     {
-        var ttl = expiresAt - now;
-        if (ttl > TimeSpan.Zero)
+        var remaining = expiresAt - now;
+        if (remaining <= TimeSpan.Zero)
         {
-            await redis.GetDatabase().StringSetAsync(Key(tokenId), "1", ttl);
+            return;
         }
-    }
 
-    private static string Key(string tokenId) => $"revoked:jti:{tokenId}";
+        var milliseconds = Math.Max(1, (long)remaining.TotalMilliseconds);
+        await redis.GetDatabase().ScriptEvaluateAsync(RevokeScript, [KeyPrefix + tokenId],
+            [milliseconds, RevocationSubscription.Channel, RevocationSubscription.Message(tokenId, remaining)]);
+        await subscription.WaitForEveryReplicaAsync();
+    }
 }

@@ -2,12 +2,12 @@ using System.Buffers.Text;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Shop.Inventory.Products;
+namespace Shop.ServiceDefaults.Caching;
 
 /// <summary>
-/// One Redis connection in subscriber mode (RESP2), read by one loop. Written for the near cache because it needs what
-/// StackExchange.Redis 1.x does not promise: that messages and PING answers reach the code in the order Redis sent
-/// them, and that a lost connection is noticed by the code that relies on it.
+/// One Redis connection in subscriber mode (RESP2), read by one loop. Written for <see cref="LeasedSubscription"/>
+/// because it needs what StackExchange.Redis 1.x does not promise: that messages and PING answers reach the code in the
+/// order Redis sent them, and that a lost connection is noticed by the code that relies on it.
 /// </summary>
 public sealed class RespSubscription : IAsyncDisposable
 {

@@ -144,6 +144,7 @@ public sealed class IdentityTests(AppFixture fixture)
 
         // Replica 2 dies and comes back with empty memory: it must load the revocation from Redis before it trusts itself.
         var before = App.ResourceNotifications.GetSnapshot("gateway").Replicas[2];
+        var killedAt = DateTimeOffset.UtcNow;
         using (var process = Process.GetProcessById(before.Pid!.Value))
         {
             process.Kill();
@@ -156,7 +157,7 @@ public sealed class IdentityTests(AppFixture fixture)
         // Wait until it holds its lease, so that the answer below comes from its memory, not from Redis.
         await ShopData.WaitUntilAsync("the restarted replica subscribed to token revocations", () => Task.FromResult(
             App.Orchestrator.Notifications.Find("gateway").Logs.Tail(500, replica: 2)
-                .Any(l => l.Timestamp > before.StartedAt && l.Text.Contains("Token revocations subscribed", StringComparison.Ordinal))), seconds: 60);
+                .Any(l => l.Timestamp > killedAt && l.Text.Contains("Token revocations subscribed", StringComparison.Ordinal))), seconds: 60);
         await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
 
         using var restarted = ShopClients.Authorized(App, revoked.AccessToken, replica: 2);

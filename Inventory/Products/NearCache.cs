@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.CodeAnalysis;
+using Shop.ServiceDefaults.Caching;
 
 namespace Shop.Inventory.Products;
 
@@ -19,15 +20,14 @@ public sealed class NearCache<TValue>(TimeProvider clock, TimeSpan lease, TimeSp
 {
     private readonly ConcurrentDictionary<Guid, Entry> _entries = new();
     private readonly Lock _gate = new();
-    private readonly long _leaseTicks = (long)(lease.TotalSeconds * clock.TimestampFrequency);
+    private readonly Lease _lease = new(clock, lease);
     private readonly long _lifetimeTicks = (long)(entryLifetime.TotalSeconds * clock.TimestampFrequency);
     private long _generation;
-    private long _freshUntil = long.MinValue;
 
     private sealed record Entry(TValue Value, long ExpiresAt);
 
     /// <summary>A lease of zero turns the near cache off: every read goes to the shared cache.</summary>
-    public bool Enabled => _leaseTicks > 0;
+    public bool Enabled => _lease.Enabled;
 
     public TimeSpan Lease => lease;
 
@@ -35,7 +35,7 @@ public sealed class NearCache<TValue>(TimeProvider clock, TimeSpan lease, TimeSp
     public TimeSpan EntryLifetime => entryLifetime;
 
     /// <summary>Whether entries may be served now: the last confirmed PING is recent enough.</summary>
-    public bool IsFresh => clock.GetTimestamp() < Volatile.Read(ref _freshUntil);
+    public bool IsFresh => _lease.IsHeldAt(clock.GetTimestamp());
 
     public int Count => _entries.Count;
 
@@ -45,7 +45,7 @@ public sealed class NearCache<TValue>(TimeProvider clock, TimeSpan lease, TimeSp
     public bool TryGet(Guid key, [MaybeNullWhen(false)] out TValue value)
     {
         var now = clock.GetTimestamp();
-        if (now < Volatile.Read(ref _freshUntil) && _entries.TryGetValue(key, out var entry) && now < entry.ExpiresAt)
+        if (_lease.IsHeldAt(now) && _entries.TryGetValue(key, out var entry) && now < entry.ExpiresAt)
         {
             value = entry.Value;
             return true;
@@ -96,20 +96,10 @@ public sealed class NearCache<TValue>(TimeProvider clock, TimeSpan lease, TimeSp
         {
             _generation++;
             _entries.Clear();
-            Volatile.Write(ref _freshUntil, long.MinValue);
+            _lease.End();
         }
     }
 
     /// <summary>Every invalidation published before a PING sent at <paramref name="sentAt"/> has been applied.</summary>
-    public void Confirmed(long sentAt)
-    {
-        var until = sentAt + _leaseTicks;
-        lock (_gate)
-        {
-            if (until > _freshUntil)
-            {
-                Volatile.Write(ref _freshUntil, until);
-            }
-        }
-    }
+    public void Confirmed(long sentAt) => _lease.Confirmed(sentAt);
 }

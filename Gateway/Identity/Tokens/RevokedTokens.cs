@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Shop.ServiceDefaults.Caching;
 
 namespace Shop.Gateway.Identity.Tokens;
 
@@ -12,12 +13,11 @@ public sealed class RevokedTokens(TimeProvider clock, TimeSpan lease, int maxEnt
 {
     private readonly ConcurrentDictionary<string, long> _expiresAt = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
-    private readonly long _leaseTicks = (long)(lease.TotalSeconds * clock.TimestampFrequency);
-    private long _freshUntil = long.MinValue;
+    private readonly Lease _lease = new(clock, lease);
     private bool _overflowed;
 
     /// <summary>A lease of zero turns this off: every check asks Redis.</summary>
-    public bool Enabled => _leaseTicks > 0;
+    public bool Enabled => _lease.Enabled;
 
     public TimeSpan Lease => lease;
 
@@ -27,7 +27,7 @@ public sealed class RevokedTokens(TimeProvider clock, TimeSpan lease, int maxEnt
     public bool? IsRevoked(string tokenId)
     {
         var now = clock.GetTimestamp();
-        if (now >= Volatile.Read(ref _freshUntil) || Volatile.Read(ref _overflowed))
+        if (!_lease.IsHeldAt(now) || Volatile.Read(ref _overflowed))
         {
             return null;
         }
@@ -64,14 +64,9 @@ public sealed class RevokedTokens(TimeProvider clock, TimeSpan lease, int maxEnt
     /// <summary>Every revocation published before a PING sent at <paramref name="sentAt"/> has been added.</summary>
     public void Confirmed(long sentAt)
     {
-        var until = sentAt + _leaseTicks;
+        _lease.Confirmed(sentAt);
         lock (_gate)
         {
-            if (until > _freshUntil)
-            {
-                Volatile.Write(ref _freshUntil, until);
-            }
-
             if (_expiresAt.Count > maxEntries / 2)
             {
                 RemoveExpired();
@@ -84,7 +79,7 @@ public sealed class RevokedTokens(TimeProvider clock, TimeSpan lease, int maxEnt
     {
         lock (_gate)
         {
-            Volatile.Write(ref _freshUntil, long.MinValue);
+            _lease.End();
             _expiresAt.Clear();
             Volatile.Write(ref _overflowed, false);
         }

@@ -31,7 +31,8 @@ public static class StockApi
 
     public static async Task<Results<Ok<StockResponse>, NotFound>> GetStock(Guid productId, ClaimsPrincipal user, InventoryDbContext db, CancellationToken cancellationToken)
     {
-        var tenant = user.TenantId();
+        var tenant = user.TenantId() ?? "";
+        await using var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken);
         var stock = await db.Stock.AsNoTracking().FirstOrDefaultAsync(s => s.ProductId == productId && s.TenantId == tenant, cancellationToken);
         return stock is null ? TypedResults.NotFound() : TypedResults.Ok(From(stock));
     }
@@ -59,6 +60,7 @@ public static class StockApi
         var tenant = admin.TenantId()!;
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await TenantScope.EnterAsync(connection, transaction, tenant, cancellationToken);
         await using var update = new NpgsqlCommand("""
             UPDATE stock SET quantity = quantity + $3, version = version + 1, updated_at = now()
             WHERE product_id = $1 AND tenant_id = $2 AND quantity + $3 >= reserved
@@ -82,11 +84,12 @@ public static class StockApi
 
         if (stock is null)
         {
-            await transaction.RollbackAsync(cancellationToken);
-            await using var exists = new NpgsqlCommand("SELECT quantity - reserved FROM stock WHERE product_id = $1 AND tenant_id = $2", connection);
+            await using var exists = new NpgsqlCommand("SELECT quantity - reserved FROM stock WHERE product_id = $1 AND tenant_id = $2", connection, transaction);
             exists.Parameters.Add(new() { Value = productId });
             exists.Parameters.Add(new() { Value = tenant });
-            return await exists.ExecuteScalarAsync(cancellationToken) is int available
+            var unreserved = await exists.ExecuteScalarAsync(cancellationToken);
+            await transaction.RollbackAsync(cancellationToken);
+            return unreserved is int available
                 ? TypedResults.Problem(statusCode: 409, title: "Not enough unreserved stock.",
                     detail: $"Only {available} units are unreserved; a write-off cannot take reserved units.")
                 : TypedResults.NotFound();
@@ -117,7 +120,8 @@ public static class StockApi
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["threshold"] = ["Between 0 and 1000000."] });
         }
 
-        var tenant = admin.TenantId();
+        var tenant = admin.TenantId() ?? "";
+        await using var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken);
         var rows = await db.Stock.AsNoTracking()
             .Where(s => s.TenantId == tenant && s.Quantity - s.Reserved <= threshold
                 && db.Products.Any(p => p.Id == s.ProductId && p.DeletedAt == null))
@@ -144,6 +148,7 @@ public static class StockApi
             logger.LogWarning(ex, "Stats cache unavailable; computing");
         }
 
+        await using var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken);
         var live = db.Stock.AsNoTracking().Where(s => s.TenantId == tenant && db.Products.Any(p => p.Id == s.ProductId && p.DeletedAt == null));
         var totals = await live.GroupBy(_ => 1).Select(g => new
         {

@@ -288,6 +288,82 @@ public sealed class InventoryTests(AppFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task The_inventory_database_itself_hides_and_refuses_another_tenants_rows()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using (var inventory = await ServiceClientAsync())
+        {
+            Assert.Equal(HttpStatusCode.Created, await ReserveAsync(inventory, (product, 1)));
+        }
+
+        await using var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb"));
+        await connection.OpenAsync(Cancellation);
+        var visible = $"""
+            SELECT (SELECT count(*) FROM products WHERE id = '{product}')
+                 + (SELECT count(*) FROM stock WHERE product_id = '{product}')
+                 + (SELECT count(*) FROM reservation_items WHERE product_id = '{product}')
+                 + (SELECT count(*) FROM reservations r WHERE EXISTS (
+                        SELECT 1 FROM reservation_items i WHERE i.reservation_id = r.id AND i.product_id = '{product}'))
+            """;
+
+        // In another tenant's scope, as the service enters it for a user: nothing of the product is there to read or change.
+        await using (var transaction = await connection.BeginTransactionAsync(Cancellation))
+        {
+            await ExecuteAsync(connection, "SELECT set_config('role', 'inventory_app', true), set_config('app.tenant_id', 'elsewhere', true)");
+            Assert.Equal(0L, await ScalarAsync<long>(connection, visible));
+            Assert.Equal(0, await ExecuteAsync(connection, $"UPDATE stock SET reserved = 0 WHERE product_id = '{product}'"));
+            var foreignWrite = ExecuteAsync(connection, $"""
+                INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor)
+                VALUES ('{Guid.NewGuid()}', 'demo', '{product}', 1, 'test', 'test')
+                """);
+            Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await Assert.ThrowsAsync<PostgresException>(() => foreignWrite)).SqlState);
+        }
+
+        // In its own tenant's scope all four are there; the scope ends with its transaction.
+        await using (var transaction = await connection.BeginTransactionAsync(Cancellation))
+        {
+            await ExecuteAsync(connection, "SELECT set_config('role', 'inventory_app', true), set_config('app.tenant_id', 'demo', true)");
+            Assert.Equal(4L, await ScalarAsync<long>(connection, visible));
+            await transaction.CommitAsync(Cancellation);
+        }
+
+        Assert.NotEqual("inventory_app", await ScalarAsync<string>(connection, "SELECT current_user::text"));
+        Assert.Equal(4L, await ScalarAsync<long>(connection, visible));
+    }
+
+    [Fact]
+    public async Task A_users_reads_stop_at_the_databases_tenant_wall_where_the_code_does_not_filter_by_tenant()
+    {
+        var product = await CreateProductAsync(stock: 7);
+        // Behind the service's back, the product's stock row moves to another tenant. The code reads a product's
+        // availability by product id alone, so only the database's policy can keep that row from the user.
+        await using var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb"));
+        await connection.OpenAsync(Cancellation);
+        await ExecuteAsync(connection, $"UPDATE stock SET tenant_id = 'elsewhere' WHERE product_id = '{product}'");
+        try
+        {
+            using var customer = (await ShopClients.CustomerAsync(App)).Client;
+            var read = await customer.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", Cancellation);
+            Assert.Equal(0, read.GetProperty("available").GetInt32());
+
+            JsonElement? listed = null;
+            for (var page = 1; listed is null; page++)
+            {
+                var items = (await customer.GetFromJsonAsync<JsonElement>($"/v1/products?pageSize=100&page={page}", Cancellation)).GetProperty("items");
+                Assert.NotEqual(0, items.GetArrayLength());
+                listed = items.EnumerateArray().Cast<JsonElement?>().FirstOrDefault(i => i!.Value.GetProperty("id").GetGuid() == product);
+            }
+
+            Assert.Equal(0, listed.Value.GetProperty("available").GetInt32());
+            Assert.Equal((7, 0), await StockAsync(product));
+        }
+        finally
+        {
+            await ExecuteAsync(connection, $"UPDATE stock SET tenant_id = 'demo' WHERE product_id = '{product}'");
+        }
+    }
+
     /// <summary>A new product, an admin client, and an admin client of each Inventory replica that has read it twice (so holds it in memory).</summary>
     private async Task<HeldProduct> ProductHeldInMemoryByEveryReplicaAsync(int stock)
     {
@@ -436,7 +512,18 @@ public sealed class InventoryTests(AppFixture fixture)
     {
         await using var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb"));
         await connection.OpenAsync(Cancellation);
+        return await ScalarAsync<T>(connection, sql);
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql)
+    {
         await using var command = new NpgsqlCommand(sql, connection);
         return (T)(await command.ExecuteScalarAsync(Cancellation))!;
+    }
+
+    private static async Task<int> ExecuteAsync(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteNonQueryAsync(Cancellation);
     }
 }

@@ -364,6 +364,63 @@ public sealed class InventoryTests(AppFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task A_reservation_held_up_by_a_lock_is_logged_by_postgresql_as_a_slow_statement_with_its_parameters()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var inventory = await ServiceClientAsync();
+        Task<HttpStatusCode> reserve;
+        await using (var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await connection.OpenAsync(Cancellation);
+            await using var transaction = await connection.BeginTransactionAsync(Cancellation);
+            await using (var hold = new NpgsqlCommand($"SELECT 1 FROM stock WHERE product_id = '{product}' FOR UPDATE", connection, transaction))
+            {
+                await hold.ExecuteNonQueryAsync(Cancellation);
+            }
+
+            reserve = ReserveAsync(inventory, (product, 1));
+            await Task.Delay(TimeSpan.FromMilliseconds(800), Cancellation);
+            Assert.False(reserve.IsCompleted, "the reservation should wait for the row lock");
+        }
+
+        Assert.Equal(HttpStatusCode.Created, await reserve);
+
+        // PostgreSQL logs a statement of 500 ms or more as "duration: … ms  execute …: <statement>" (the statement's
+        // further lines follow unprefixed), then a DETAIL entry with its parameters, here the product's id.
+        using var dashboard = new HttpClient { BaseAddress = App.DashboardUrl };
+        var prefix = new System.Text.RegularExpressions.Regex(@"^\d{4}-\d{2}-\d{2} [\d:.]+ \S+ \[\d+\] ");
+        string? slow = null;
+        for (var attempt = 0; slow is null && attempt < 20; attempt++)
+        {
+            var entries = new List<string>();
+            foreach (var line in (await dashboard.GetFromJsonAsync<JsonElement>("/api/resources/postgres/logs?tail=5000", Cancellation)).EnumerateArray())
+            {
+                var text = line.GetProperty("text").GetString()!;
+                if (prefix.IsMatch(text) || entries.Count == 0)
+                {
+                    entries.Add(text);
+                }
+                else
+                {
+                    entries[^1] += "\n" + text;
+                }
+            }
+
+            var detail = entries.FindLastIndex(e => e.Contains("DETAIL:  parameters:", StringComparison.Ordinal) && e.Contains(product.ToString(), StringComparison.Ordinal));
+            slow = detail > 0 && entries[detail - 1].Contains(" inventorydb LOG:  duration: ", StringComparison.Ordinal) ? entries[detail - 1] : null;
+            if (slow is null)
+            {
+                await Task.Delay(250, Cancellation);
+            }
+        }
+
+        Assert.NotNull(slow);
+        Assert.Contains("UPDATE stock SET reserved = reserved + $2", slow, StringComparison.Ordinal);
+        var milliseconds = double.Parse(System.Text.RegularExpressions.Regex.Match(slow, @"duration: ([\d.]+) ms").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(milliseconds, 500, 30_000);
+    }
+
     /// <summary>A new product, an admin client, and an admin client of each Inventory replica that has read it twice (so holds it in memory).</summary>
     private async Task<HeldProduct> ProductHeldInMemoryByEveryReplicaAsync(int stock)
     {

@@ -39,6 +39,7 @@ internal sealed class PostgresLauncher(PostgresServerResource resource, RunDirec
             "-c", "listen_addresses=127.0.0.1",
             "-c", "max_connections=400",
             "-c", "log_min_duration_statement=500",
+            "-c", "shared_preload_libraries=pg_stat_statements",
             "-c", "log_line_prefix=%m [%p] %d ",
         ]);
         return new ProcessSpec(fileName, arguments, folder, new Dictionary<string, string?>()) { StopSignal = NativeMethods.SIGINT };
@@ -60,12 +61,25 @@ internal sealed class PostgresLauncher(PostgresServerResource resource, RunDirec
         }
     }
 
-    /// <summary>Creates the database on the server if it is not there yet, then checks it answers a query.</summary>
+    /// <summary>
+    /// Creates the database on the server if it is not there yet, then checks it answers a query. The server's own
+    /// database gets <c>pg_stat_statements</c>, whose view there shows what every database has run.
+    /// </summary>
     public static async Task EnsureDatabaseAsync(PostgresDatabaseResource database, CancellationToken cancellationToken)
     {
         await using (var server = new NpgsqlConnection($"{database.Server.ConnectionString};Database=postgres;Pooling=false;Timeout=5"))
         {
             await server.OpenAsync(cancellationToken);
+            try
+            {
+                await using var statistics = new NpgsqlCommand("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", server);
+                await statistics.ExecuteNonQueryAsync(cancellationToken);
+            }
+            catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.DuplicateObject)
+            {
+                // Another database of this server, created at the same moment, made it first.
+            }
+
             await using var exists = new NpgsqlCommand("SELECT 1 FROM pg_database WHERE datname = $1", server);
             exists.Parameters.Add(new() { Value = database.DatabaseName });
             if (await exists.ExecuteScalarAsync(cancellationToken) is null)

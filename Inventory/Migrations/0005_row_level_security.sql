@@ -18,25 +18,21 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO inventory_app;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO inventory_app;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO inventory_app;
 
-ALTER TABLE products ENABLE ROW LEVEL SECURITY;
-CREATE POLICY products_tenant_isolation ON products TO inventory_app
-    USING (tenant_id = current_setting('app.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
-
-ALTER TABLE stock ENABLE ROW LEVEL SECURITY;
-CREATE POLICY stock_tenant_isolation ON stock TO inventory_app
-    USING (tenant_id = current_setting('app.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
-
-ALTER TABLE stock_adjustments ENABLE ROW LEVEL SECURITY;
-CREATE POLICY stock_adjustments_tenant_isolation ON stock_adjustments TO inventory_app
-    USING (tenant_id = current_setting('app.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
-
-ALTER TABLE reservations ENABLE ROW LEVEL SECURITY;
-CREATE POLICY reservations_tenant_isolation ON reservations TO inventory_app
-    USING (tenant_id = current_setting('app.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+-- The same policy on every table that carries a tenant.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['products', 'stock', 'stock_adjustments', 'reservations'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format($policy$
+            CREATE POLICY %I ON %I TO inventory_app
+                USING (tenant_id = current_setting('app.tenant_id', true))
+                WITH CHECK (tenant_id = current_setting('app.tenant_id', true))
+            $policy$, t || '_tenant_isolation', t);
+    END LOOP;
+END
+$$;
 
 -- An item has no tenant of its own: it is visible with its reservation (which the policy above already filters).
 ALTER TABLE reservation_items ENABLE ROW LEVEL SECURITY;

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Npgsql;
 using Shop.Hosting;
 using Shop.Hosting.ApplicationModel;
+using Shop.ServiceDefaults.Messaging;
 
 namespace Shop.Tests.Integration;
 
@@ -362,6 +363,40 @@ public sealed class InventoryTests(AppFixture fixture)
         {
             await ExecuteAsync(connection, $"UPDATE stock SET tenant_id = 'demo' WHERE product_id = '{product}'");
         }
+    }
+
+    [Fact]
+    public async Task An_order_event_of_another_tenant_cannot_release_the_orders_reservation()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        var orderId = Guid.NewGuid();
+        using (var inventory = await ServiceClientAsync())
+        {
+            using var reserved = await inventory.PostAsJsonAsync("/v1/reservations",
+                new { orderId, items = new[] { new { productId = product, quantity = 1 } } }, Cancellation);
+            Assert.Equal(HttpStatusCode.Created, reserved.StatusCode);
+        }
+
+        // A cancellation of this order that says it comes from another tenant (misrouted or forged): the consumer
+        // handles it in that tenant's scope, where the reservation does not exist, so it changes nothing.
+        await PublishCancelledAsync(orderId, "elsewhere", aggregateVersion: 9);
+        Assert.Equal("Active", await ScalarAsync<string>($"SELECT status FROM reservations WHERE order_id = '{orderId}'"));
+        Assert.Equal((5, 1), await StockAsync(product));
+
+        // The same cancellation from the order's own tenant releases it.
+        await PublishCancelledAsync(orderId, "demo", aggregateVersion: 10);
+        Assert.Equal("Released", await ScalarAsync<string>($"SELECT status FROM reservations WHERE order_id = '{orderId}'"));
+        Assert.Equal((5, 0), await StockAsync(product));
+    }
+
+    /// <summary>Publishes order.cancelled for the order and waits until Inventory's consumer has handled it.</summary>
+    private async Task PublishCancelledAsync(Guid orderId, string tenant, long aggregateVersion)
+    {
+        var cancelled = new EventEnvelope(Guid.CreateVersion7(), "order.cancelled", 1, DateTimeOffset.UtcNow, tenant, orderId.ToString(), aggregateVersion,
+            null, null, null, JsonSerializer.SerializeToElement(new { orderId, reason = "customer", reservationId = (Guid?)null, refunded = false }, EventEnvelope.JsonOptions));
+        await ShopData.PublishAsync(App, cancelled);
+        await ShopData.WaitUntilAsync("Inventory's consumer to handle the event", async () =>
+            await ScalarAsync<long>($"SELECT count(*) FROM inbox_messages WHERE event_id = '{cancelled.EventId}'") == 1);
     }
 
     [Fact]

@@ -110,7 +110,8 @@ public sealed class LifecycleTests(AppFixture fixture)
             }
 
             Assert.All(pids, pid => Assert.False(ProcessEnvironment.IsAlive(pid), $"process {pid} survived the AppHost"));
-            Assert.False(Directory.Exists(runDirectory), "the run's data was not removed");
+            Assert.False(Directory.Exists(runDirectory), "the run's data was not removed; left: "
+                + string.Join(", ", Directory.Exists(runDirectory) ? Directory.EnumerateFileSystemEntries(runDirectory, "*", SearchOption.AllDirectories).Take(20) : []));
         }
         finally
         {

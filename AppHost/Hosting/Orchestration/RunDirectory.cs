@@ -130,6 +130,7 @@ internal sealed class RunDirectory : IDisposable
         for _ in 1 2 3 4 5 6 7 8 9 10; do any_alive || break; sleep 0.5; done
         signal_all KILL
         sleep 0.5
-        rm -rf "$dir"
+        # A process that was still finishing a write when it was killed can add a file while rm runs; try again.
+        for _ in 1 2 3 4 5 6 7 8 9 10; do rm -rf "$dir" 2>/dev/null; [ -e "$dir" ] || break; sleep 0.5; done
         """;
 }

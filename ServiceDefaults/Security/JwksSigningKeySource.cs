@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
@@ -5,23 +6,37 @@ using Microsoft.IdentityModel.Tokens;
 namespace Shop.ServiceDefaults.Security;
 
 /// <summary>
-/// The Gateway's JWKS, fetched through service discovery and cached. An unknown key id triggers one refresh
-/// (at most every 10 s), which is how a rotated key is picked up without a restart.
+/// The Gateway's JWKS, fetched through service discovery and cached. <see cref="JwksRefresher"/> fetches it when the
+/// service starts and again before it goes stale, so a request rarely waits for a fetch. An unknown key id triggers
+/// one refresh (at most every 10 s), which is how a rotated key is picked up without a restart.
+/// <para>
+/// When the set could not be fetched, the keys it had are kept: a Gateway restart must not make every service reject
+/// valid tokens. A token whose key is not among them then cannot be judged at all: <see cref="FindAsync"/> throws
+/// <see cref="SigningKeysUnavailableException"/> (a 503 for the caller) rather than calling the token invalid.
+/// </para>
 /// </summary>
 public sealed class JwksSigningKeySource(IHttpClientFactory clients, IOptions<TokenOptions> options, TimeProvider clock,
     ILogger<JwksSigningKeySource> logger) : ISigningKeySource
 {
     public const string ClientName = "jwks";
     private static readonly TimeSpan MinimumRefreshInterval = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan WarnAfter = TimeSpan.FromSeconds(30);
 
     private readonly SemaphoreSlim _refresh = new(1, 1);
     private volatile IReadOnlyDictionary<string, SecurityKey> _keys = new Dictionary<string, SecurityKey>();
     private DateTimeOffset _fetchedAt = DateTimeOffset.MinValue;
+    private DateTimeOffset _attemptedAt = DateTimeOffset.MinValue;
+    private volatile bool _lastAttemptFailed;
+    private DateTimeOffset _failingSince;
+
+    private TimeSpan CacheFor => TimeSpan.FromSeconds(options.Value.JwksCacheSeconds);
+
+    /// <summary>When the keys were last fetched; <see cref="DateTimeOffset.MinValue"/> before the first success.</summary>
+    public DateTimeOffset FetchedAt => _fetchedAt;
 
     public async ValueTask<SecurityKey?> FindAsync(string keyId, CancellationToken cancellationToken)
     {
-        var fresh = clock.GetUtcNow() - _fetchedAt < TimeSpan.FromSeconds(options.Value.JwksCacheSeconds);
-        if (fresh && _keys.TryGetValue(keyId, out var cached))
+        if (clock.GetUtcNow() - _fetchedAt < CacheFor && _keys.TryGetValue(keyId, out var cached))
         {
             return cached;
         }
@@ -29,17 +44,23 @@ public sealed class JwksSigningKeySource(IHttpClientFactory clients, IOptions<To
         await _refresh.WaitAsync(cancellationToken);
         try
         {
-            if (_keys.TryGetValue(keyId, out cached) && clock.GetUtcNow() - _fetchedAt < TimeSpan.FromSeconds(options.Value.JwksCacheSeconds))
+            var now = clock.GetUtcNow();
+            var stale = now - _fetchedAt >= CacheFor;
+            var known = _keys.TryGetValue(keyId, out cached);
+            // A stale set is fetched again, a missing key looked for, but neither more often than every 10 s.
+            if ((stale || !known) && now - _attemptedAt >= MinimumRefreshInterval)
+            {
+                await FetchAsync(cancellationToken);
+                known = _keys.TryGetValue(keyId, out cached);
+            }
+
+            if (known)
             {
                 return cached;
             }
 
-            if (clock.GetUtcNow() - _fetchedAt >= MinimumRefreshInterval)
-            {
-                await FetchAsync(cancellationToken);
-            }
-
-            return _keys.GetValueOrDefault(keyId);
+            // Without a current set, "not among the keys" does not mean "not a key of the Gateway's".
+            return _lastAttemptFailed ? throw new SigningKeysUnavailableException() : null;
         }
         finally
         {
@@ -47,8 +68,23 @@ public sealed class JwksSigningKeySource(IHttpClientFactory clients, IOptions<To
         }
     }
 
-    private async Task FetchAsync(CancellationToken cancellationToken)
+    /// <summary>Fetches the set now; false when it could not be fetched (the keys it had are kept).</summary>
+    public async Task<bool> RefreshAsync(CancellationToken cancellationToken)
     {
+        await _refresh.WaitAsync(cancellationToken);
+        try
+        {
+            return await FetchAsync(cancellationToken);
+        }
+        finally
+        {
+            _refresh.Release();
+        }
+    }
+
+    private async Task<bool> FetchAsync(CancellationToken cancellationToken)
+    {
+        _attemptedAt = clock.GetUtcNow();
         try
         {
             using var client = clients.CreateClient(ClientName);
@@ -58,12 +94,59 @@ public sealed class JwksSigningKeySource(IHttpClientFactory clients, IOptions<To
                 .Where(k => k.Kty == JsonWebAlgorithmsKeyTypes.RSA && !string.IsNullOrEmpty(k.Kid) && k.Use is null or "sig")
                 .ToDictionary(k => k.Kid, k => (SecurityKey)k, StringComparer.Ordinal);
             _fetchedAt = clock.GetUtcNow();
+            _lastAttemptFailed = false;
+            return true;
         }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or ArgumentException)
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or ArgumentException && !cancellationToken.IsCancellationRequested)
         {
-            // Keep the keys we have: a Gateway restart must not make every service reject valid tokens.
-            logger.LogWarning(ex, "Fetching the JWKS from {Url} failed; keeping {Count} known keys", options.Value.JwksUrl, _keys.Count);
-            _fetchedAt = clock.GetUtcNow() - TimeSpan.FromSeconds(options.Value.JwksCacheSeconds) + MinimumRefreshInterval;
+            if (!_lastAttemptFailed)
+            {
+                _failingSince = _attemptedAt;
+            }
+
+            _lastAttemptFailed = true;
+            // Services and the Gateway start together: the first few seconds of failures are expected, not a fault.
+            var level = _attemptedAt - _failingSince >= WarnAfter ? LogLevel.Warning : LogLevel.Information;
+            logger.Log(level, ex, "Fetching the JWKS from {Url} failed; keeping {Count} known keys", options.Value.JwksUrl, _keys.Count);
+            return false;
+        }
+    }
+}
+
+/// <summary>The keys that could have signed a token cannot be had right now; the token can be neither accepted nor refused.</summary>
+public sealed class SigningKeysUnavailableException() : Exception("The signing keys cannot be fetched right now.");
+
+/// <summary>
+/// Fetches the JWKS when the service starts, retrying (after 1 s, doubling up to 10 s) until it has it, then again
+/// before it goes stale, so requests find the keys in memory.
+/// </summary>
+internal sealed class JwksRefresher(JwksSigningKeySource source, IOptions<TokenOptions> options, TimeProvider clock) : BackgroundService
+{
+    private static readonly TimeSpan FirstRetryDelay = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(10);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var refreshEvery = TimeSpan.FromSeconds(options.Value.JwksCacheSeconds * 0.8);
+        var retryDelay = FirstRetryDelay;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            // A request may have fetched it meanwhile: wait for what is left of this set's time.
+            var due = source.FetchedAt + refreshEvery - clock.GetUtcNow();
+            if (due > TimeSpan.Zero)
+            {
+                await Task.Delay(due, clock, stoppingToken);
+                continue;
+            }
+
+            if (await source.RefreshAsync(stoppingToken))
+            {
+                retryDelay = FirstRetryDelay;
+                continue;
+            }
+
+            await Task.Delay(retryDelay, clock, stoppingToken);
+            retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetryDelay.Ticks));
         }
     }
 }

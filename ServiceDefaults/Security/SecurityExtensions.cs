@@ -16,8 +16,15 @@ public static class SecurityExtensions
     public static IHostApplicationBuilder AddShopAuthentication(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<TokenOptions>().BindConfiguration(TokenOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddHttpClient(JwksSigningKeySource.ClientName);
-        builder.Services.TryAddSingleton<ISigningKeySource, JwksSigningKeySource>();
+        // A service checks tokens against the Gateway's published keys; the Gateway registers its own source first.
+        if (!builder.Services.Any(s => s.ServiceType == typeof(ISigningKeySource)))
+        {
+            builder.Services.AddHttpClient(JwksSigningKeySource.ClientName);
+            builder.Services.AddSingleton<JwksSigningKeySource>();
+            builder.Services.AddSingleton<ISigningKeySource>(services => services.GetRequiredService<JwksSigningKeySource>());
+            builder.Services.AddHostedService<JwksRefresher>();
+        }
+
         builder.Services.AddSingleton<AccessTokenValidator>();
         builder.Services.AddAuthentication(TokenAuthenticationHandler.SchemeName)
             .AddScheme<AuthenticationSchemeOptions, TokenAuthenticationHandler>(TokenAuthenticationHandler.SchemeName, null);

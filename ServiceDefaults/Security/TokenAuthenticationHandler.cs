@@ -23,6 +23,9 @@ public sealed class TokenAuthenticationHandler(
 {
     public const string SchemeName = "Bearer";
 
+    /// <summary>Seconds a caller is asked to wait when the signing keys could not be had.</summary>
+    public const int KeysUnavailableRetryAfterSeconds = 5;
+
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var header = Request.Headers.Authorization.ToString();
@@ -31,7 +34,17 @@ public sealed class TokenAuthenticationHandler(
             return AuthenticateResult.NoResult();
         }
 
-        var validation = await validator.ValidateAsync(header["Bearer ".Length..].Trim(), Context.RequestAborted);
+        TokenValidation validation;
+        try
+        {
+            validation = await validator.ValidateAsync(header["Bearer ".Length..].Trim(), Context.RequestAborted);
+        }
+        catch (SigningKeysUnavailableException unavailable)
+        {
+            // Neither valid nor invalid: the challenge below answers 503, so the client keeps its token and retries.
+            return AuthenticateResult.Fail(unavailable);
+        }
+
         if (!validation.IsValid)
         {
             return AuthenticateResult.Fail(validation.Error!);
@@ -48,10 +61,19 @@ public sealed class TokenAuthenticationHandler(
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
-        var failure = (await HandleAuthenticateOnceSafeAsync()).Failure?.Message;
+        var failure = (await HandleAuthenticateOnceSafeAsync()).Failure;
+        if (failure is SigningKeysUnavailableException)
+        {
+            Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            Response.Headers.RetryAfter = KeysUnavailableRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await WriteProblemAsync(StatusCodes.Status503ServiceUnavailable, "Tokens cannot be checked right now.",
+                "The keys that sign access tokens could not be fetched from the Gateway. The token was not refused; try again shortly.");
+            return;
+        }
+
         Response.StatusCode = StatusCodes.Status401Unauthorized;
         Response.Headers.WWWAuthenticate = failure is null ? "Bearer" : "Bearer error=\"invalid_token\"";
-        await WriteProblemAsync(StatusCodes.Status401Unauthorized, "Authentication is required.", failure ?? "Send a valid access token: Authorization: Bearer <token>.");
+        await WriteProblemAsync(StatusCodes.Status401Unauthorized, "Authentication is required.", failure?.Message ?? "Send a valid access token: Authorization: Bearer <token>.");
     }
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties)

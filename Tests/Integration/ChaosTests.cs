@@ -228,6 +228,50 @@ public sealed class ChaosTests(ChaosFixture fixture)
             $"SELECT count(*) FROM outbox_messages WHERE routing_key = 'order.created' AND payload::text LIKE '%{product}%'"));
     }
 
+    [Fact]
+    public async Task A_service_that_cannot_fetch_the_gateways_keys_answers_503_not_401_and_accepts_the_token_once_it_can()
+    {
+        var token = (await ShopClients.LoginAsync(App, "admin@demo.local", AppFixture.AdminPassword)).AccessToken;
+        var before = App.ResourceNotifications.GetSnapshot("notifications").Replicas.Single();
+        using var notifications = new HttpClient { BaseAddress = new Uri(before.Endpoint!) };
+        notifications.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        timeout.CancelAfter(TimeSpan.FromSeconds(120));
+
+        // Notifications starts again while no Gateway replica runs: it has never held the keys that signed the token.
+        await App.Orchestrator.StopResourceAsync("gateway");
+        try
+        {
+            await App.Orchestrator.RestartResourceAsync("notifications");
+            await App.ResourceNotifications.WaitForResourceAsync("notifications",
+                s => s.IsHealthy && s.Replicas.Single().Pid != before.Pid, timeout.Token);
+
+            using var unavailable = await notifications.GetAsync("/v1/admin/dead-letters", timeout.Token);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, unavailable.StatusCode);
+            Assert.Equal("application/problem+json", unavailable.Content.Headers.ContentType?.MediaType);
+            Assert.Equal(TimeSpan.FromSeconds(5), unavailable.Headers.RetryAfter?.Delta);
+            Assert.Equal("Tokens cannot be checked right now.",
+                (await unavailable.Content.ReadFromJsonAsync<JsonElement>(timeout.Token)).GetProperty("title").GetString());
+            // A token that is malformed is still refused outright: only the keys are missing, not the judgement.
+            using var malformed = new HttpRequestMessage(HttpMethod.Get, "/v1/admin/dead-letters");
+            malformed.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "not-a-token");
+            using var refused = await notifications.SendAsync(malformed, timeout.Token);
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+        finally
+        {
+            await App.Orchestrator.StartResourceAsync("gateway");
+        }
+
+        // Once the Gateway answers again, the service fetches the keys and accepts the token.
+        await App.ResourceNotifications.WaitForResourceHealthyAsync("gateway", timeout.Token);
+        await ShopData.WaitUntilAsync("the restarted service accepted the token", async () =>
+        {
+            using var response = await notifications.GetAsync("/v1/admin/dead-letters", timeout.Token);
+            return response.StatusCode == HttpStatusCode.OK;
+        }, seconds: 30);
+    }
+
     /// <summary>Until <paramref name="attempts"/> requests hold or held <paramref name="key"/> and wait to insert their order.</summary>
     private async Task WaitUntilWaitingOnTheLockAsync(string key, int attempts)
     {

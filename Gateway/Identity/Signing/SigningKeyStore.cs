@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -50,7 +51,16 @@ public sealed class SigningKeyStore(IServiceScopeFactory scopes, IOptions<Identi
         // Another replica may have just published a key: look once more, but not more than every few seconds.
         if (_snapshot is null || clock.GetUtcNow() - _snapshot.LoadedAt > TimeSpan.FromSeconds(5))
         {
-            await RefreshAsync(cancellationToken);
+            try
+            {
+                await RefreshAsync(cancellationToken);
+            }
+            catch (Exception ex) when (ex is DbException or TimeoutException && !cancellationToken.IsCancellationRequested)
+            {
+                // Without the database the key may exist or not: the token can be neither accepted nor refused.
+                logger.LogWarning(ex, "Loading signing keys for key id {Kid} failed", keyId);
+                throw new SigningKeysUnavailableException();
+            }
         }
 
         return _snapshot?.Keys.GetValueOrDefault(keyId);

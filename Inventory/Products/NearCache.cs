@@ -31,9 +31,6 @@ public sealed class NearCache<TValue>(TimeProvider clock, TimeSpan lease, TimeSp
 
     public TimeSpan Lease => lease;
 
-    /// <summary>How long an entry is kept at most: the bound on staleness when an invalidation could not be published.</summary>
-    public TimeSpan EntryLifetime => entryLifetime;
-
     /// <summary>Whether entries may be served now: the last confirmed PING is recent enough.</summary>
     public bool IsFresh => _lease.IsHeldAt(clock.GetTimestamp());
 

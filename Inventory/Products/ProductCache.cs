@@ -9,11 +9,16 @@ namespace Shop.Inventory.Products;
 
 /// <summary>
 /// Cache-aside for single products in two tiers: each replica's memory (<see cref="NearCache{TValue}"/>) in front of
-/// Redis, shared by every replica. Every write to Redis carries the product's version and goes through one script that
-/// refuses older versions, and a product write also raises a version floor, so no replica re-caches the value before
-/// an update, even a reader that fetched the old row just before it. A write then invalidates every replica's memory
-/// and returns only once none of them can serve the old value (<see cref="ProductInvalidations"/>). So once an update
-/// has returned, no replica serves the value before it. Redis being down costs the cache, not the reads.
+/// Redis, shared by every replica. Every fill carries the product's version and goes through one script that refuses
+/// older versions and versions under the product's floor; memory is filled only with what that script accepted.
+/// <para>
+/// A product write invalidates before it commits (<see cref="InvalidateBeforeWriteAsync"/>): one script raises the floor
+/// to the version being written, removes the shared copy and publishes the invalidation to every replica's memory. If
+/// Redis cannot be told, the write does not commit (503), so no copy of the old value can outlive it. After the
+/// commit the writer stores the new value and waits one lease (<see cref="ProductInvalidations"/>), by when no replica
+/// serves from memory what it held before. So once an update has returned, no replica serves the value before it,
+/// whatever failed on the way. Redis being down costs the cache and product writes, not the reads.
+/// </para>
 /// <para>
 /// Availability changes with every reservation, so it is not kept with the product: it is cached on its own for
 /// <see cref="ProductCacheOptions.AvailabilityTtlMilliseconds"/> (one second by default) from the moment it was read
@@ -39,8 +44,16 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
             local cached = tonumber(string.match(current, '^(%d+)|'))
             if cached and cached > version then return 0 end
         end
-        if ARGV[4] == '1' then redis.call('SET', KEYS[2], version, 'PX', ARGV[5]) end
-        if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3]) end
+        redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+        return 1
+        """;
+
+    /// <summary>Before a write commits: no version under the one being written can be cached again, none is, and every replica hears it.</summary>
+    private const string RaiseFloor = """
+        local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+        if tonumber(ARGV[1]) > floor then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
+        redis.call('DEL', KEYS[1])
+        redis.call('PUBLISH', ARGV[3], ARGV[4])
         return 1
         """;
 
@@ -91,8 +104,11 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     public async Task FillAsync(CachedRead read, CachedProduct product, int available)
     {
         Reads.Add(1, new KeyValuePair<string, object?>("source", "database"));
-        await SetAsync(product.Id, product.Version, JsonSerializer.Serialize(product, JsonSerializerOptions.Web), isWrite: false);
-        FillAvailability(read, product, available);
+        // A row read just before a write's floor went up is not kept anywhere, memory included.
+        if (await SetAsync(product.Id, product.Version, JsonSerializer.Serialize(product, JsonSerializerOptions.Web)))
+        {
+            FillAvailability(read, product, available);
+        }
     }
 
     /// <summary>Keeps a product's availability, just read from the database, for a short while.</summary>
@@ -147,43 +163,54 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         return left <= 0 ? (null, 0) : (available, clock.GetTimestamp() + left * clock.TimestampFrequency / 1000);
     }
 
-    /// <summary>After a committed update: the new value, a floor no older version can go under, and no replica's memory holding the old one.</summary>
-    public async Task WrittenAsync(CachedProduct product)
-    {
-        await SetAsync(product.Id, product.Version, JsonSerializer.Serialize(product, JsonSerializerOptions.Web), isWrite: true);
-        await invalidations.PublishAsync(product.Id);
-    }
-
-    /// <summary>After a committed delete: nothing cached, and no version up to this one can be cached again.</summary>
-    public async Task DeletedAsync(Guid id, long version)
-    {
-        await SetAsync(id, version, "", isWrite: true);
-        await invalidations.PublishAsync(id);
-    }
-
-    private async Task SetAsync(Guid id, long version, string payload, bool isWrite)
+    /// <summary>
+    /// Before a product write commits, in its transaction: raises the product's floor to <paramref name="version"/>, removes
+    /// the shared copy and tells every replica to drop its own. False when Redis could not be told; the write must then
+    /// not commit, or a copy of the old value could be served after it.
+    /// </summary>
+    public async Task<bool> InvalidateBeforeWriteAsync(Guid id, long version)
     {
         try
         {
-            await redis.GetDatabase().ScriptEvaluateAsync(SetIfNotOlder, [Key(id), $"{Key(id)}:floor"],
-                [version, payload, (long)Ttl.TotalMilliseconds, isWrite ? "1" : "0", (long)FloorTtl.TotalMilliseconds]);
+            await redis.GetDatabase().ScriptEvaluateAsync(RaiseFloor, [Key(id), FloorKey(id)],
+                [version, (long)FloorTtl.TotalMilliseconds, ProductInvalidations.Channel, id.ToString("N")]);
+            return true;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            // The database write has committed either way. If Redis lost its data, nothing stale is left; if the failure
-            // was transient, an older copy may survive until its TTL. That window is logged as an error.
-            if (isWrite)
-            {
-                logger.LogError(ex, "Product cache update failed for {ProductId} v{Version}; a cached copy may be stale for up to {Ttl}", id, version, Ttl);
-            }
-            else
-            {
-                logger.LogWarning(ex, "Product cache fill failed");
-            }
+            logger.LogWarning(ex, "Product {ProductId} could not be invalidated before its write to v{Version}; the write is refused", id, version);
+            return false;
+        }
+    }
+
+    /// <summary>After the write has committed: the new value for the next reader, then one lease, by when no replica serves the old one.</summary>
+    public async Task WrittenAsync(CachedProduct product)
+    {
+        await SetAsync(product.Id, product.Version, JsonSerializer.Serialize(product, JsonSerializerOptions.Web));
+        await invalidations.WaitForEveryReplicaAsync();
+    }
+
+    /// <summary>After a delete has committed: one lease, by when no replica serves the product.</summary>
+    public Task DeletedAsync() => invalidations.WaitForEveryReplicaAsync();
+
+    /// <summary>Stores a version no older than the cached one and the floor; false when it was refused or Redis failed.</summary>
+    private async Task<bool> SetAsync(Guid id, long version, string payload)
+    {
+        try
+        {
+            return (int)await redis.GetDatabase().ScriptEvaluateAsync(SetIfNotOlder, [Key(id), FloorKey(id)],
+                [version, payload, (long)Ttl.TotalMilliseconds]) == 1;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            logger.LogWarning(ex, "Product cache fill failed");
+            return false;
         }
     }
 
     private static string Key(Guid id) => $"product:{id:N}";
+
+    private static string FloorKey(Guid id) => $"product:{id:N}:floor";
 
     private static string AvailableKey(Guid id) => $"product:{id:N}:available";
 }

@@ -19,7 +19,7 @@ public sealed class ProductInvalidations(
 {
     public const string Channel = "inventory:product-invalidations";
 
-    /// <summary>After a committed write (and the shared cache's update): returns once no replica can serve the product's old value from memory.</summary>
+    /// <summary>After a committed stock adjustment: returns once no replica can serve the product's old availability from memory.</summary>
     public async Task PublishAsync(Guid productId)
     {
         if (!near.Enabled)
@@ -33,14 +33,20 @@ public sealed class ProductInvalidations(
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
-            // Replicas whose subscription is down stop serving within the lease; ones still subscribed never saw this and
-            // keep their copy until it ages out. Logged as an error, as a failed update of the shared cache is.
-            Logger.LogError(ex, "Product {ProductId} invalidation could not be published; replicas may serve the old value for up to {Lifetime} s",
-                productId, near.EntryLifetime.TotalSeconds);
+            // Replicas whose subscription is down stop serving within the lease; ones still subscribed never saw this, but
+            // keep availability only for what is left of its TTL since it was read, as they do after a reservation.
+            Logger.LogWarning(ex, "Product {ProductId} invalidation could not be published; replicas may show its old availability for up to its TTL",
+                productId);
         }
 
         await WaitOneLeaseAsync();
     }
+
+    /// <summary>
+    /// After an invalidation reached Redis (a product write publishes it in its floor script, before it commits): returns
+    /// once no replica can still serve from memory what it held before.
+    /// </summary>
+    public Task WaitForEveryReplicaAsync() => near.Enabled ? WaitOneLeaseAsync() : Task.CompletedTask;
 
     protected override string What => "Product invalidation";
 

@@ -227,7 +227,6 @@ public static class ProductsApi
         {
             await db.SaveChangesAsync(cancellationToken);
             available = await db.Stock.AsNoTracking().Where(s => s.ProductId == id).Select(s => s.Quantity - s.Reserved).FirstOrDefaultAsync(cancellationToken);
-            await scope.CommitAsync(cancellationToken);
         }
         catch (DbUpdateConcurrencyException)
         {
@@ -238,6 +237,13 @@ public static class ProductsApi
             return TypedResults.Problem(statusCode: 409, title: "SKU already in use.", detail: $"Another product of this tenant has SKU '{product.Sku}'.");
         }
 
+        // The row stays locked until the commit, so no other write of this product can come between.
+        if (!await cache.InvalidateBeforeWriteAsync(id, product.Version))
+        {
+            return CacheUnavailable(context);
+        }
+
+        await scope.CommitAsync(cancellationToken);
         await cache.WrittenAsync(product.ToCached());
         context.Response.Headers.ETag = ETag(product.Version);
         return TypedResults.Ok(ProductResponse.From(product.ToCached(), available));
@@ -263,14 +269,19 @@ public static class ProductsApi
         try
         {
             await db.SaveChangesAsync(cancellationToken);
-            await scope.CommitAsync(cancellationToken);
         }
         catch (DbUpdateConcurrencyException)
         {
             return PreconditionFailed(null);
         }
 
-        await cache.DeletedAsync(id, product.Version);
+        if (!await cache.InvalidateBeforeWriteAsync(id, product.Version))
+        {
+            return CacheUnavailable(context);
+        }
+
+        await scope.CommitAsync(cancellationToken);
+        await cache.DeletedAsync();
         return TypedResults.NoContent();
     }
 
@@ -344,6 +355,14 @@ public static class ProductsApi
     }
 
     private static string ETag(long version) => $"\"{version.ToString(CultureInfo.InvariantCulture)}\"";
+
+    /// <summary>The product's cached copies could not be invalidated, so the write was rolled back: nothing changed.</summary>
+    private static ProblemHttpResult CacheUnavailable(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = "5";
+        return TypedResults.Problem(statusCode: 503, title: "The product cannot be changed right now.",
+            detail: "Its cached copies could not be invalidated, so the change was not made. Try again shortly.");
+    }
 
     private static ProblemHttpResult PreconditionFailed(long? current) =>
         TypedResults.Problem(statusCode: 412, title: "The product has changed.",

@@ -290,6 +290,57 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task A_product_write_that_cannot_invalidate_the_cache_is_not_made_and_no_replica_serves_a_copy_older_than_a_write_that_returned()
+    {
+        using var held = await ProductHeldInMemoryByEveryReplicaAsync(stock: 5);
+        var product = held.Id;
+        using var current = await held.Replicas[0].GetAsync($"/v1/products/{product}", Cancellation);
+        var name = (await current.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("name").GetString();
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(App.GetConnectionString("redis")!);
+        var shared = redis.GetDatabase();
+        Assert.True(await shared.KeyExistsAsync($"product:{product:N}"), "The reads did not put the product in the shared cache.");
+
+        // Redis answers reads and publishes, but refuses the writer's script: the shared copy of the old value stays.
+        // Committing anyway would leave that copy to be served after the write returned.
+        HttpResponseMessage refused;
+        await shared.ExecuteAsync("ACL", "SETUSER", "default", "-@scripting");
+        try
+        {
+            refused = await PutAsync(held.Replicas[0], product, "Renamed while Redis refused scripts", current.Headers.ETag);
+        }
+        finally
+        {
+            await shared.ExecuteAsync("ACL", "SETUSER", "default", "+@all");
+        }
+
+        using (refused)
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.Equal("application/problem+json", refused.Content.Headers.ContentType?.MediaType);
+            Assert.Equal(TimeSpan.FromSeconds(5), refused.Headers.RetryAfter?.Delta);
+        }
+
+        Assert.Equal(name, await ScalarAsync<string>($"SELECT name FROM products WHERE id = '{product}'"));
+        foreach (var direct in held.Replicas)
+        {
+            using var read = await direct.GetAsync($"/v1/products/{product}", Cancellation);
+            Assert.Equal(current.Headers.ETag, read.Headers.ETag);
+            Assert.Equal(name, (await read.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("name").GetString());
+        }
+
+        // The same write, once Redis takes scripts again, is made and shows on every replica.
+        using (var accepted = await PutAsync(held.Replicas[1], product, "Renamed", current.Headers.ETag))
+        {
+            Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+        }
+
+        foreach (var direct in held.Replicas)
+        {
+            Assert.Equal("Renamed", (await direct.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", Cancellation)).GetProperty("name").GetString());
+        }
+    }
+
+    [Fact]
     public async Task The_inventory_database_itself_hides_and_refuses_another_tenants_rows()
     {
         var product = await CreateProductAsync(stock: 5);

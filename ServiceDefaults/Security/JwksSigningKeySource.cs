@@ -6,19 +6,23 @@ using Microsoft.IdentityModel.Tokens;
 namespace Shop.ServiceDefaults.Security;
 
 /// <summary>
-/// The Gateway's JWKS, fetched through service discovery and cached. <see cref="JwksRefresher"/> fetches it when the
-/// service starts and again before it goes stale, so a request rarely waits for a fetch. An unknown key id triggers
-/// one refresh (at most every 10 s), which is how a rotated key is picked up without a restart.
+/// The Gateway's JWKS, fetched through service discovery and held in memory. <see cref="JwksRefresher"/> fetches it when
+/// the service starts and again every 80 % of <see cref="TokenOptions.JwksCacheSeconds"/>, so requests find their key
+/// without waiting. An unknown key id makes a request look once more (at most every 10 s), which is how a rotated key
+/// is picked up without a restart.
 /// <para>
-/// When the set could not be fetched, the keys it had are kept: a Gateway restart must not make every service reject
+/// When the set cannot be fetched, the keys already held are kept: a Gateway restart must not make every service reject
 /// valid tokens. A token whose key is not among them then cannot be judged at all: <see cref="FindAsync"/> throws
-/// <see cref="SigningKeysUnavailableException"/> (a 503 for the caller) rather than calling the token invalid.
+/// <see cref="SigningKeysUnavailableException"/> (a 503 for the caller) rather than calling the token invalid. A fetch
+/// is bounded (<see cref="FetchTimeout"/>) and never ends with a request's cancellation, so no request waits long for
+/// one and no client that hangs up can leave a failed look-up behind.
 /// </para>
 /// </summary>
 public sealed class JwksSigningKeySource(IHttpClientFactory clients, IOptions<TokenOptions> options, TimeProvider clock,
     ILogger<JwksSigningKeySource> logger) : ISigningKeySource
 {
     public const string ClientName = "jwks";
+    public static readonly TimeSpan FetchTimeout = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan MinimumRefreshInterval = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan WarnAfter = TimeSpan.FromSeconds(30);
 
@@ -29,32 +33,32 @@ public sealed class JwksSigningKeySource(IHttpClientFactory clients, IOptions<To
     private volatile bool _lastAttemptFailed;
     private DateTimeOffset _failingSince;
 
-    private TimeSpan CacheFor => TimeSpan.FromSeconds(options.Value.JwksCacheSeconds);
-
     /// <summary>When the keys were last fetched; <see cref="DateTimeOffset.MinValue"/> before the first success.</summary>
     public DateTimeOffset FetchedAt => _fetchedAt;
 
     public async ValueTask<SecurityKey?> FindAsync(string keyId, CancellationToken cancellationToken)
     {
-        if (clock.GetUtcNow() - _fetchedAt < CacheFor && _keys.TryGetValue(keyId, out var cached))
+        // Keeping the set current is the refresher's work: a key held is answered from memory, however old the set.
+        if (_keys.TryGetValue(keyId, out var cached))
         {
             return cached;
         }
 
-        await _refresh.WaitAsync(cancellationToken);
+        // A fetch under way ends within its own timeout; one that has not ended by then leaves the token unjudged.
+        if (!await _refresh.WaitAsync(FetchTimeout, cancellationToken))
+        {
+            throw new SigningKeysUnavailableException();
+        }
+
         try
         {
-            var now = clock.GetUtcNow();
-            var stale = now - _fetchedAt >= CacheFor;
-            var known = _keys.TryGetValue(keyId, out cached);
-            // A stale set is fetched again, a missing key looked for, but neither more often than every 10 s.
-            if ((stale || !known) && now - _attemptedAt >= MinimumRefreshInterval)
+            if (!_keys.ContainsKey(keyId) && clock.GetUtcNow() - _attemptedAt >= MinimumRefreshInterval)
             {
-                await FetchAsync(cancellationToken);
-                known = _keys.TryGetValue(keyId, out cached);
+                // Not the request's token: a client that hangs up must not cut short a fetch that others rely on.
+                await FetchAsync(CancellationToken.None);
             }
 
-            if (known)
+            if (_keys.TryGetValue(keyId, out cached))
             {
                 return cached;
             }
@@ -82,13 +86,15 @@ public sealed class JwksSigningKeySource(IHttpClientFactory clients, IOptions<To
         }
     }
 
+    /// <summary>One attempt, at most <see cref="FetchTimeout"/> long; every failure but <paramref name="cancellationToken"/>'s is a failed attempt.</summary>
     private async Task<bool> FetchAsync(CancellationToken cancellationToken)
     {
-        _attemptedAt = clock.GetUtcNow();
         try
         {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(FetchTimeout);
             using var client = clients.CreateClient(ClientName);
-            var json = await client.GetStringAsync(options.Value.JwksUrl, cancellationToken);
+            var json = await client.GetStringAsync(options.Value.JwksUrl, timeout.Token);
             var set = new JsonWebKeySet(json);
             _keys = set.Keys
                 .Where(k => k.Kty == JsonWebAlgorithmsKeyTypes.RSA && !string.IsNullOrEmpty(k.Kid) && k.Use is null or "sig")
@@ -97,18 +103,24 @@ public sealed class JwksSigningKeySource(IHttpClientFactory clients, IOptions<To
             _lastAttemptFailed = false;
             return true;
         }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or ArgumentException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
         {
+            // Refused, timed out (ours or the resilience pipeline's), an open circuit, a malformed set: all the same here.
             if (!_lastAttemptFailed)
             {
-                _failingSince = _attemptedAt;
+                _failingSince = clock.GetUtcNow();
             }
 
             _lastAttemptFailed = true;
             // Services and the Gateway start together: the first few seconds of failures are expected, not a fault.
-            var level = _attemptedAt - _failingSince >= WarnAfter ? LogLevel.Warning : LogLevel.Information;
+            var level = clock.GetUtcNow() - _failingSince >= WarnAfter ? LogLevel.Warning : LogLevel.Information;
             logger.Log(level, ex, "Fetching the JWKS from {Url} failed; keeping {Count} known keys", options.Value.JwksUrl, _keys.Count);
             return false;
+        }
+        finally
+        {
+            // Counted from the end of the attempt, so a slow failure does not let the next one start at once.
+            _attemptedAt = clock.GetUtcNow();
         }
     }
 }
@@ -144,6 +156,8 @@ internal sealed class JwksRefresher(JwksSigningKeySource source, IOptions<TokenO
                 retryDelay = FirstRetryDelay;
                 continue;
             }
+
+            // RefreshAsync reports every failure as false; only the service's stopping ends this loop.
 
             await Task.Delay(retryDelay, clock, stoppingToken);
             retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetryDelay.Ticks));

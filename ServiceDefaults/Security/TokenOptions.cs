@@ -20,7 +20,7 @@ public sealed class TokenOptions
     [Range(0, 300)]
     public int ClockSkewSeconds { get; set; } = 30;
 
-    /// <summary>How long fetched keys are trusted before they are fetched again.</summary>
+    /// <summary>How often services fetch the keys again (at 80 % of this); keys already held are kept while a fetch fails.</summary>
     [Range(10, 86400)]
     public int JwksCacheSeconds { get; set; } = 300;
 }

@@ -310,7 +310,7 @@ public sealed class InventoryTests(AppFixture fixture)
         }
         finally
         {
-            await shared.ExecuteAsync("ACL", "SETUSER", "default", "+@all");
+            await shared.ExecuteAsync("ACL", "SETUSER", "default", "+@scripting");
         }
 
         using (refused)

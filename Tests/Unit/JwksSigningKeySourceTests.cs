@@ -48,9 +48,11 @@ public sealed class JwksSigningKeySourceTests
         _gateway.Down = true;
         _clock.Advance(TimeSpan.FromSeconds(301));
 
+        // Keeping the set current is the refresher's work: a request finds its key without asking the Gateway.
         Assert.Equal("k1", (await _source.FindAsync("k1", Cancellation))?.KeyId);
-        Assert.Equal(2, _gateway.Requests);
+        Assert.Equal(1, _gateway.Requests);
         await Assert.ThrowsAsync<SigningKeysUnavailableException>(() => _source.FindAsync("k2", Cancellation).AsTask());
+        Assert.Equal(2, _gateway.Requests);
     }
 
     [Fact]
@@ -72,9 +74,45 @@ public sealed class JwksSigningKeySourceTests
     }
 
     [Fact]
+    public async Task Any_failure_of_a_fetch_leaves_the_token_unjudged_rather_than_failing_the_request()
+    {
+        // What the resilience pipeline throws for an open circuit or its own timeout is not an HttpRequestException.
+        _gateway.Failure = () => new InvalidOperationException("The circuit is now open");
+        _gateway.Down = true;
+
+        await Assert.ThrowsAsync<SigningKeysUnavailableException>(() => _source.FindAsync("k1", Cancellation).AsTask());
+    }
+
+    [Fact]
+    public async Task A_gateway_that_does_not_answer_holds_a_request_no_longer_than_the_fetch_timeout()
+    {
+        _gateway.Hang = true;
+        var started = System.Diagnostics.Stopwatch.StartNew();
+
+        await Assert.ThrowsAsync<SigningKeysUnavailableException>(() => _source.FindAsync("k1", Cancellation).AsTask());
+
+        // 3 s; the bound is loose for a loaded machine, against the HttpClient's own 100 s.
+        Assert.True(started.Elapsed < JwksSigningKeySource.FetchTimeout * 4, $"The look-up took {started.Elapsed}.");
+    }
+
+    [Fact]
+    public async Task A_client_that_hangs_up_during_a_fetch_does_not_cut_it_short()
+    {
+        _gateway.Delay = TimeSpan.FromMilliseconds(500);
+        using var hangUp = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        hangUp.CancelAfter(TimeSpan.FromMilliseconds(50));
+
+        // The fetch completes for everyone who needs it; nothing is left behind as a failed attempt.
+        Assert.Equal("k1", (await _source.FindAsync("k1", hangUp.Token))?.KeyId);
+        Assert.Equal("k1", (await _source.FindAsync("k1", Cancellation))?.KeyId);
+        Assert.Equal(1, _gateway.Requests);
+    }
+
+    [Fact]
     public async Task The_refresher_fetches_the_keys_at_start_retrying_until_the_gateway_answers()
     {
         _gateway.FailuresLeft = 2;
+        _gateway.Failure = () => _gateway.Requests == 1 ? new HttpRequestException("Connection refused") : new InvalidOperationException("The circuit is now open");
         var source = new JwksSigningKeySource(new Clients(_gateway), Options.Create(new TokenOptions()), TimeProvider.System,
             NullLogger<JwksSigningKeySource>.Instance);
         using var refresher = new JwksRefresher(source, Options.Create(new TokenOptions()), TimeProvider.System);
@@ -105,19 +143,26 @@ public sealed class JwksSigningKeySourceTests
 
         public int FailuresLeft { get; set; }
 
+        public Func<Exception> Failure { get; set; } = () => new HttpRequestException("Connection refused");
+
+        public bool Hang { get; set; }
+
+        public TimeSpan Delay { get; set; }
+
         public int Requests { get; private set; }
 
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
             Requests++;
             if (Down || FailuresLeft-- > 0)
             {
-                throw new HttpRequestException("Connection refused");
+                throw Failure();
             }
 
+            await Task.Delay(Hang ? Timeout.InfiniteTimeSpan : Delay, cancellationToken);
             var keys = string.Join(',', KeyIds.Select(kid =>
                 $$"""{"kty":"RSA","use":"sig","alg":"RS256","kid":"{{kid}}","n":"{{Base64UrlEncoder.Encode(_public.Modulus)}}","e":"{{Base64UrlEncoder.Encode(_public.Exponent)}}"}"""));
-            return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent($$"""{"keys":[{{keys}}]}""") });
+            return new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent($$"""{"keys":[{{keys}}]}""") };
         }
     }
 

@@ -48,6 +48,21 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         return 1
         """;
 
+    /// <summary>Availability read at a stock version under the last adjustment's is not kept: a read from before it may land late.</summary>
+    private const string FillAvailabilityIfCurrent = """
+        if tonumber(ARGV[2]) < tonumber(redis.call('GET', KEYS[2]) or '0') then return 0 end
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+        return 1
+        """;
+
+    /// <summary>After an adjustment: no availability read before it can be cached again, and none is.</summary>
+    private const string RaiseAvailabilityFloor = """
+        local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+        if tonumber(ARGV[1]) > floor then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
+        redis.call('DEL', KEYS[1])
+        return 1
+        """;
+
     /// <summary>Before a write commits: no version under the one being written can be cached again, none is, and every replica hears it.</summary>
     private const string RaiseFloor = """
         local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -101,18 +116,21 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     }
 
     /// <summary>After a database read: the product and its availability, in memory and in Redis (not awaited for availability).</summary>
-    public async Task FillAsync(CachedRead read, CachedProduct product, int available)
+    public async Task FillAsync(CachedRead read, CachedProduct product, int available, long stockVersion)
     {
         Reads.Add(1, new KeyValuePair<string, object?>("source", "database"));
         // A row read just before a write's floor went up is not kept anywhere, memory included.
         if (await SetAsync(product.Id, product.Version, JsonSerializer.Serialize(product, JsonSerializerOptions.Web)))
         {
-            FillAvailability(read, product, available);
+            FillAvailability(read, product, available, stockVersion);
         }
     }
 
-    /// <summary>Keeps a product's availability, just read from the database, for a short while.</summary>
-    public void FillAvailability(CachedRead read, CachedProduct product, int available)
+    /// <summary>
+    /// Keeps a product's availability, just read from the database at <paramref name="stockVersion"/>, for a short while. In
+    /// Redis only if no adjustment has committed since that read (the fill is not awaited, so it may arrive after one).
+    /// </summary>
+    public void FillAvailability(CachedRead read, CachedProduct product, int available, long stockVersion)
     {
         var ttl = options.Value.AvailabilityTtlMilliseconds;
         if (ttl == 0)
@@ -123,8 +141,8 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         near.Fill(read.Generation, product.Id, new NearProduct(product, available, clock.GetTimestamp() + ttl * clock.TimestampFrequency / 1000));
         try
         {
-            redis.GetDatabase().StringSet(AvailableKey(product.Id), $"{available}:{clock.GetUtcNow().ToUnixTimeMilliseconds()}",
-                TimeSpan.FromMilliseconds(ttl), flags: CommandFlags.FireAndForget);
+            redis.GetDatabase().ScriptEvaluate(FillAvailabilityIfCurrent, [AvailableKey(product.Id), AvailableFloorKey(product.Id)],
+                [$"{available}:{clock.GetUtcNow().ToUnixTimeMilliseconds()}", stockVersion, ttl], CommandFlags.FireAndForget);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -132,12 +150,16 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         }
     }
 
-    /// <summary>After a committed stock adjustment: the next product read, on any replica, takes availability from the database.</summary>
-    public async Task AvailabilityChangedAsync(Guid id)
+    /// <summary>
+    /// After a committed stock adjustment, which left the stock at <paramref name="stockVersion"/>: the next product read, on
+    /// any replica, takes availability from the database, and no read from before the adjustment is kept in Redis.
+    /// </summary>
+    public async Task AvailabilityChangedAsync(Guid id, long stockVersion)
     {
         try
         {
-            await redis.GetDatabase().KeyDeleteAsync(AvailableKey(id));
+            await redis.GetDatabase().ScriptEvaluateAsync(RaiseAvailabilityFloor, [AvailableKey(id), AvailableFloorKey(id)],
+                [stockVersion, (long)FloorTtl.TotalMilliseconds]);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -213,6 +235,8 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     private static string FloorKey(Guid id) => $"product:{id:N}:floor";
 
     private static string AvailableKey(Guid id) => $"product:{id:N}:available";
+
+    private static string AvailableFloorKey(Guid id) => $"product:{id:N}:available:floor";
 }
 
 /// <summary>What the cache knew: the product (null on a miss), its availability if still fresh, and the read's generation.</summary>

@@ -80,8 +80,8 @@ public static class ProductsApi
                 return TypedResults.NotFound();
             }
 
-            (product, available) = row.Value;
-            await cache.FillAsync(read, product, row.Value.Available);
+            (product, available, _) = row.Value;
+            await cache.FillAsync(read, product, row.Value.Available, row.Value.StockVersion);
         }
 
         if (scope is not null && product.TenantId != scope)
@@ -91,13 +91,14 @@ public static class ProductsApi
 
         if (available is null)
         {
-            await using var stock = Batch(dataSource, scope, new NpgsqlBatchCommand("SELECT quantity - reserved FROM stock WHERE product_id = $1")
+            await using var stock = Batch(dataSource, scope, new NpgsqlBatchCommand("SELECT quantity - reserved, version FROM stock WHERE product_id = $1")
             {
                 Parameters = { new() { Value = id } },
             });
             await using var reader = await ReadLastAsync(stock, cancellationToken);
-            available = await reader.ReadAsync(cancellationToken) ? reader.GetInt32(0) : 0;
-            cache.FillAvailability(read, product, available.Value);
+            var found = await reader.ReadAsync(cancellationToken);
+            available = found ? reader.GetInt32(0) : 0;
+            cache.FillAvailability(read, product, available.Value, found ? reader.GetInt64(1) : 0);
         }
 
         context.Response.Headers.ETag = ETag(product.Version);
@@ -105,13 +106,13 @@ public static class ProductsApi
     }
 
     /// <summary>A product that is not deleted, with its availability, in one round trip; in the tenant's scope unless it is null.</summary>
-    private static async Task<(CachedProduct Product, int Available)?> ReadProductAsync(NpgsqlDataSource dataSource, string? scope, Guid id,
-        CancellationToken cancellationToken)
+    private static async Task<(CachedProduct Product, int Available, long StockVersion)?> ReadProductAsync(NpgsqlDataSource dataSource, string? scope,
+        Guid id, CancellationToken cancellationToken)
     {
         await using var batch = Batch(dataSource, scope, new NpgsqlBatchCommand("""
             SELECT p.id, p.tenant_id, p.sku, p.name, p.description, p.price_amount, p.price_currency, p.active, p.version,
-                   COALESCE((SELECT s.quantity - s.reserved FROM stock s WHERE s.product_id = p.id), 0)
-            FROM products p
+                   COALESCE(s.quantity - s.reserved, 0), COALESCE(s.version, 0)
+            FROM products p LEFT JOIN stock s ON s.product_id = p.id
             WHERE p.id = $1 AND p.deleted_at IS NULL
             """)
         {
@@ -124,7 +125,7 @@ public static class ProductsApi
         }
 
         return (new CachedProduct(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4),
-            reader.GetDecimal(5), reader.GetString(6), reader.GetBoolean(7), reader.GetInt64(8)), reader.GetInt32(9));
+            reader.GetDecimal(5), reader.GetString(6), reader.GetBoolean(7), reader.GetInt64(8)), reader.GetInt32(9), reader.GetInt64(10));
     }
 
     /// <summary>The batch's reader, at the result of its last statement.</summary>

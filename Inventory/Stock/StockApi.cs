@@ -108,7 +108,7 @@ public static class StockApi
         }
 
         await transaction.CommitAsync(cancellationToken);
-        await cache.AvailabilityChangedAsync(productId);
+        await cache.AvailabilityChangedAsync(productId, stock.Version);
         return TypedResults.Ok(From(stock));
     }
 

@@ -158,7 +158,6 @@ internal sealed class JwksRefresher(JwksSigningKeySource source, IOptions<TokenO
             }
 
             // RefreshAsync reports every failure as false; only the service's stopping ends this loop.
-
             await Task.Delay(retryDelay, clock, stoppingToken);
             retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetryDelay.Ticks));
         }

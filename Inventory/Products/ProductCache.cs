@@ -55,15 +55,10 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         return 1
         """;
 
-    /// <summary>After an adjustment: no availability read before it can be cached again, and none is.</summary>
-    private const string RaiseAvailabilityFloor = """
-        local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
-        if tonumber(ARGV[1]) > floor then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
-        redis.call('DEL', KEYS[1])
-        return 1
-        """;
-
-    /// <summary>Before a write commits: no version under the one being written can be cached again, none is, and every replica hears it.</summary>
+    /// <summary>
+    /// No version under ARGV[1] can be cached again under KEYS[1], none is, and every replica hears of it (ARGV[4] on the
+    /// channel ARGV[3]) in the same step. A product write runs it before it commits, a stock adjustment after.
+    /// </summary>
     private const string RaiseFloor = """
         local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
         if tonumber(ARGV[1]) > floor then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
@@ -158,16 +153,18 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     {
         try
         {
-            await redis.GetDatabase().ScriptEvaluateAsync(RaiseAvailabilityFloor, [AvailableKey(id), AvailableFloorKey(id)],
-                [stockVersion, (long)FloorTtl.TotalMilliseconds]);
+            await redis.GetDatabase().ScriptEvaluateAsync(RaiseFloor, [AvailableKey(id), AvailableFloorKey(id)],
+                [stockVersion, (long)FloorTtl.TotalMilliseconds, ProductInvalidations.Channel, id.ToString("N")]);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
+            // The adjustment has committed. Replicas keep availability only for what is left of its TTL since it was read,
+            // as they do after a reservation.
             logger.LogWarning(ex, "Availability cache removal failed for {ProductId}; product reads may show the old availability for up to {Ttl} ms",
                 id, options.Value.AvailabilityTtlMilliseconds);
         }
 
-        await invalidations.PublishAsync(id);
+        await invalidations.WaitForEveryReplicaAsync();
     }
 
     /// <summary>"available:read-at" in Redis; kept in memory only for what is left of its TTL since it was read from the database.</summary>

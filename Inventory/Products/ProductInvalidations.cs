@@ -1,5 +1,4 @@
 using Shop.ServiceDefaults.Caching;
-using StackExchange.Redis;
 
 namespace Shop.Inventory.Products;
 
@@ -14,36 +13,13 @@ namespace Shop.Inventory.Products;
 /// while its lease ran. Only product writes and stock adjustments (admin calls) pay this wait.
 /// </remarks>
 public sealed class ProductInvalidations(
-    IConnectionMultiplexer redis, NearCache<NearProduct> near, string redisConnectionString, TimeProvider clock, ILogger<ProductInvalidations> logger)
+    NearCache<NearProduct> near, string redisConnectionString, TimeProvider clock, ILogger<ProductInvalidations> logger)
     : LeasedSubscription(redisConnectionString, Channel, near.Lease, clock, logger)
 {
     public const string Channel = "inventory:product-invalidations";
 
-    /// <summary>After a committed stock adjustment: returns once no replica can serve the product's old availability from memory.</summary>
-    public async Task PublishAsync(Guid productId)
-    {
-        if (!near.Enabled)
-        {
-            return;
-        }
-
-        try
-        {
-            await redis.GetSubscriber().PublishAsync(Channel, productId.ToString("N"));
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException)
-        {
-            // Replicas whose subscription is down stop serving within the lease; ones still subscribed never saw this, but
-            // keep availability only for what is left of its TTL since it was read, as they do after a reservation.
-            Logger.LogWarning(ex, "Product {ProductId} invalidation could not be published; replicas may show its old availability for up to its TTL",
-                productId);
-        }
-
-        await WaitOneLeaseAsync();
-    }
-
     /// <summary>
-    /// After an invalidation reached Redis (a product write publishes it in its floor script, before it commits): returns
+    /// After an invalidation reached Redis (product writes and stock adjustments publish it in their floor script): returns
     /// once no replica can still serve from memory what it held before.
     /// </summary>
     public Task WaitForEveryReplicaAsync() => near.Enabled ? WaitOneLeaseAsync() : Task.CompletedTask;

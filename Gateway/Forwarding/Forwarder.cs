@@ -8,7 +8,8 @@ namespace Shop.Gateway.Forwarding;
 /// Forwards a request to one replica of a service, picked round-robin among the replicas that pass their
 /// health probe and are not ejected. Bodies stream both ways, hop-by-hop headers are dropped and
 /// X-Forwarded-* set. A replica that cannot be connected to is reported and the next one tried (nothing was
-/// sent, so this is safe for any method); when no replica is available the answer is 503 at once.
+/// sent, so this is safe for any method); when no replica is available the answer is 503 at once. Only transport
+/// failures (no connection, no answer in time, a broken answer) count towards ejecting a replica.
 /// </summary>
 public sealed class Forwarder(DestinationPools pools, IOptions<ForwardingOptions> options, TimeProvider clock, ILogger<Forwarder> logger)
 {
@@ -78,15 +79,11 @@ public sealed class Forwarder(DestinationPools pools, IOptions<ForwardingOptions
 
             using (response)
             {
-                if ((int)response.StatusCode is 502 or 503 or 504)
-                {
-                    destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
-                }
-                else
-                {
-                    destination.ReportSuccess();
-                }
-
+                // Any answer, a 503 included, shows the replica is up. A service's own 503 says a dependency is down
+                // (Redis for a product write, say), which its other replicas share: counting it would take every
+                // replica out, and with them the requests they can still serve. A replica that is unready says so on
+                // /health, which the active probe acts on.
+                destination.ReportSuccess();
                 await CopyResponseAsync(context, response);
                 return;
             }

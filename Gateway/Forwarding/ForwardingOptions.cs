@@ -6,7 +6,10 @@ public sealed class ForwardingOptions
 {
     public const string Section = "Forwarding";
 
-    /// <summary>Consecutive failures (connection errors, timeouts, 502/503/504) that eject a destination.</summary>
+    /// <summary>
+    /// Consecutive transport failures (connection errors, timeouts, broken answers) that eject a destination. A status
+    /// code the destination answers, 5xx included, is not one: readiness is the active probe's to judge.
+    /// </summary>
     [Range(1, 100)]
     public int FailuresToEject { get; set; } = 3;
 

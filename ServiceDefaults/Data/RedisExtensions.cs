@@ -12,6 +12,9 @@ public static class RedisExtensions
     /// <summary>
     /// Registers a multiplexer for <c>ConnectionStrings:{connectionName}</c> (Aspire's <c>host:port,password=…</c>
     /// format) and a readiness check that PINGs. It connects in the background and keeps retrying.
+    /// Redis down makes the service degraded, not unready: every user of Redis here copes without it (product reads
+    /// fall back to the database, the Gateway's revocation check and rate limiter fail open), so a replica must stay in
+    /// rotation. Marked unready, every replica at once would be taken out, and a Redis outage would become an outage.
     /// </summary>
     public static IHostApplicationBuilder AddRedisClient(this IHostApplicationBuilder builder, string connectionName)
     {
@@ -32,7 +35,7 @@ public static class RedisExtensions
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
             connectionName,
             services => new RedisHealthCheck(services.GetRequiredService<IConnectionMultiplexer>()),
-            HealthStatus.Unhealthy,
+            HealthStatus.Degraded,
             [HealthTags.Ready],
             TimeSpan.FromSeconds(5)));
         return builder;
@@ -49,7 +52,7 @@ public static class RedisExtensions
             }
             catch (Exception ex) when (ex is RedisException or TimeoutException)
             {
-                return HealthCheckResult.Unhealthy(ex.Message, ex);
+                return new HealthCheckResult(context.Registration.FailureStatus, ex.Message, ex);
             }
         }
     }

@@ -275,6 +275,95 @@ public sealed class ChaosTests(ChaosFixture fixture)
         }, seconds: 30);
     }
 
+    [Fact]
+    public async Task With_Redis_down_the_catalog_and_orders_are_still_served_through_the_gateway_and_refused_writes_eject_no_replica()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _customer = customer;
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        using var before = await admin.GetAsync($"/v1/products/{product}", Cancellation);
+        Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        timeout.CancelAfter(TimeSpan.FromSeconds(120));
+
+        await App.Orchestrator.StopResourceAsync("redis");
+        try
+        {
+            // Every replica of the Gateway and of Inventory has noticed: its readiness report names Redis as down.
+            foreach (var resource in new[] { "gateway", "inventory" })
+            {
+                foreach (var replica in App.ResourceNotifications.GetSnapshot(resource).Replicas)
+                {
+                    using var direct = new HttpClient { BaseAddress = new Uri(replica.Endpoint!) };
+                    await ShopData.WaitUntilAsync($"{resource} at {replica.Endpoint} to report Redis down", async () =>
+                    {
+                        using var health = await direct.GetAsync("/health", timeout.Token);
+                        var report = await health.Content.ReadFromJsonAsync<JsonElement>(timeout.Token);
+                        return report.GetProperty("checks").GetProperty("redis").GetProperty("status").GetString() != "Healthy";
+                    }, seconds: 30);
+                }
+            }
+
+            // Over more than one probe interval of the Gateway (5 s) and of the AppHost (5 s), every read is answered.
+            var reading = Stopwatch.StartNew();
+            while (reading.Elapsed < TimeSpan.FromSeconds(12))
+            {
+                using var read = await admin.GetAsync($"/v1/products/{product}", timeout.Token);
+                Assert.True(read.StatusCode == HttpStatusCode.OK,
+                    $"A read with Redis down after {reading.Elapsed}: {(int)read.StatusCode} {await read.Content.ReadAsStringAsync(timeout.Token)}");
+                await Task.Delay(250, timeout.Token);
+            }
+
+            // A product write cannot invalidate the cache, so Inventory refuses it. These are the service's answers, not
+            // a failure of its replicas: twice as many in a row as eject a replica (3) for each of the two leave both in
+            // rotation, however the Gateway's round robin spreads them.
+            for (var attempt = 0; attempt < 12; attempt++)
+            {
+                using var write = await PutProductAsync(admin, product, "Renamed with Redis down", before.Headers.ETag!, timeout.Token);
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, write.StatusCode);
+                Assert.Equal("The product cannot be changed right now.",
+                    (await write.Content.ReadFromJsonAsync<JsonElement>(timeout.Token)).GetProperty("title").GetString());
+            }
+
+            for (var attempt = 0; attempt < 4; attempt++)
+            {
+                using var read = await admin.GetAsync($"/v1/products/{product}", timeout.Token);
+                Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            }
+
+            // A customer still orders: the reservation is made in the database.
+            var order = await ShopData.PlaceOrderAsync(customer, product, 1);
+            var placed = await ShopData.WaitForOrderAsync(customer, order, TimeSpan.FromSeconds(60), "Paid", "Failed", "Cancelled");
+            Assert.Equal("Paid", placed.GetProperty("status").GetString());
+        }
+        finally
+        {
+            await App.Orchestrator.StartResourceAsync("redis");
+        }
+
+        // With Redis back, the refused write is made.
+        await App.ResourceNotifications.WaitForResourceHealthyAsync("redis", timeout.Token);
+        await ShopData.WaitUntilAsync("the write to be accepted with Redis back", async () =>
+        {
+            using var write = await PutProductAsync(admin, product, "Renamed with Redis back", before.Headers.ETag!, timeout.Token);
+            return write.StatusCode == HttpStatusCode.OK;
+        }, seconds: 30);
+        Assert.Equal("Renamed with Redis back",
+            (await admin.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", timeout.Token)).GetProperty("name").GetString());
+    }
+
+    private static async Task<HttpResponseMessage> PutProductAsync(HttpClient admin, Guid product, string name,
+        System.Net.Http.Headers.EntityTagHeaderValue etag, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, $"/v1/products/{product}")
+        {
+            Content = JsonContent.Create(new { sku = $"SKU-{product:N}", name, description = "", price = new { amount = 10.5m, currency = "EUR" }, active = true }),
+        };
+        request.Headers.IfMatch.Add(etag);
+        return await admin.SendAsync(request, cancellationToken);
+    }
+
     /// <summary>Until <paramref name="attempts"/> requests hold or held <paramref name="key"/> and wait to insert their order.</summary>
     private async Task WaitUntilWaitingOnTheLockAsync(string key, int attempts)
     {

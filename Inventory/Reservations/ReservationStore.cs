@@ -78,9 +78,10 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
                     await statements.ExecuteNonQueryAsync();
                     made = true;
                 }
-                catch (PostgresException)
+                catch (PostgresException) when (connection.State == System.Data.ConnectionState.Open)
                 {
-                    // Nothing of the batch was kept: each request goes on its own below.
+                    // Nothing of the batch was kept: each request goes on its own below. Not when the error broke the
+                    // connection (the server shutting down, say): that error is the answer for every request of the batch.
                 }
 
                 for (var i = 0; made && i < batch.Count; i++)

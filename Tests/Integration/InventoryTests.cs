@@ -4,7 +4,6 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Npgsql;
 using Shop.Hosting;
-using Shop.Hosting.ApplicationModel;
 using Shop.ServiceDefaults.Messaging;
 
 namespace Shop.Tests.Integration;
@@ -749,12 +748,7 @@ public sealed class InventoryTests(AppFixture fixture)
     /// <summary>A client of one Inventory replica authenticated as the Orders service (client-credentials grant).</summary>
     private async Task<HttpClient> ServiceClientAsync(int replica = 0)
     {
-        var secret = App.Resources.OfType<ParameterResource>().Single(p => p.Name == "orders-client-secret").Value;
-        using var gateway = ShopClients.Anonymous(App);
-        using var response = await gateway.PostAsJsonAsync("/v1/auth/token",
-            new { grantType = "client_credentials", clientId = "orders", clientSecret = secret }, Cancellation);
-        response.EnsureSuccessStatusCode();
-        var token = (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("accessToken").GetString();
+        var token = await ShopClients.ServiceTokenAsync(App);
         var client = App.CreateHttpClient("inventory", replica);
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         return client;

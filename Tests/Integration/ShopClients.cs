@@ -40,6 +40,17 @@ internal static class ShopClients
         return (await response.Content.ReadFromJsonAsync<Tokens>(TestContext.Current.CancellationToken))!;
     }
 
+    /// <summary>An access token of the Orders service's own identity (the client-credentials grant), for Inventory's internal API.</summary>
+    public static async Task<string> ServiceTokenAsync(DistributedApplication app)
+    {
+        var secret = app.Resources.OfType<Shop.Hosting.ApplicationModel.ParameterResource>().Single(p => p.Name == "orders-client-secret").Value;
+        using var client = Anonymous(app);
+        using var response = await client.PostAsJsonAsync("/v1/auth/token",
+            new { grantType = "client_credentials", clientId = "orders", clientSecret = secret }, TestContext.Current.CancellationToken);
+        response.EnsureSuccessStatusCode();
+        return (await response.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>(TestContext.Current.CancellationToken)).GetProperty("accessToken").GetString()!;
+    }
+
     /// <summary>A new customer of the tenant, signed in.</summary>
     public static async Task<(HttpClient Client, Tokens Tokens)> CustomerAsync(DistributedApplication app, string tenant = "demo", int? replica = null)
     {

@@ -1,5 +1,6 @@
 using Shop.ServiceDefaults.Correlation;
 using Shop.ServiceDefaults.Data;
+using Shop.ServiceDefaults.Errors;
 using Shop.ServiceDefaults.Messaging;
 
 namespace Shop.Tests.Unit;
@@ -17,6 +18,25 @@ public sealed class PlumbingTests
     {
         Assert.Equal(valid, CorrelationContext.IsValid(id));
         Assert.False(CorrelationContext.IsValid(new string('a', 65)));
+    }
+
+    [Theory]
+    [InlineData("57P01", true)] // admin_shutdown: the server is stopping under the statement
+    [InlineData("57P02", true)] // crash_shutdown
+    [InlineData("57P03", true)] // cannot_connect_now: still starting
+    [InlineData("08006", true)] // connection_failure
+    [InlineData("08P01", true)] // protocol_violation, class 08
+    [InlineData("57014", true)] // query_canceled: the statement timeout
+    [InlineData("23505", false)] // unique_violation: a defect if it escapes, not an outage
+    [InlineData("23514", false)] // check_violation
+    [InlineData("42P01", false)] // undefined_table
+    public void A_database_that_goes_away_is_a_dependency_failure_and_a_broken_rule_is_not(string sqlState, bool dependency)
+    {
+        var error = new Npgsql.PostgresException("message", "FATAL", "FATAL", sqlState);
+
+        Assert.Equal(dependency, ProblemDetailsExceptionHandler.IsDependencyFailure(error));
+        Assert.Equal(dependency, ProblemDetailsExceptionHandler.IsDependencyFailure(new Microsoft.EntityFrameworkCore.DbUpdateException("saving", error)));
+        Assert.False(ProblemDetailsExceptionHandler.IsDependencyFailure(new InvalidOperationException("Connection is not open")));
     }
 
     [Fact]

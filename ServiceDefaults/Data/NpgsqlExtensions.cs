@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -59,7 +60,10 @@ public static class NpgsqlExtensions
         });
         builder.Services.AddDbContextPool<TContext>((services, options) =>
         {
-            options.UseNpgsql(services.GetRequiredService<NpgsqlDataSource>());
+            // No retries, and no wrapping: Npgsql's default strategy turns a transient failure into an
+            // InvalidOperationException around it, which every caller would have to unwrap to answer 503.
+            options.UseNpgsql(services.GetRequiredService<NpgsqlDataSource>(),
+                npgsql => npgsql.ExecutionStrategy(dependencies => new NonRetryingExecutionStrategy(dependencies)));
             if (rowLevelSecurityRole is not null)
             {
                 options.AddInterceptors(new TenantConnectionInterceptor(rowLevelSecurityRole));

@@ -51,13 +51,12 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
     /// A dependency this service calls failed or is unreachable: not the caller's fault, and not a defect here. For
     /// PostgreSQL that is also a server going away under a statement (administrator or crash shutdown, still starting)
     /// or any connection exception (class 08), which Npgsql does not all count as transient. EF Core wraps what fails
-    /// under SaveChanges, and its execution strategy wraps a transient failure in an InvalidOperationException.
+    /// under SaveChanges.
     /// </summary>
     internal static bool IsDependencyFailure(Exception exception) => exception is HttpRequestException
         or Polly.CircuitBreaker.BrokenCircuitException or Polly.Timeout.TimeoutRejectedException
         or StackExchange.Redis.RedisException or TimeoutException or Npgsql.NpgsqlException { IsTransient: true }
         or Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.QueryCanceled or Npgsql.PostgresErrorCodes.AdminShutdown
             or Npgsql.PostgresErrorCodes.CrashShutdown or Npgsql.PostgresErrorCodes.CannotConnectNow or ['0', '8', ..] }
-        || exception is Microsoft.EntityFrameworkCore.DbUpdateException or InvalidOperationException
-            && exception.InnerException is { } inner && IsDependencyFailure(inner);
+        || exception is Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: { } inner } && IsDependencyFailure(inner);
 }

@@ -36,9 +36,6 @@ public sealed class PlumbingTests
 
         Assert.Equal(dependency, ProblemDetailsExceptionHandler.IsDependencyFailure(error));
         Assert.Equal(dependency, ProblemDetailsExceptionHandler.IsDependencyFailure(new Microsoft.EntityFrameworkCore.DbUpdateException("saving", error)));
-        // EF Core's execution strategy reports a transient failure so.
-        Assert.Equal(dependency, ProblemDetailsExceptionHandler.IsDependencyFailure(
-            new InvalidOperationException("An exception has been raised that is likely due to a transient failure.", error)));
         Assert.False(ProblemDetailsExceptionHandler.IsDependencyFailure(new InvalidOperationException("Connection is not open")));
     }
 

@@ -55,9 +55,7 @@ public sealed class SigningKeyStore(IServiceScopeFactory scopes, IOptions<Identi
             {
                 await RefreshAsync(cancellationToken);
             }
-            // EF Core's execution strategy reports a transient database failure as an InvalidOperationException around it.
-            catch (Exception ex) when (ex is DbException or TimeoutException or InvalidOperationException { InnerException: DbException or TimeoutException }
-                && !cancellationToken.IsCancellationRequested)
+            catch (Exception ex) when (ex is DbException or TimeoutException && !cancellationToken.IsCancellationRequested)
             {
                 // Without the database the key may exist or not: the token can be neither accepted nor refused.
                 logger.LogWarning(ex, "Loading signing keys for key id {Kid} failed", keyId);

@@ -18,7 +18,7 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
         {
             BadHttpRequestException bad => (bad.StatusCode, "The request is malformed."),
             DomainException domain => (domain.StatusCode, domain.Title),
-            _ when IsDependencyFailure(exception) => (StatusCodes.Status503ServiceUnavailable, "A service this request depends on is unavailable."),
+            _ when DependencyFailure.Is(exception) => (StatusCodes.Status503ServiceUnavailable, "A service this request depends on is unavailable."),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (499, "The client closed the request."),
             _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred."),
         };
@@ -46,17 +46,4 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
             },
         });
     }
-
-    /// <summary>
-    /// A dependency this service calls failed or is unreachable: not the caller's fault, and not a defect here. For
-    /// PostgreSQL that is also a server going away under a statement (administrator or crash shutdown, still starting)
-    /// or any connection exception (class 08), which Npgsql does not all count as transient. EF Core wraps what fails
-    /// under SaveChanges.
-    /// </summary>
-    internal static bool IsDependencyFailure(Exception exception) => exception is HttpRequestException
-        or Polly.CircuitBreaker.BrokenCircuitException or Polly.Timeout.TimeoutRejectedException
-        or StackExchange.Redis.RedisException or TimeoutException or Npgsql.NpgsqlException { IsTransient: true }
-        or Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.QueryCanceled or Npgsql.PostgresErrorCodes.AdminShutdown
-            or Npgsql.PostgresErrorCodes.CrashShutdown or Npgsql.PostgresErrorCodes.CannotConnectNow or ['0', '8', ..] }
-        || exception is Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: { } inner } && IsDependencyFailure(inner);
 }

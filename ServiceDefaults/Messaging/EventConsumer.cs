@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 using Shop.ServiceDefaults.Correlation;
+using Shop.ServiceDefaults.Errors;
 using Shop.ServiceDefaults.Messaging.DeadLetters;
 using Shop.ServiceDefaults.Messaging.Schemas;
 using Shop.ServiceDefaults.Telemetry;
@@ -20,7 +21,9 @@ namespace Shop.ServiceDefaults.Messaging;
 /// is recognised and acked without running again. When the handler fails, the message is republished (publisher
 /// confirms) to the retry queue of its attempt, whose TTL sends it back to the queue later; after the last retry
 /// it goes to <c>{queue}.dlq</c> with the reason. A message that is unreadable or breaks its schema goes there at
-/// once. The broker's delivery limit stays as the safety net for a message that crashes the process.
+/// once. A handler that could not reach its database (or another dependency) made no attempt: the message waits
+/// in the retry queues, as long as it takes, without using up its retries. The broker's delivery limit stays as
+/// the safety net for a message that crashes the process.
 /// </summary>
 internal sealed class EventConsumer<TContext>(
     ConsumerOptions options,
@@ -182,6 +185,22 @@ internal sealed class EventConsumer<TContext>(
 
     private async Task RetryOrDeadLetterAsync(BasicDeliverEventArgs delivery, string eventType, int retries, Exception failure, CancellationToken cancellationToken)
     {
+        var headers = delivery.BasicProperties.Headers;
+        var outagesSoFar = MessageHeaders.OutagesOf(headers);
+        if (DependencyFailure.IsOutage(failure) && _plan.AfterOutage(outagesSoFar, retries) is { } wait)
+        {
+            // Whatever the handler meant to do was not done: no attempt is counted, so an outage longer than the
+            // retry schedule does not dead-letter the events that arrive during it.
+            logger.LogWarning("Handling {EventType} could not reach a dependency ({Failure}); not counted as an attempt, waiting {Delay} in {RetryQueue} ({Outages} so far)",
+                eventType, MessageHeaders.Describe(failure), _plan.Delays[Math.Min(outagesSoFar + 1, _plan.Delays.Count) - 1], wait.Queue, outagesSoFar + 1);
+            if (await ForwardAsync(delivery, wait.Queue, MessageHeaders.ForOutage(headers, outagesSoFar + 1), cancellationToken))
+            {
+                MessagingMetrics.RecordDeferred(options.Queue, eventType);
+            }
+
+            return;
+        }
+
         var route = _plan.AfterFailure(retries);
         if (route.IsDeadLetter)
         {
@@ -193,7 +212,7 @@ internal sealed class EventConsumer<TContext>(
 
         logger.LogWarning(failure, "Handling {EventType} failed on attempt {Attempts}; retrying in {Delay} through {RetryQueue}",
             eventType, route.Attempts, options.RetryDelays[route.Retries - 1], route.Queue);
-        if (await ForwardAsync(delivery, route.Queue, MessageHeaders.ForRetry(delivery.BasicProperties.Headers, route.Retries), cancellationToken))
+        if (await ForwardAsync(delivery, route.Queue, MessageHeaders.ForRetry(headers, route.Retries), cancellationToken))
         {
             MessagingMetrics.RecordRetried(options.Queue, eventType);
         }

@@ -9,6 +9,9 @@ public static class MessageHeaders
     /// <summary>Retries made so far (absent on a first delivery).</summary>
     public const string Attempt = "x-attempt";
 
+    /// <summary>How often the handler could not reach a dependency (absent until it first could not).</summary>
+    public const string Outages = "x-outages";
+
     public const string Reason = "x-dead-letter-reason";
     public const string ExceptionType = "x-exception-type";
     public const string FailedAt = "x-failed-at";
@@ -17,20 +20,29 @@ public static class MessageHeaders
     /// <summary>Handling attempts made before the message was dead-lettered.</summary>
     public const string Attempts = "x-attempts";
 
-    private static readonly string[] DeadLetterHeaders = [Attempt, Reason, ExceptionType, FailedAt, OriginalQueue, Attempts];
+    private static readonly string[] DeadLetterHeaders = [Attempt, Outages, Reason, ExceptionType, FailedAt, OriginalQueue, Attempts];
 
     // Written by the broker when it dead-letters (retry queue TTL, delivery limit); a republished copy starts clean.
     private static readonly string[] BrokerHeaders = ["x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
         "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count"];
 
-    public static int RetriesOf(IDictionary<string, object?>? headers) =>
-        headers is not null && headers.TryGetValue(Attempt, out var value) && int.TryParse(Text(value), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 0;
+    public static int RetriesOf(IDictionary<string, object?>? headers) => Count(headers, Attempt);
+
+    public static int OutagesOf(IDictionary<string, object?>? headers) => Count(headers, Outages);
 
     /// <summary>The same headers, minus the broker's bookkeeping, with <c>x-attempt</c> set.</summary>
     public static Dictionary<string, object?> ForRetry(IDictionary<string, object?>? headers, int retries)
     {
         var copy = Clean(headers, BrokerHeaders);
         copy[Attempt] = retries;
+        return copy;
+    }
+
+    /// <summary>The same headers, minus the broker's bookkeeping, with <c>x-outages</c> set and <c>x-attempt</c> as it was.</summary>
+    public static Dictionary<string, object?> ForOutage(IDictionary<string, object?>? headers, int outages)
+    {
+        var copy = Clean(headers, BrokerHeaders);
+        copy[Outages] = outages;
         return copy;
     }
 
@@ -76,6 +88,9 @@ public static class MessageHeaders
 
     public static string? Text(IDictionary<string, object?>? headers, string name) =>
         headers is not null && headers.TryGetValue(name, out var value) ? Text(value) : null;
+
+    private static int Count(IDictionary<string, object?>? headers, string name) =>
+        int.TryParse(Text(headers, name), NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 0;
 
     private static Dictionary<string, object?> Clean(IDictionary<string, object?>? headers, string[] remove)
     {

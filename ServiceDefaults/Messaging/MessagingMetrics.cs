@@ -21,6 +21,9 @@ public static class MessagingMetrics
     private static readonly Counter<long> Retried = Meter.CreateCounter<long>("shop.messaging.retried", "{message}",
         "Messages whose handler failed, sent to a retry queue.");
 
+    private static readonly Counter<long> Deferred = Meter.CreateCounter<long>("shop.messaging.deferred", "{message}",
+        "Messages whose handler could not reach a dependency, sent to a retry queue without counting the attempt.");
+
     private static readonly Counter<long> DeadLettered = Meter.CreateCounter<long>("shop.messaging.dead_lettered", "{message}",
         "Messages sent to a dead-letter queue (retries exhausted, unreadable or breaking their schema).");
 
@@ -35,6 +38,8 @@ public static class MessagingMetrics
     public static void RecordConsumed(string queue, string? eventType) => Consumed.Add(1, Tags(queue, eventType));
 
     public static void RecordRetried(string queue, string? eventType) => Retried.Add(1, Tags(queue, eventType));
+
+    public static void RecordDeferred(string queue, string? eventType) => Deferred.Add(1, Tags(queue, eventType));
 
     public static void RecordDeadLettered(string queue, string? eventType) => DeadLettered.Add(1, Tags(queue, eventType));
 

@@ -17,6 +17,18 @@ public sealed record RetryPlan(string Queue, IReadOnlyList<TimeSpan> Delays)
     public FailureRoute AfterFailure(int retriesSoFar) => retriesSoFar < Delays.Count
         ? new FailureRoute(RetryQueue(retriesSoFar + 1), retriesSoFar + 1, IsDeadLetter: false)
         : new FailureRoute(DeadLetterQueue, retriesSoFar, IsDeadLetter: true);
+
+    /// <summary>
+    /// Where a message goes when its handler could not reach a dependency (see <c>DependencyFailure.IsOutage</c>):
+    /// back through the retry queues, each wait as long as the retry of the same number and the last one repeated,
+    /// never to the dead-letter queue, and with its retries unchanged, as the attempt was not made. Null when
+    /// the plan has no retry queues: the failure then counts as any other.
+    /// </summary>
+    /// <param name="outagesSoFar">The message's <c>x-outages</c> header: how often it has waited for a dependency before.</param>
+    /// <param name="retriesSoFar">The message's <c>x-attempt</c> header.</param>
+    public FailureRoute? AfterOutage(int outagesSoFar, int retriesSoFar) => Delays.Count == 0
+        ? null
+        : new FailureRoute(RetryQueue(Math.Min(outagesSoFar + 1, Delays.Count)), retriesSoFar, IsDeadLetter: false);
 }
 
 /// <param name="Queue">Where to publish the failed message.</param>

@@ -13,7 +13,7 @@ using Shop.ServiceDefaults.Messaging;
 namespace Shop.Tests.Integration;
 
 /// <summary>
-/// Retries, dead-lettering and replay against the real application, with Notifications retrying after
+/// Retries, dead-lettering and replay against the real application, with Notifications and Inventory retrying after
 /// 0.3, 0.6 and 1 s instead of 1, 5 and 25 s. Events are published straight to <c>orders.events</c>, as a
 /// producer would; the failure is a real one: a constraint in Notifications' database refuses the row.
 /// </summary>
@@ -64,6 +64,67 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
         Assert.Equal(1L, await NotificationCountAsync(orderId));
         Assert.DoesNotContain(await ListAsync(admin), l => l.GetProperty("messageId").GetString() == envelope.EventId.ToString());
+    }
+
+    [Fact]
+    public async Task Events_that_arrive_while_postgresql_is_down_wait_for_it_however_long_it_takes_and_take_effect_once_it_is_back()
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        timeout.CancelAfter(TimeSpan.FromSeconds(180));
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        var cancelledOrder = Guid.NewGuid();
+        using (var inventory = App.CreateHttpClient("inventory"))
+        {
+            inventory.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await ShopClients.ServiceTokenAsync(App));
+            using var reserved = await inventory.PostAsJsonAsync("/v1/reservations",
+                new { orderId = cancelledOrder, items = new[] { new { productId = product, quantity = 2 } } }, timeout.Token);
+            Assert.Equal(HttpStatusCode.Created, reserved.StatusCode);
+        }
+
+        Assert.Equal((5, 2), await ShopData.StockAsync(App, product));
+        var createdOrder = Guid.NewGuid();
+        var created = OrderCreated(createdOrder);
+        var cancelled = new EventEnvelope(Guid.CreateVersion7(), "order.cancelled", 1, DateTimeOffset.UtcNow, "demo", cancelledOrder.ToString(), 2,
+            "messaging-test", null, null,
+            JsonSerializer.SerializeToElement(new { orderId = cancelledOrder, reason = "customer", reservationId = (Guid?)null, refunded = false }, EventEnvelope.JsonOptions));
+
+        await App.Orchestrator.StopResourceAsync("postgres");
+        try
+        {
+            await ShopData.PublishAsync(App, created);
+            await ShopData.PublishAsync(App, cancelled);
+            // Both consumers retry after 0.3, 0.6 and 1 s here: an event whose handler failed like this 4 times in a row
+            // would be dead-lettered within 2 s. The outage lasts five times that.
+            await Task.Delay(TimeSpan.FromSeconds(10), timeout.Token);
+        }
+        finally
+        {
+            await App.Orchestrator.StartResourceAsync("postgres");
+            NpgsqlConnection.ClearAllPools();
+        }
+
+        foreach (var resource in App.Resources)
+        {
+            await App.ResourceNotifications.WaitForResourceHealthyAsync(resource.Name, timeout.Token);
+        }
+
+        await ShopData.WaitForStockAsync(App, product, (5, 0), TimeSpan.FromSeconds(60));
+        await ShopData.WaitUntilAsync("Notifications to handle order.created", async () => await NotificationCountAsync(createdOrder) == 1, seconds: 60);
+        Assert.Equal("Released", await ShopData.ScalarAsync<string>(App, "inventorydb", $"SELECT status FROM reservations WHERE order_id = '{cancelledOrder}'"));
+
+        // Neither was dead-lettered on the way, and each took effect once.
+        using var dashboard = new HttpClient { BaseAddress = App.DashboardUrl };
+        foreach (var (queue, eventId) in new[] { ("inventory.orders.dlq", cancelled.EventId), ("notifications.orders.dlq", created.EventId) })
+        {
+            var letters = await dashboard.GetFromJsonAsync<JsonElement>($"/api/messaging/dead-letters/messages?queue={queue}", timeout.Token);
+            Assert.DoesNotContain(letters.GetProperty("messages").EnumerateArray(), m => m.GetProperty("messageId").GetString() == eventId.ToString());
+        }
+
+        Assert.Equal(1L, await ShopData.ScalarAsync<long>(App, "inventorydb", $"SELECT count(*) FROM inbox_messages WHERE event_id = '{cancelled.EventId}'"));
+        Assert.Equal(1L, await ShopData.ScalarAsync<long>(App, "notificationsdb", $"SELECT count(*) FROM inbox_messages WHERE event_id = '{created.EventId}'"));
+        await Task.Delay(TimeSpan.FromSeconds(1), timeout.Token);
+        Assert.Equal(1L, await NotificationCountAsync(createdOrder));
+        Assert.Equal((5, 0), await ShopData.StockAsync(App, product));
     }
 
     [Fact]
@@ -225,8 +286,12 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         {
             var builder = await DistributedApplicationTestingBuilder.CreateAsync<Program>([$"--AppHost:AdminPassword={AppFixture.AdminPassword}"]);
             var delays = string.Join(",", RetryDelays.Select(d => d.ToString("c", CultureInfo.InvariantCulture)));
-            builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "notifications")
-                .Annotations.Add(new EnvironmentAnnotation("Messaging__RetryDelays", () => delays));
+            foreach (var consumer in new[] { "notifications", "inventory" })
+            {
+                builder.Resources.OfType<ProjectResource>().Single(r => r.Name == consumer)
+                    .Annotations.Add(new EnvironmentAnnotation("Messaging__RetryDelays", () => delays));
+            }
+
             var orders = builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "orders");
             orders.Annotations.Add(new EnvironmentAnnotation("Messaging__Outbox__Retention", () => "00:00:02"));
             orders.Annotations.Add(new EnvironmentAnnotation("Messaging__Outbox__CleanupInterval", () => "00:00:01"));

@@ -32,6 +32,32 @@ public sealed class MessagingRetryTests
     }
 
     [Fact]
+    public void A_message_that_met_an_outage_waits_longer_each_time_keeps_its_retries_and_is_never_dead_lettered()
+    {
+        Assert.Equal(new FailureRoute("notifications.orders.retry.1", 0, IsDeadLetter: false), Plan.AfterOutage(0, 0));
+        Assert.Equal(new FailureRoute("notifications.orders.retry.2", 2, IsDeadLetter: false), Plan.AfterOutage(1, 2));
+        Assert.Equal(new FailureRoute("notifications.orders.retry.3", 3, IsDeadLetter: false), Plan.AfterOutage(2, 3));
+        Assert.Equal(new FailureRoute("notifications.orders.retry.3", 3, IsDeadLetter: false), Plan.AfterOutage(500, 3));
+        Assert.Null(new RetryPlan("q", []).AfterOutage(0, 0));
+    }
+
+    [Fact]
+    public void An_outage_is_counted_in_its_own_header_and_leaves_the_retries_alone_until_a_replay_clears_both()
+    {
+        var headers = MessageHeaders.ForRetry(new Dictionary<string, object?> { ["x-death"] = "broker" }, 2);
+
+        var waited = MessageHeaders.ForOutage(headers, MessageHeaders.OutagesOf(headers) + 1);
+
+        Assert.Equal(2, MessageHeaders.RetriesOf(waited));
+        Assert.Equal(1, MessageHeaders.OutagesOf(waited));
+        Assert.DoesNotContain("x-death", waited.Keys);
+        Assert.Equal(2, MessageHeaders.OutagesOf(MessageHeaders.ForOutage(waited, MessageHeaders.OutagesOf(waited) + 1)));
+        var replayed = MessageHeaders.ForReplay(waited);
+        Assert.Equal(0, MessageHeaders.RetriesOf(replayed));
+        Assert.Equal(0, MessageHeaders.OutagesOf(replayed));
+    }
+
+    [Fact]
     public void Without_retry_delays_the_first_failure_is_dead_lettered()
     {
         var route = new RetryPlan("q", []).AfterFailure(0);

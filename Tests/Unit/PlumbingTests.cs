@@ -21,22 +21,38 @@ public sealed class PlumbingTests
     }
 
     [Theory]
-    [InlineData("57P01", true)] // admin_shutdown: the server is stopping under the statement
-    [InlineData("57P02", true)] // crash_shutdown
-    [InlineData("57P03", true)] // cannot_connect_now: still starting
-    [InlineData("08006", true)] // connection_failure
-    [InlineData("08P01", true)] // protocol_violation, class 08
-    [InlineData("57014", true)] // query_canceled: the statement timeout
-    [InlineData("23505", false)] // unique_violation: a defect if it escapes, not an outage
-    [InlineData("23514", false)] // check_violation
-    [InlineData("42P01", false)] // undefined_table
-    public void A_database_that_goes_away_is_a_dependency_failure_and_a_broken_rule_is_not(string sqlState, bool dependency)
+    [InlineData("57P01", true, true)] // admin_shutdown: the server is stopping under the statement
+    [InlineData("57P02", true, true)] // crash_shutdown
+    [InlineData("57P03", true, true)] // cannot_connect_now: still starting
+    [InlineData("08006", true, true)] // connection_failure
+    [InlineData("08P01", true, true)] // protocol_violation, class 08
+    [InlineData("57014", true, false)] // query_canceled: the statement timeout; the server answered
+    [InlineData("40001", true, false)] // serialization_failure: transient, but an attempt was made
+    [InlineData("23505", false, false)] // unique_violation: a defect if it escapes, not an outage
+    [InlineData("23514", false, false)] // check_violation
+    [InlineData("42P01", false, false)] // undefined_table
+    public void A_database_that_goes_away_is_a_dependency_failure_and_an_outage_and_a_broken_rule_is_neither(string sqlState, bool dependency, bool outage)
     {
         var error = new Npgsql.PostgresException("message", "FATAL", "FATAL", sqlState);
 
-        Assert.Equal(dependency, ProblemDetailsExceptionHandler.IsDependencyFailure(error));
-        Assert.Equal(dependency, ProblemDetailsExceptionHandler.IsDependencyFailure(new Microsoft.EntityFrameworkCore.DbUpdateException("saving", error)));
-        Assert.False(ProblemDetailsExceptionHandler.IsDependencyFailure(new InvalidOperationException("Connection is not open")));
+        Assert.Equal(dependency, DependencyFailure.Is(error));
+        Assert.Equal(dependency, DependencyFailure.Is(new Microsoft.EntityFrameworkCore.DbUpdateException("saving", error)));
+        Assert.Equal(outage, DependencyFailure.IsOutage(error));
+        Assert.Equal(outage, DependencyFailure.IsOutage(new Microsoft.EntityFrameworkCore.DbUpdateException("saving", error)));
+    }
+
+    [Fact]
+    public void A_server_that_cannot_be_reached_is_an_outage_and_a_timeout_or_a_defect_is_not()
+    {
+        var refused = new Npgsql.NpgsqlException("Failed to connect", new System.Net.Sockets.SocketException((int)System.Net.Sockets.SocketError.ConnectionRefused));
+        var timedOut = new Npgsql.NpgsqlException("Exception while reading from stream", new TimeoutException());
+
+        Assert.True(DependencyFailure.IsOutage(refused));
+        Assert.True(DependencyFailure.Is(timedOut));
+        Assert.False(DependencyFailure.IsOutage(timedOut));
+        Assert.True(DependencyFailure.IsOutage(new HttpRequestException("Connection refused")));
+        Assert.False(DependencyFailure.Is(new InvalidOperationException("Connection is not open")));
+        Assert.False(DependencyFailure.IsOutage(new InvalidOperationException("Connection is not open")));
     }
 
     [Fact]

@@ -1,0 +1,39 @@
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+
+namespace Shop.ServiceDefaults.Errors;
+
+/// <summary>
+/// Which failures are a dependency's, not this code's: an HTTP request answers them 503, and an event consumer
+/// does not count them against the event.
+/// </summary>
+internal static class DependencyFailure
+{
+    /// <summary>
+    /// A dependency this service calls failed or is unreachable: not the caller's fault, and not a defect here. For
+    /// PostgreSQL that is also a server going away under a statement (administrator or crash shutdown, still starting),
+    /// any connection exception (class 08), which Npgsql does not all count as transient, and the statement timeout.
+    /// EF Core wraps what fails under SaveChanges.
+    /// </summary>
+    public static bool Is(Exception exception) => Unwrap(exception) is HttpRequestException
+        or Polly.CircuitBreaker.BrokenCircuitException or Polly.Timeout.TimeoutRejectedException
+        or StackExchange.Redis.RedisException or TimeoutException or NpgsqlException { IsTransient: true }
+        or PostgresException { SqlState: PostgresErrorCodes.QueryCanceled } || IsOutage(exception);
+
+    /// <summary>
+    /// The dependency could not be reached or went away: whatever the work was, it was not tried, so trying it again
+    /// later is all there is to do. A statement timeout is not an outage: the server answered, and the same work may
+    /// time out every time.
+    /// </summary>
+    public static bool IsOutage(Exception exception) => Unwrap(exception) switch
+    {
+        PostgresException postgres => postgres.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown
+            or PostgresErrorCodes.CannotConnectNow or ['0', '8', ..],
+        NpgsqlException { IsTransient: true } npgsql => npgsql.InnerException is not TimeoutException,
+        StackExchange.Redis.RedisConnectionException or HttpRequestException or Polly.CircuitBreaker.BrokenCircuitException => true,
+        _ => false,
+    };
+
+    private static Exception Unwrap(Exception exception) =>
+        exception is DbUpdateException { InnerException: { } inner } ? Unwrap(inner) : exception;
+}

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
 using Shop.ServiceDefaults.Correlation;
 using Shop.ServiceDefaults.Discovery;
 using Shop.ServiceDefaults.Errors;
@@ -52,6 +53,10 @@ public static class Extensions
     {
         builder.Services.AddHealthChecks()
             .AddCheck("self", () => HealthCheckResult.Healthy(), [HealthTags.Live]);
+        // The health check service logs an error for every probe that finds a check unhealthy; HealthTransitions
+        // logs the changes instead, with the exception when a check threw.
+        builder.Services.AddSingleton<HealthTransitions>();
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService", LogLevel.None);
         return builder;
     }
 

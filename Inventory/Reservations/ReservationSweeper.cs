@@ -1,12 +1,14 @@
 using Microsoft.Extensions.Options;
+using Shop.ServiceDefaults.Data;
 
 namespace Shop.Inventory.Reservations;
 
 /// <summary>Returns the stock of expired reservations. Every replica runs it; SKIP LOCKED keeps each expiry single.</summary>
-internal sealed class ReservationSweeper(ReservationStore store, IOptions<ReservationOptions> options, ILogger<ReservationSweeper> logger) : BackgroundService
+internal sealed class ReservationSweeper(IServiceProvider services, ReservationStore store, IOptions<ReservationOptions> options, ILogger<ReservationSweeper> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await services.WaitForMigrationsAsync<InventoryDbContext>(stoppingToken);
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.SweepIntervalSeconds));
         while (await timer.WaitForNextTickAsync(stoppingToken))
         {

@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Security;
 
 namespace Shop.Orders.Saga;
@@ -35,10 +36,11 @@ public sealed class SagaSignal
 /// tenant. Every replica runs one; a lease and the fenced commit keep two replicas off the same saga, and a
 /// replica that dies leaves its sagas to be claimed again once their leases run out.
 /// </summary>
-public sealed class SagaWorker(IServiceScopeFactory scopes, SagaSignal signal, IOptions<SagaOptions> options, ILogger<SagaWorker> logger) : BackgroundService
+public sealed class SagaWorker(IServiceProvider services, IServiceScopeFactory scopes, SagaSignal signal, IOptions<SagaOptions> options, ILogger<SagaWorker> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await services.WaitForMigrationsAsync<OrdersDbContext>(stoppingToken);
         var settings = options.Value;
         using var slots = new SemaphoreSlim(settings.MaxConcurrentSagas, settings.MaxConcurrentSagas);
         var running = new List<Task>();

@@ -64,12 +64,30 @@ internal sealed class DatabaseInitializer<TContext>(
 
 internal sealed record MigrationSet<TContext>(IReadOnlyList<MigrationScript> Scripts) where TContext : DbContext;
 
-internal sealed class DatabaseReadiness<TContext> : IHealthCheck where TContext : DbContext
+/// <summary>
+/// Whether the service's migrations and seeders have run. The <c>migrations</c> readiness check reports it, and
+/// background work that uses the database waits for it (<see cref="DatabaseReadinessExtensions.WaitForMigrationsAsync"/>),
+/// so nothing touches a table before it exists in its current shape.
+/// </summary>
+public sealed class DatabaseReadiness<TContext> : IHealthCheck where TContext : DbContext
 {
-    private volatile bool _ready;
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public void MarkReady() => _ready = true;
+    internal void MarkReady() => _ready.TrySetResult();
+
+    public Task WaitAsync(CancellationToken cancellationToken) => _ready.Task.WaitAsync(cancellationToken);
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(_ready ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("Migrations have not finished."));
+        Task.FromResult(_ready.Task.IsCompleted ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("Migrations have not finished."));
+}
+
+public static class DatabaseReadinessExtensions
+{
+    /// <summary>
+    /// Completes once <typeparamref name="TContext"/>'s migrations have run, at once when the service does not run
+    /// them (<c>AddDatabaseMigrations</c> not called).
+    /// </summary>
+    public static Task WaitForMigrationsAsync<TContext>(this IServiceProvider services, CancellationToken cancellationToken)
+        where TContext : DbContext =>
+        services.GetService<DatabaseReadiness<TContext>>()?.WaitAsync(cancellationToken) ?? Task.CompletedTask;
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -6,18 +7,34 @@ namespace Shop.ServiceDefaults.Data;
 /// <summary>
 /// Applies versioned SQL scripts in order, each in its own transaction, recording them in
 /// <c>schema_migrations</c>. A session advisory lock makes replicas that start together take turns, and a
-/// changed script that was already applied stops the start (history is immutable).
+/// changed script that was already applied stops the start (history is immutable). Neither the wait for the lock
+/// nor a script is bound by the service's statement timeout: a replica that waits while another migrates, or a
+/// script that builds an index on a large table, may take longer than any request should, and failing there
+/// would stop the service.
 /// </summary>
 public static class SqlMigrator
 {
     private const long AdvisoryLockKey = 0x5348_4F50_4D49_47; // "SHOPMIG"
+    private static readonly TimeSpan LockPollInterval = TimeSpan.FromMilliseconds(250);
 
     /// <param name="whileLocked">Runs after the migrations, still under the lock (seeding), so replicas do not race.</param>
     public static async Task<int> MigrateAsync(NpgsqlDataSource dataSource, IEnumerable<MigrationScript> scripts, ILogger logger,
         Func<CancellationToken, Task>? whileLocked, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await ExecuteAsync(connection, null, $"SELECT pg_advisory_lock({AdvisoryLockKey})", cancellationToken);
+        // Asked again and again rather than waited for in one statement, which the statement timeout would cancel.
+        var waited = Stopwatch.StartNew();
+        while (!await TryLockAsync(connection, cancellationToken))
+        {
+            if (waited.Elapsed > TimeSpan.FromSeconds(10))
+            {
+                logger.LogInformation("Waiting for another replica to finish migrating ({Waited:F0} s so far)", waited.Elapsed.TotalSeconds);
+                waited.Restart();
+            }
+
+            await Task.Delay(LockPollInterval, cancellationToken);
+        }
+
         try
         {
             await ExecuteAsync(connection, null, """
@@ -55,6 +72,7 @@ public static class SqlMigrator
                 }
 
                 await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                await ExecuteAsync(connection, transaction, "SET LOCAL statement_timeout = 0", cancellationToken);
                 await ExecuteAsync(connection, transaction, script.Sql, cancellationToken);
                 await using (var record = new NpgsqlCommand(
                     "INSERT INTO schema_migrations (module, version, name, checksum) VALUES ($1, $2, $3, $4)", connection, transaction))
@@ -84,9 +102,16 @@ public static class SqlMigrator
         }
     }
 
+    private static async Task<bool> TryLockAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SELECT pg_try_advisory_lock({AdvisoryLockKey})", connection);
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        // No client-side timeout either (Npgsql's default is 30 s); cancellation still stops it.
+        await using var command = new NpgsqlCommand(sql, connection, transaction) { CommandTimeout = 0 };
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 }

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
 using Shop.ServiceDefaults.Correlation;
+using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Errors;
 using Shop.ServiceDefaults.Messaging.DeadLetters;
 using Shop.ServiceDefaults.Messaging.Schemas;
@@ -28,6 +29,7 @@ namespace Shop.ServiceDefaults.Messaging;
 internal sealed class EventConsumer<TContext>(
     ConsumerOptions options,
     ConsumerReadiness readiness,
+    IServiceProvider services,
     IServiceScopeFactory scopes,
     RabbitMqConnectionProvider connections,
     TimeProvider clock,
@@ -39,6 +41,8 @@ internal sealed class EventConsumer<TContext>(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        // Handlers and the inbox need the current schema: a message taken before it exists would fail for nothing.
+        await services.WaitForMigrationsAsync<TContext>(stoppingToken);
         for (var attempt = 1; !stoppingToken.IsCancellationRequested; attempt++)
         {
             try

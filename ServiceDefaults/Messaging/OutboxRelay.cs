@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using RabbitMQ.Client;
+using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Telemetry;
 
 namespace Shop.ServiceDefaults.Messaging;
@@ -19,6 +20,7 @@ namespace Shop.ServiceDefaults.Messaging;
 /// hand) and then deleted in small batches every <c>Messaging:Outbox:CleanupInterval</c>; unsent rows never are.
 /// </remarks>
 internal sealed class OutboxRelay<TContext>(
+    IServiceProvider services,
     IServiceScopeFactory scopes,
     RabbitMqConnectionProvider connections,
     IConfiguration configuration,
@@ -38,6 +40,7 @@ internal sealed class OutboxRelay<TContext>(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await services.WaitForMigrationsAsync<TContext>(stoppingToken);
         IChannel? channel = null;
         while (!stoppingToken.IsCancellationRequested)
         {

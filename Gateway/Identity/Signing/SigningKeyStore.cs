@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
+using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Security;
 
 namespace Shop.Gateway.Identity.Signing;
@@ -149,11 +150,12 @@ public sealed class SigningKeyStore(IServiceScopeFactory scopes, IOptions<Identi
     }
 }
 
-/// <summary>Loads the keys at start (retrying until the schema exists) and every minute after, to pick up rotations.</summary>
-internal sealed class SigningKeyRefresher(SigningKeyStore store, ILogger<SigningKeyRefresher> logger) : BackgroundService
+/// <summary>Loads the keys once the migrations have run, retrying while that fails, and every minute after, to pick up rotations.</summary>
+internal sealed class SigningKeyRefresher(IServiceProvider services, SigningKeyStore store, ILogger<SigningKeyRefresher> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        await services.WaitForMigrationsAsync<IdentityDbContext>(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try

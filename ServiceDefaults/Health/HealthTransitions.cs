@@ -37,15 +37,16 @@ internal sealed class HealthTransitions(ILogger<HealthTransitions> logger)
                 }
             }
 
+            var description = entry.Description ?? entry.Exception?.Message ?? (entry.Status == HealthStatus.Healthy ? "ok" : "no description");
             if (entry.Status != HealthStatus.Healthy && wasHealthy)
             {
                 logger.LogWarning(entry.Exception, "Health check {Check} is {Status} (was {Previous}): {Description}",
-                    name, entry.Status, previous, entry.Description);
+                    name, entry.Status, previous, description);
             }
             else
             {
                 logger.LogInformation("Health check {Check} is {Status}{Was}: {Description}",
-                    name, entry.Status, previous is null ? "" : $" (was {previous})", entry.Description ?? "ok");
+                    name, entry.Status, previous is null ? "" : $" (was {previous})", description);
             }
         }
     }

@@ -14,7 +14,7 @@ namespace Shop.ServiceDefaults.Data;
 /// </summary>
 public static class SqlMigrator
 {
-    private const long AdvisoryLockKey = 0x5348_4F50_4D49_47; // "SHOPMIG"
+    internal const long AdvisoryLockKey = 0x5348_4F50_4D49_47; // "SHOPMIG"
     private static readonly TimeSpan LockPollInterval = TimeSpan.FromMilliseconds(250);
 
     /// <param name="whileLocked">Runs after the migrations, still under the lock (seeding), so replicas do not race.</param>
@@ -24,12 +24,13 @@ public static class SqlMigrator
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         // Asked again and again rather than waited for in one statement, which the statement timeout would cancel.
         var waited = Stopwatch.StartNew();
+        var nextReport = TimeSpan.FromSeconds(10);
         while (!await TryLockAsync(connection, cancellationToken))
         {
-            if (waited.Elapsed > TimeSpan.FromSeconds(10))
+            if (waited.Elapsed > nextReport)
             {
                 logger.LogInformation("Waiting for another replica to finish migrating ({Waited:F0} s so far)", waited.Elapsed.TotalSeconds);
-                waited.Restart();
+                nextReport += TimeSpan.FromSeconds(10);
             }
 
             await Task.Delay(LockPollInterval, cancellationToken);

@@ -12,29 +12,25 @@ namespace Shop.ServiceDefaults.Health;
 /// </summary>
 internal sealed class HealthTransitions(ILogger<HealthTransitions> logger)
 {
-    private readonly Dictionary<string, HealthStatus> _last = [];
-    private readonly HashSet<string> _everHealthy = [];
+    private readonly Dictionary<string, (HealthStatus Last, bool EverHealthy)> _checks = [];
 
     public void Observe(HealthReport report)
     {
         foreach (var (name, entry) in report.Entries)
         {
-            bool wasHealthy;
             HealthStatus? previous;
-            lock (_last)
+            bool wasHealthy;
+            lock (_checks)
             {
-                previous = _last.TryGetValue(name, out var seen) ? seen : null;
-                if (previous == entry.Status)
+                var known = _checks.TryGetValue(name, out var seen);
+                if (known && seen.Last == entry.Status)
                 {
                     continue;
                 }
 
-                _last[name] = entry.Status;
-                wasHealthy = _everHealthy.Contains(name);
-                if (entry.Status == HealthStatus.Healthy)
-                {
-                    _everHealthy.Add(name);
-                }
+                previous = known ? seen.Last : null;
+                wasHealthy = seen.EverHealthy;
+                _checks[name] = (entry.Status, wasHealthy || entry.Status == HealthStatus.Healthy);
             }
 
             var description = entry.Description ?? entry.Exception?.Message ?? (entry.Status == HealthStatus.Healthy ? "ok" : "no description");

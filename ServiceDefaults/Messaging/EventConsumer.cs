@@ -196,7 +196,7 @@ internal sealed class EventConsumer<TContext>(
             // Whatever the handler meant to do was not done: no attempt is counted, so an outage longer than the
             // retry schedule does not dead-letter the events that arrive during it.
             logger.LogWarning("Handling {EventType} could not reach a dependency ({Failure}); not counted as an attempt, waiting {Delay} in {RetryQueue} ({Outages} so far)",
-                eventType, MessageHeaders.Describe(failure), _plan.Delays[Math.Min(outagesSoFar + 1, _plan.Delays.Count) - 1], wait.Queue, outagesSoFar + 1);
+                eventType, MessageHeaders.Describe(failure), _plan.DelayAfterOutage(outagesSoFar), wait.Queue, outagesSoFar + 1);
             if (await ForwardAsync(delivery, wait.Queue, MessageHeaders.ForOutage(headers, outagesSoFar + 1), cancellationToken))
             {
                 MessagingMetrics.RecordDeferred(options.Queue, eventType);

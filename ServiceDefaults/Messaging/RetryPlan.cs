@@ -28,7 +28,12 @@ public sealed record RetryPlan(string Queue, IReadOnlyList<TimeSpan> Delays)
     /// <param name="retriesSoFar">The message's <c>x-attempt</c> header.</param>
     public FailureRoute? AfterOutage(int outagesSoFar, int retriesSoFar) => Delays.Count == 0
         ? null
-        : new FailureRoute(RetryQueue(Math.Min(outagesSoFar + 1, Delays.Count)), retriesSoFar, IsDeadLetter: false);
+        : new FailureRoute(RetryQueue(OutageRetry(outagesSoFar)), retriesSoFar, IsDeadLetter: false);
+
+    /// <summary>How long <see cref="AfterOutage"/>'s queue holds the message.</summary>
+    public TimeSpan DelayAfterOutage(int outagesSoFar) => Delays[OutageRetry(outagesSoFar) - 1];
+
+    private int OutageRetry(int outagesSoFar) => Math.Min(outagesSoFar + 1, Delays.Count);
 }
 
 /// <param name="Queue">Where to publish the failed message.</param>

@@ -66,8 +66,8 @@ public sealed class LifecycleTests(AppFixture fixture)
     /// On a first start against an empty database, each replica's background work (consumers, outbox relays, the
     /// reservation sweeper, the saga worker, the signing-key refresher) waits for its migrations, so none of it
     /// fails on a table that does not exist yet; and the readiness probes, which find every replica unready for a
-    /// few seconds, log each check's change once rather than an error per probe. So none of those components warns,
-    /// and nothing reports a missing table.
+    /// few seconds, log each check's change once rather than an error per probe. So no replica logs an error, none of
+    /// those components warns, and nothing reports a missing table.
     /// </summary>
     private static void AssertStartedInOrderAndQuietly(DistributedApplication app)
     {

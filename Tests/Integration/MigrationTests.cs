@@ -8,8 +8,6 @@ namespace Shop.Tests.Integration;
 [Collection(AppCollection.Name)]
 public sealed class MigrationTests(AppFixture fixture)
 {
-    private const long MigrationLockKey = 0x5348_4F50_4D49_47;
-
     private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
 
     [Fact]
@@ -33,7 +31,7 @@ public sealed class MigrationTests(AppFixture fixture)
             await using (var other = new NpgsqlConnection(target.ConnectionString))
             {
                 await other.OpenAsync(Cancellation);
-                await using (var take = new NpgsqlCommand($"SELECT pg_advisory_lock({MigrationLockKey})", other))
+                await using (var take = new NpgsqlCommand($"SELECT pg_advisory_lock({SqlMigrator.AdvisoryLockKey})", other))
                 {
                     await take.ExecuteNonQueryAsync(Cancellation);
                 }

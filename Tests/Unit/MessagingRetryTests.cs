@@ -38,6 +38,8 @@ public sealed class MessagingRetryTests
         Assert.Equal(new FailureRoute("notifications.orders.retry.2", 2, IsDeadLetter: false), Plan.AfterOutage(1, 2));
         Assert.Equal(new FailureRoute("notifications.orders.retry.3", 3, IsDeadLetter: false), Plan.AfterOutage(2, 3));
         Assert.Equal(new FailureRoute("notifications.orders.retry.3", 3, IsDeadLetter: false), Plan.AfterOutage(500, 3));
+        Assert.Equal([TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(25), TimeSpan.FromSeconds(25)],
+            new[] { 0, 1, 2, 500 }.Select(Plan.DelayAfterOutage));
         Assert.Null(new RetryPlan("q", []).AfterOutage(0, 0));
     }
 

@@ -6,6 +6,7 @@ public static class ForwardingExtensions
     {
         builder.Services.AddOptions<ForwardingOptions>().BindConfiguration(ForwardingOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<DestinationPools>();
+        builder.Services.AddSingleton<DestinationProber>();
         builder.Services.AddSingleton<Forwarder>();
         builder.Services.AddHostedService<ActiveHealthChecker>();
         return builder;

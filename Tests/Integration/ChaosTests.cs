@@ -368,6 +368,15 @@ public sealed class ChaosTests(ChaosFixture fixture)
         try
         {
             var product = await ShopData.CreateProductAsync(App, stock: 100_000);
+            // Each Gateway replica probes a service once it has forwarded to it.
+            var gateways = App.ResourceNotifications.GetSnapshot("gateway").Replicas.Count;
+            for (var gateway = 0; gateway < gateways; gateway++)
+            {
+                using var client = ShopClients.Authorized(App, adminToken, gateway);
+                using var read = await client.GetAsync($"/v1/products/{product}", timeout.Token);
+                Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            }
+
             var held = new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 2 } } };
             Guid heldId;
             using (var reserved = await services[0].PostAsJsonAsync("/v1/reservations", held, timeout.Token))
@@ -391,6 +400,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
             })).ToList();
             await ShopData.WaitUntilAsync("reservations under way", () => Task.FromResult(loaded.Count(l => l.Status == 201) >= 20), seconds: 60);
 
+            var stopped = DateTimeOffset.UtcNow;
             await App.Orchestrator.StopResourceAsync("postgres");
             try
             {
@@ -452,12 +462,35 @@ public sealed class ChaosTests(ChaosFixture fixture)
 
                 stopLoad.Cancel();
                 await Task.WhenAll(load);
+
+                // Both probes have taken everything out: the AppHost's proxy every Gateway replica, and each Gateway every
+                // Inventory replica.
+                await ShopData.WaitUntilAsync("every Gateway replica out of the AppHost's rotation", () => Task.FromResult(
+                    App.ResourceNotifications.GetSnapshot("gateway").Replicas.All(r => r.Health == HealthState.Unhealthy)), seconds: 30);
+                await ShopData.WaitUntilAsync("every Inventory replica out of each Gateway's rotation", () => Task.FromResult(
+                    App.Orchestrator.Notifications.Find("gateway").Logs.Tail(5000)
+                        .Where(l => l.Timestamp >= stopped && l.Text.Contains("is now unhealthy", StringComparison.Ordinal))
+                        .SelectMany(l => replicas.Where(r => l.Text.Contains($"inventory destination {r.Endpoint}/", StringComparison.Ordinal))
+                            .Select(r => (Gateway: l.Replica, Inventory: r.Index)))
+                        .Distinct().Count() == gateways * replicas.Count),
+                    seconds: 30);
             }
             finally
             {
                 await App.Orchestrator.StartResourceAsync("postgres");
                 // This process's own pooled connections (the tests' queries) died with the server.
                 NpgsqlConnection.ClearAllPools();
+            }
+
+            // The first read through the API once the database is back is served. Neither the AppHost's proxy nor the
+            // Gateway refuses it until its next scheduled probe (up to 5 s away): finding no replica ready, each asks the
+            // unready ones again at once. (A run once failed here: the next test's first write got the Gateway's 503.)
+            await App.ResourceNotifications.WaitForResourceHealthyAsync("postgres", timeout.Token);
+            using (var api = ShopClients.Authorized(App, adminToken))
+            using (var first = await api.GetAsync($"/v1/products/{product}", timeout.Token))
+            {
+                Assert.True(first.StatusCode == HttpStatusCode.OK,
+                    $"The first read through the API after the restart: {(int)first.StatusCode} {await first.Content.ReadAsStringAsync(timeout.Token)}");
             }
 
             // Once the database is back, the same replicas (none crashed on the way) reserve again, and what was held

@@ -5,19 +5,22 @@ namespace Shop.Hosting.Orchestration;
 
 /// <summary>
 /// A TCP proxy on a stable port in front of a resource's replicas (what DCP's proxy does for Aspire): each
-/// new connection goes to the next running replica; a replica that refuses the connection is skipped.
+/// new connection goes to the next ready replica; a replica that refuses the connection is skipped. When none is
+/// ready, the proxy asks for the unready ones to be probed at once and waits briefly for one before it gives up.
 /// </summary>
 internal sealed class EndpointProxy : IAsyncDisposable
 {
     private readonly TcpListener _listener;
     private readonly Func<IReadOnlyList<Uri>> _targets;
+    private readonly Func<CancellationToken, Task> _recheck;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _accepting;
     private int _next;
 
-    public EndpointProxy(int port, Func<IReadOnlyList<Uri>> targets)
+    public EndpointProxy(int port, Func<IReadOnlyList<Uri>> targets, Func<CancellationToken, Task> recheck)
     {
         _targets = targets;
+        _recheck = recheck;
         _listener = new TcpListener(IPAddress.Loopback, port);
         _listener.Start(backlog: 512);
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
@@ -80,6 +83,20 @@ internal sealed class EndpointProxy : IAsyncDisposable
     private async Task<TcpClient?> ConnectUpstreamAsync()
     {
         var targets = _targets();
+        if (targets.Count == 0)
+        {
+            try
+            {
+                await _recheck(_stopping.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return null;
+            }
+
+            targets = _targets();
+        }
+
         for (var attempt = 0; attempt < targets.Count; attempt++)
         {
             var target = targets[(int)((uint)Interlocked.Increment(ref _next) % (uint)targets.Count)];

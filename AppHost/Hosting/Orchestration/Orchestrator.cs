@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Shop.Hosting.ApplicationModel;
 
@@ -13,6 +14,12 @@ internal sealed class Orchestrator : IAsyncDisposable
 {
     private static readonly TimeSpan StartupProbeInterval = TimeSpan.FromMilliseconds(200);
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>The least time between two probes of a replica when probes are asked for (<see cref="RecheckAsync"/>).</summary>
+    private static readonly TimeSpan RequestedProbeSpacing = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How long a proxy that found no replica ready waits for one after asking for probes.</summary>
+    private static readonly TimeSpan RecheckWait = TimeSpan.FromSeconds(2);
 
     private readonly OrchestratorOptions _options;
     private readonly List<ResourceRuntime> _runtimes = [];
@@ -75,7 +82,7 @@ internal sealed class Orchestrator : IAsyncDisposable
         {
             if (runtime.Resource is ProjectResource project && project.HttpEndpoint.Port is { } port)
             {
-                var proxy = new EndpointProxy(port, () => RunningEndpoints(runtime));
+                var proxy = new EndpointProxy(port, () => RunningEndpoints(runtime), cancellationToken => RecheckAsync(runtime, cancellationToken));
                 _proxies.Add(proxy);
                 runtime.ProxyEndpoint = new Uri($"http://127.0.0.1:{proxy.Port}");
             }
@@ -297,6 +304,8 @@ internal sealed class Orchestrator : IAsyncDisposable
         while (!cancellationToken.IsCancellationRequested && !process.Exited.IsCompleted)
         {
             bool healthy;
+            var started = Stopwatch.GetTimestamp();
+            replica.ProbeStarting();
             try
             {
                 healthy = await launcher.ProbeAsync(replica, cancellationToken);
@@ -321,12 +330,50 @@ internal sealed class Orchestrator : IAsyncDisposable
 
             try
             {
-                await Task.Delay(healthyOnce ? ProbeInterval : StartupProbeInterval, cancellationToken);
+                // The next probe is on schedule, or sooner when one is asked for, but never within the spacing of this one.
+                using var sleeping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                var interval = healthyOnce ? ProbeInterval : StartupProbeInterval;
+                await Task.WhenAny(Task.Delay(interval, sleeping.Token), replica.ProbeRequested);
+                await sleeping.CancelAsync();
+                var wait = RequestedProbeSpacing - Stopwatch.GetElapsedTime(started);
+                if (wait > TimeSpan.Zero && !cancellationToken.IsCancellationRequested)
+                {
+                    await Task.Delay(wait, cancellationToken);
+                }
             }
             catch (OperationCanceledException)
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>
+    /// A proxy found no replica of <paramref name="runtime"/> ready: the unready ones are probed at once, and this waits
+    /// (up to <see cref="RecheckWait"/>) until one is ready. Without it, a service whose replicas were all unready (its
+    /// database was down, say) would be refused until each replica's next scheduled probe, up to 5 s after it was ready.
+    /// </summary>
+    private async Task RecheckAsync(ResourceRuntime runtime, CancellationToken cancellationToken)
+    {
+        foreach (var replica in runtime.Replicas.Where(r => r.State == ResourceState.Running && r.Health == HealthState.Unhealthy))
+        {
+            replica.RequestProbe();
+        }
+
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        waiting.CancelAfter(RecheckWait);
+        try
+        {
+            await Notifications.WaitForResourceAsync(runtime.Resource.Name,
+                s => s.Replicas.Any(r => r.State == ResourceState.Running && r.Health != HealthState.Unhealthy), waiting.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // None became ready in time: the proxy refuses this connection, as it would have without asking.
+        }
+        catch (InvalidOperationException)
+        {
+            // The resource failed to start: nothing to wait for.
         }
     }
 

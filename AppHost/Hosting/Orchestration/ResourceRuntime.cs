@@ -9,6 +9,8 @@ public enum HealthState { Unknown, Healthy, Unhealthy }
 /// <summary>One running copy of a resource. Mutated only by its supervisor; read by snapshots.</summary>
 internal sealed class ReplicaRuntime(ResourceRuntime owner, int index, int port)
 {
+    private TaskCompletionSource _probeRequest = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public ResourceRuntime Owner { get; } = owner;
     public int Index { get; } = index;
     public string Id => $"{Owner.Resource.Name}-{Index}";
@@ -22,6 +24,21 @@ internal sealed class ReplicaRuntime(ResourceRuntime owner, int index, int port)
     public int? ExitCode { get; set; }
     public CancellationTokenSource? Lifetime { get; set; }
     public Task Supervisor { get; set; } = Task.CompletedTask;
+
+    /// <summary>Completes when someone asks for a probe of this replica before its next scheduled one.</summary>
+    public Task ProbeRequested => Volatile.Read(ref _probeRequest).Task;
+
+    public void RequestProbe() => Volatile.Read(ref _probeRequest).TrySetResult();
+
+    /// <summary>Called as a probe starts: it answers every request made until now.</summary>
+    public void ProbeStarting()
+    {
+        var current = Volatile.Read(ref _probeRequest);
+        if (current.Task.IsCompleted)
+        {
+            Interlocked.CompareExchange(ref _probeRequest, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), current);
+        }
+    }
 
     public ReplicaSnapshot Snapshot() => new(Index, Id, Process is { Exited.IsCompleted: false } p ? p.Pid : null, State, Health,
         Restarts, Endpoint?.ToString().TrimEnd('/'), StartedAt, ExitCode);

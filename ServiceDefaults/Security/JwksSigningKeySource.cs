@@ -129,8 +129,9 @@ public sealed class JwksSigningKeySource(IHttpClientFactory clients, IOptions<To
 public sealed class SigningKeysUnavailableException() : Exception("The signing keys cannot be fetched right now.");
 
 /// <summary>
-/// Fetches the JWKS when the service starts, retrying (after 1 s, doubling up to 10 s) until it has it, then again
-/// before it goes stale, so requests find the keys in memory.
+/// Fetches the JWKS when the service starts, retrying every second until it has it (the replica is not ready before),
+/// then again before it goes stale, so requests find the keys in memory. A refresh that fails is retried after 1 s,
+/// doubling up to 10 s: the keys held are still good.
 /// </summary>
 internal sealed class JwksRefresher(JwksSigningKeySource source, IOptions<TokenOptions> options, TimeProvider clock) : BackgroundService
 {
@@ -159,7 +160,10 @@ internal sealed class JwksRefresher(JwksSigningKeySource source, IOptions<TokenO
 
             // RefreshAsync reports every failure as false; only the service's stopping ends this loop.
             await Task.Delay(retryDelay, clock, stoppingToken);
-            retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetryDelay.Ticks));
+            if (source.FetchedAt != DateTimeOffset.MinValue)
+            {
+                retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, MaxRetryDelay.Ticks));
+            }
         }
     }
 }

@@ -3,7 +3,9 @@ using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
+using Shop.ServiceDefaults.Health;
 
 namespace Shop.ServiceDefaults.Security;
 
@@ -23,6 +25,10 @@ public static class SecurityExtensions
             builder.Services.AddSingleton<JwksSigningKeySource>();
             builder.Services.AddSingleton<ISigningKeySource>(services => services.GetRequiredService<JwksSigningKeySource>());
             builder.Services.AddHostedService<JwksRefresher>();
+            // A replica that has never held the keys can judge no token: it is not ready until it has fetched them once.
+            // After that it keeps what it has when a fetch fails, and stays ready (see JwksSigningKeySource).
+            builder.Services.AddHealthChecks().Add(new HealthCheckRegistration("signing-keys",
+                services => new SigningKeysFetched(services.GetRequiredService<JwksSigningKeySource>()), HealthStatus.Unhealthy, [HealthTags.Ready]));
         }
 
         builder.Services.AddSingleton<AccessTokenValidator>();
@@ -43,6 +49,13 @@ public static class SecurityExtensions
         app.UseAuthorization();
         app.Use((context, next) => TenantContext.SetFromUserAsync(context, () => next(context)));
         return app;
+    }
+
+    private sealed class SigningKeysFetched(JwksSigningKeySource source) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            Task.FromResult(source.FetchedAt != DateTimeOffset.MinValue ? HealthCheckResult.Healthy()
+                : HealthCheckResult.Unhealthy("The Gateway's signing keys have not been fetched yet."));
     }
 
     /// <summary>Calls made with this client carry the service's own token (client-credentials grant at the Gateway).</summary>

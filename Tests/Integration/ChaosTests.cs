@@ -230,7 +230,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
     }
 
     [Fact]
-    public async Task A_service_that_cannot_fetch_the_gateways_keys_answers_503_not_401_and_accepts_the_token_once_it_can()
+    public async Task A_service_that_never_fetched_the_gateways_keys_is_not_ready_answers_503_not_401_and_accepts_the_token_once_it_can()
     {
         var token = (await ShopClients.LoginAsync(App, "admin@demo.local", AppFixture.AdminPassword)).AccessToken;
         var before = App.ResourceNotifications.GetSnapshot("notifications").Replicas.Single();
@@ -239,13 +239,31 @@ public sealed class ChaosTests(ChaosFixture fixture)
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
         timeout.CancelAfter(TimeSpan.FromSeconds(120));
 
-        // Notifications starts again while no Gateway replica runs: it has never held the keys that signed the token.
+        // Notifications starts again while no Gateway replica runs: it has never held the keys that signed the token, so it
+        // is up but not ready, and says why.
         await App.Orchestrator.StopResourceAsync("gateway");
         try
         {
             await App.Orchestrator.RestartResourceAsync("notifications");
             await App.ResourceNotifications.WaitForResourceAsync("notifications",
-                s => s.IsHealthy && s.Replicas.Single().Pid != before.Pid, timeout.Token);
+                s => s.Replicas.Single().Pid is { } pid && pid != before.Pid, timeout.Token);
+            JsonElement health = default;
+            await ShopData.WaitUntilAsync("the restarted replica answering /health", async () =>
+            {
+                try
+                {
+                    using var answer = await notifications.GetAsync("/health", timeout.Token);
+                    health = await answer.Content.ReadFromJsonAsync<JsonElement>(timeout.Token);
+                    return answer.StatusCode == HttpStatusCode.ServiceUnavailable
+                        && health.GetProperty("checks").GetProperty("migrations").GetProperty("status").GetString() == "Healthy";
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+            }, seconds: 60);
+            Assert.Equal("Unhealthy", health.GetProperty("checks").GetProperty("signing-keys").GetProperty("status").GetString());
+            Assert.False(App.ResourceNotifications.GetSnapshot("notifications").IsHealthy);
 
             var asked = Stopwatch.StartNew();
             using var unavailable = await notifications.GetAsync("/v1/admin/dead-letters", timeout.Token);
@@ -267,13 +285,11 @@ public sealed class ChaosTests(ChaosFixture fixture)
             await App.Orchestrator.StartResourceAsync("gateway");
         }
 
-        // Once the Gateway answers again, the service fetches the keys and accepts the token.
+        // Once the Gateway answers again, the service fetches the keys, becomes ready and accepts the token.
         await App.ResourceNotifications.WaitForResourceHealthyAsync("gateway", timeout.Token);
-        await ShopData.WaitUntilAsync("the restarted service accepted the token", async () =>
-        {
-            using var response = await notifications.GetAsync("/v1/admin/dead-letters", timeout.Token);
-            return response.StatusCode == HttpStatusCode.OK;
-        }, seconds: 30);
+        await App.ResourceNotifications.WaitForResourceHealthyAsync("notifications", timeout.Token);
+        using var accepted = await notifications.GetAsync("/v1/admin/dead-letters", timeout.Token);
+        Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
     }
 
     [Fact]

@@ -109,27 +109,32 @@ public sealed class JwksSigningKeySourceTests
     }
 
     [Fact]
-    public async Task The_refresher_fetches_the_keys_at_start_retrying_until_the_gateway_answers()
+    public async Task The_refresher_fetches_the_keys_at_start_retrying_every_second_until_the_gateway_answers()
     {
-        _gateway.FailuresLeft = 2;
+        _gateway.FailuresLeft = 5;
         _gateway.Failure = () => _gateway.Requests == 1 ? new HttpRequestException("Connection refused") : new InvalidOperationException("The circuit is now open");
         var source = new JwksSigningKeySource(new Clients(_gateway), Options.Create(new TokenOptions()), TimeProvider.System,
             NullLogger<JwksSigningKeySource>.Instance);
         using var refresher = new JwksRefresher(source, Options.Create(new TokenOptions()), TimeProvider.System);
 
+        var started = System.Diagnostics.Stopwatch.StartNew();
         await refresher.StartAsync(Cancellation);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
-        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
         while (source.FetchedAt == DateTimeOffset.MinValue)
         {
             await Task.Delay(50, timeout.Token);
         }
 
+        var fetchedAfter = started.Elapsed;
         await refresher.StopAsync(Cancellation);
-        // Two failures, then the set: no request had to wait for it.
-        Assert.Equal(3, _gateway.Requests);
+        // Five failures, then the set: no request had to wait for it.
+        Assert.Equal(6, _gateway.Requests);
         Assert.Equal("k1", (await source.FindAsync("k1", Cancellation))?.KeyId);
-        Assert.Equal(3, _gateway.Requests);
+        Assert.Equal(6, _gateway.Requests);
+        // The replica is not ready without the keys, so it does not back off before it first has them: about 5 s, where
+        // 1, 2, 4, 8 and 10 s apart would have taken 25 s.
+        Assert.True(fetchedAfter < TimeSpan.FromSeconds(15), $"The keys were fetched after {fetchedAfter}.");
     }
 
     /// <summary>The Gateway's JWKS endpoint: every listed key id with the same public key.</summary>

@@ -1,9 +1,11 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using Shop.ServiceDefaults.Health;
 using Shop.ServiceDefaults.Messaging;
@@ -64,6 +66,16 @@ public static class NpgsqlExtensions
             // InvalidOperationException around it, which every caller would have to unwrap to answer 503.
             options.UseNpgsql(services.GetRequiredService<NpgsqlDataSource>(),
                 npgsql => npgsql.ExecutionStrategy(dependencies => new NonRetryingExecutionStrategy(dependencies)));
+            // EF Core logs each failed connection, command, transaction, query and save as an error, with the stack, and
+            // then throws the same exception to the caller, which logs it once with what it means: a warning with the 503
+            // for a dependency that is down, an error for a defect, nothing for a refusal answered 409 (a duplicate sku).
+            // Left at Error, one request during a database outage logged two errors beside its warning.
+            options.ConfigureWarnings(warnings => warnings.Log(
+                (RelationalEventId.ConnectionError, LogLevel.Debug),
+                (RelationalEventId.CommandError, LogLevel.Debug),
+                (RelationalEventId.TransactionError, LogLevel.Debug),
+                (CoreEventId.QueryIterationFailed, LogLevel.Debug),
+                (CoreEventId.SaveChangesFailed, LogLevel.Debug)));
             if (rowLevelSecurityRole is not null)
             {
                 options.AddInterceptors(new TenantConnectionInterceptor(rowLevelSecurityRole));

@@ -490,6 +490,14 @@ public sealed class ChaosTests(ChaosFixture fixture)
                             .Select(r => (Gateway: l.Replica, Inventory: r.Index)))
                         .Distinct().Count() == gateways * replicas.Count),
                     seconds: 30);
+
+                // The database down is an outage that Inventory answers for (503 with Retry-After), not a defect: each
+                // failed request is logged once, as a warning, and nothing is logged as an error.
+                var errors = App.Orchestrator.Notifications.Find("inventory").Logs.Tail(5000)
+                    .Where(l => l.Timestamp >= stopped && (l.Text.Contains("\"LogLevel\":\"Error\"", StringComparison.Ordinal)
+                        || l.Text.Contains("\"LogLevel\":\"Critical\"", StringComparison.Ordinal)))
+                    .Select(l => l.Text.Length > 600 ? l.Text[..600] : l.Text).ToList();
+                Assert.True(errors.Count == 0, $"Inventory logged {errors.Count} errors during the outage, among them:\n{string.Join("\n", errors.Take(3))}");
             }
             finally
             {

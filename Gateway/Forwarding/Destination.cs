@@ -21,13 +21,21 @@ public sealed class Destination(Uri address)
 
     public DateTimeOffset EjectedUntil => new(Interlocked.Read(ref _ejectedUntilTicks), TimeSpan.Zero);
 
-    public bool IsAvailable(DateTimeOffset now) => _probeHealthy && now.UtcTicks >= Interlocked.Read(ref _ejectedUntilTicks);
+    public bool IsAvailable(DateTimeOffset now) => _probeHealthy && !IsEjected(now);
 
     public void ReportSuccess()
     {
         Interlocked.Exchange(ref _consecutiveFailures, 0);
         Interlocked.Exchange(ref _ejectedUntilTicks, 0);
     }
+
+    public bool IsEjected(DateTimeOffset now) => now.UtcTicks < Interlocked.Read(ref _ejectedUntilTicks);
+
+    /// <summary>
+    /// Ends an ejection early (its probe passed when no destination was available) but keeps the failure count, so the
+    /// next transport failure ejects it again at once.
+    /// </summary>
+    public void EndEjection() => Interlocked.Exchange(ref _ejectedUntilTicks, 0);
 
     public void ReportFailure(DateTimeOffset now, int failuresToEject, TimeSpan ejectFor)
     {

@@ -2,9 +2,11 @@ namespace Shop.Gateway.Forwarding;
 
 /// <summary>
 /// Asks destinations whether they are ready (their <c>/health</c>). <c>ActiveHealthChecker</c> asks every
-/// destination on a fixed interval; a request that finds no destination of its service ready asks the unready ones
-/// again at once (<see cref="RecheckAsync"/>), so that a service whose replicas were all unready (the database was
-/// down, say) is served again as soon as one of them is ready, not up to a whole interval later.
+/// destination on a fixed interval; a request that finds no destination of its service available asks the unready and
+/// the ejected ones again at once (<see cref="RecheckAsync"/>), so that a service whose replicas were all out (the
+/// database was down, or every replica restarted) is served again as soon as one of them is ready, not a whole probe
+/// interval or ejection later. An ejected destination that passes such a probe is let back in, as Envoy lets a
+/// successful active health check un-eject a host; it stays half-open (<see cref="Destination.EndEjection"/>).
 /// </summary>
 public sealed class DestinationProber
 {
@@ -42,7 +44,7 @@ public sealed class DestinationProber
     }
 
     /// <summary>
-    /// Probes the service's destinations that failed their last probe, and completes when they have answered. Callers
+    /// Probes the service's destinations that failed their last probe or are ejected, and completes when they have answered. Callers
     /// at the same time share one recheck, and one starts at most every <see cref="RecheckSpacing"/>: a caller within
     /// that time of the last one gets its result without a new probe.
     /// </summary>
@@ -64,10 +66,20 @@ public sealed class DestinationProber
     }
 
     // Not the caller's cancellation: the callers share this probe, and it is bounded by its own timeout.
-    private Task ProbeUnreadyAsync(string service) =>
-        Task.WhenAll(_pools.All(service).Where(d => !d.ProbeHealthy).Select(d => ProbeAsync(service, d, "recheck", CancellationToken.None)));
+    private Task ProbeUnreadyAsync(string service)
+    {
+        var now = _clock.GetUtcNow();
+        return Task.WhenAll(_pools.All(service).Where(d => !d.ProbeHealthy || d.IsEjected(now)).Select(async d =>
+        {
+            if (await ProbeAsync(service, d, "recheck", CancellationToken.None) && d.IsEjected(_clock.GetUtcNow()))
+            {
+                d.EndEjection();
+                _logger.LogInformation("{Service} destination {Address} passed its probe and is no longer ejected", service, d.Address);
+            }
+        }));
+    }
 
-    private async Task ProbeAsync(string service, Destination destination, string reason, CancellationToken cancellationToken)
+    private async Task<bool> ProbeAsync(string service, Destination destination, string reason, CancellationToken cancellationToken)
     {
         bool healthy;
         try
@@ -90,5 +102,6 @@ public sealed class DestinationProber
         }
 
         destination.ProbeHealthy = healthy;
+        return healthy;
     }
 }

@@ -8,9 +8,9 @@ namespace Shop.Gateway.Forwarding;
 /// Forwards a request to one replica of a service, picked round-robin among the replicas that pass their
 /// health probe and are not ejected. Bodies stream both ways, hop-by-hop headers are dropped and
 /// X-Forwarded-* set. A replica that cannot be connected to is reported and the next one tried (nothing was
-/// sent, so this is safe for any method). When no replica passed its last probe, those that failed it are asked
-/// again before the answer is 503 (<see cref="DestinationProber.RecheckAsync"/>). Only transport failures (no
-/// connection, no answer in time, a broken answer) count towards ejecting a replica.
+/// sent, so this is safe for any method). When no replica is available, those that failed their last probe or are
+/// ejected are probed again before the answer is 503 (<see cref="DestinationProber.RecheckAsync"/>). Only transport
+/// failures (no connection, no answer in time, a broken answer) count towards ejecting a replica.
 /// </summary>
 public sealed class Forwarder(DestinationPools pools, DestinationProber prober, IOptions<ForwardingOptions> options, TimeProvider clock,
     ILogger<Forwarder> logger)

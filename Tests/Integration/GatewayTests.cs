@@ -216,19 +216,15 @@ public sealed class GatewayTests(AppFixture fixture)
             await App.Orchestrator.StartResourceAsync("inventory");
         }
 
+        // Every replica was ejected by the refused connections and failed its probe. Once they are ready again, the first
+        // request is served: finding none available, the Gateway probes them at once and lets back in those that pass,
+        // rather than refuse until the ejection (10 s) or the next probe (5 s) ends.
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
         timeout.CancelAfter(TimeSpan.FromSeconds(60));
         await App.ResourceNotifications.WaitForResourceHealthyAsync("inventory", timeout.Token);
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        HttpStatusCode status;
-        do
-        {
-            await Task.Delay(500, Cancellation);
-            using var response = await client.GetAsync("/v1/products", Cancellation);
-            status = response.StatusCode;
-        }
-        while (status != HttpStatusCode.OK && DateTime.UtcNow < deadline);
-        Assert.Equal(HttpStatusCode.OK, status);
+        using var first = await client.GetAsync("/v1/products", Cancellation);
+        Assert.True(first.StatusCode == HttpStatusCode.OK,
+            $"The first request after the restart: {(int)first.StatusCode} {await first.Content.ReadAsStringAsync(Cancellation)}");
     }
 
     [Fact]

@@ -78,6 +78,35 @@ public sealed class DestinationProberTests
         Assert.Equal(Second, pools.Pick("inventory", clock.GetUtcNow(), [])?.Address);
     }
 
+    [Fact]
+    public async Task An_ejected_destination_that_passes_a_recheck_is_let_back_in_and_its_next_failure_ejects_it_again()
+    {
+        var (pools, prober, replicas, clock) = Create();
+        replicas.Ready[First.Port] = true;
+        replicas.Ready[Second.Port] = true;
+        await prober.ProbeAllAsync(Cancellation);
+        foreach (var destination in pools.All("inventory"))
+        {
+            for (var failure = 0; failure < 3; failure++)
+            {
+                destination.ReportFailure(clock.GetUtcNow(), failuresToEject: 3, TimeSpan.FromSeconds(10));
+            }
+        }
+
+        Assert.Null(pools.Pick("inventory", clock.GetUtcNow(), []));
+        replicas.Ready[Second.Port] = false;
+        replicas.Asked.Clear();
+        await prober.RecheckAsync("inventory", Cancellation);
+
+        // Both ejected ones were asked (they had passed their last probe); the one that passed again is back.
+        Assert.Equal([First.Port, Second.Port], replicas.Asked.Order());
+        var back = pools.Pick("inventory", clock.GetUtcNow(), []);
+        Assert.Equal(First, back?.Address);
+        Assert.Null(pools.Pick("inventory", clock.GetUtcNow(), [back!]));
+        back!.ReportFailure(clock.GetUtcNow(), failuresToEject: 3, TimeSpan.FromSeconds(10));
+        Assert.True(back.IsEjected(clock.GetUtcNow()));
+    }
+
     private static (DestinationPools Pools, DestinationProber Prober, Replicas Replicas, FakeTimeProvider Clock) Create()
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(

@@ -34,6 +34,14 @@ public static class AuthApi
 
     public static IResult GetJwks(SigningKeyStore keys, HttpContext context)
     {
+        // Before its keys are loaded a starting replica has no set to give. An empty one would tell a service that no
+        // token is the Gateway's: it would refuse valid tokens with 401 until its next look (10 s later at the soonest).
+        if (!keys.IsLoaded)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "The signing keys are not loaded yet.");
+        }
+
         context.Response.Headers.CacheControl = "public, max-age=300";
         return TypedResults.Json(new { keys = keys.PublicJwks() });
     }

@@ -349,31 +349,46 @@ internal sealed class Orchestrator : IAsyncDisposable
     }
 
     /// <summary>
-    /// A proxy found no replica of <paramref name="runtime"/> ready: the unready ones are probed at once, and this waits
-    /// (up to <see cref="RecheckWait"/>) until one is ready. Without it, a service whose replicas were all unready (its
-    /// database was down, say) would be refused until each replica's next scheduled probe, up to 5 s after it was ready.
+    /// A proxy found no replica of <paramref name="runtime"/> ready: the unready ones are probed at once, again and again
+    /// (as often as <see cref="RequestedProbeSpacing"/> allows), until one is ready or <see cref="RecheckWait"/> has
+    /// passed. Without it, a service whose replicas were all unready (its database was down, say) would be refused until
+    /// each replica's next scheduled probe, up to 5 s after it was ready. Asking more than once covers a first probe that
+    /// still fails, on a connection its pool held from before a database restart, say.
     /// </summary>
     private async Task RecheckAsync(ResourceRuntime runtime, CancellationToken cancellationToken)
     {
-        foreach (var replica in runtime.Replicas.Where(r => r.State == ResourceState.Running && r.Health == HealthState.Unhealthy))
+        var started = Stopwatch.GetTimestamp();
+        while (true)
         {
-            replica.RequestProbe();
-        }
+            foreach (var replica in runtime.Replicas.Where(r => r.State == ResourceState.Running && r.Health == HealthState.Unhealthy))
+            {
+                replica.RequestProbe();
+            }
 
-        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        waiting.CancelAfter(RecheckWait);
-        try
-        {
-            await Notifications.WaitForResourceAsync(runtime.Resource.Name,
-                s => s.Replicas.Any(r => r.State == ResourceState.Running && r.Health != HealthState.Unhealthy), waiting.Token);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            // None became ready in time: the proxy refuses this connection, as it would have without asking.
-        }
-        catch (InvalidOperationException)
-        {
-            // The resource failed to start: nothing to wait for.
+            var left = RecheckWait - Stopwatch.GetElapsedTime(started);
+            if (left <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            waiting.CancelAfter(left < RequestedProbeSpacing ? left : RequestedProbeSpacing);
+            try
+            {
+                await Notifications.WaitForResourceAsync(runtime.Resource.Name,
+                    s => s.Replicas.Any(r => r.State == ResourceState.Running && r.Health != HealthState.Unhealthy), waiting.Token);
+                return;
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // None is ready yet: ask again. When the time is up, the proxy refuses the connection, as it would have
+                // without asking.
+            }
+            catch (InvalidOperationException)
+            {
+                // The resource failed to start: nothing to wait for.
+                return;
+            }
         }
     }
 

@@ -96,9 +96,12 @@ public sealed class JwksSigningKeySource(IHttpClientFactory clients, IOptions<To
             using var client = clients.CreateClient(ClientName);
             var json = await client.GetStringAsync(options.Value.JwksUrl, timeout.Token);
             var set = new JsonWebKeySet(json);
-            _keys = set.Keys
+            var keys = set.Keys
                 .Where(k => k.Kty == JsonWebAlgorithmsKeyTypes.RSA && !string.IsNullOrEmpty(k.Kid) && k.Use is null or "sig")
                 .ToDictionary(k => k.Kid, k => (SecurityKey)k, StringComparer.Ordinal);
+            // The Gateway always signs with a key it publishes: a set without one is not an answer (a replica that has not
+            // loaded its keys, say), and taking it would make every valid token look forged.
+            _keys = keys.Count > 0 ? keys : throw new InvalidDataException("The JWKS holds no RSA signing key.");
             _fetchedAt = clock.GetUtcNow();
             _lastAttemptFailed = false;
             return true;

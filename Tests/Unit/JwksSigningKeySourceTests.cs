@@ -56,6 +56,18 @@ public sealed class JwksSigningKeySourceTests
     }
 
     [Fact]
+    public async Task A_set_without_a_signing_key_is_not_taken_and_the_keys_held_are_kept()
+    {
+        Assert.True(await _source.RefreshAsync(Cancellation));
+        _gateway.KeyIds.Clear();
+
+        Assert.False(await _source.RefreshAsync(Cancellation));
+        Assert.Equal("k1", (await _source.FindAsync("k1", Cancellation))?.KeyId);
+        // Without a current set, a key id it does not hold cannot be judged.
+        await Assert.ThrowsAsync<SigningKeysUnavailableException>(() => _source.FindAsync("k2", Cancellation).AsTask());
+    }
+
+    [Fact]
     public async Task Keys_are_answered_from_memory_and_an_unknown_key_id_is_looked_for_at_most_every_10_seconds()
     {
         for (var i = 0; i < 20; i++)

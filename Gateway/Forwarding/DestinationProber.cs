@@ -44,9 +44,9 @@ public sealed class DestinationProber
     }
 
     /// <summary>
-    /// Probes the service's destinations that failed their last probe or are ejected, and completes when they have answered. Callers
-    /// at the same time share one recheck, and one starts at most every <see cref="RecheckSpacing"/>: a caller within
-    /// that time of the last one gets its result without a new probe.
+    /// Probes the service's destinations that failed their last probe or are ejected, and completes when they have
+    /// answered. Callers at the same time share one recheck, and one starts at most every <see cref="RecheckSpacing"/>:
+    /// a caller within that time of the last one gets its result without a new probe.
     /// </summary>
     public Task RecheckAsync(string service, CancellationToken cancellationToken)
     {

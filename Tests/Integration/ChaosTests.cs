@@ -215,7 +215,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
             await ShopData.WaitUntilAsync("the first attempt's lease ran out", async () => await ShopData.ScalarAsync<long>(App, "ordersdb",
                 $"SELECT count(*) FROM idempotency_keys WHERE key = '{key}' AND locked_at < now() - interval '{ChaosFixture.IdempotencyLeaseSeconds} seconds'") == 1, seconds: 30);
             retry = gateway.PostOrderAsync(body, key);
-            await WaitUntilWaitingOnTheLockAsync(key, attempts: 2);
+            await WaitUntilWaitingOnTheLockAsync(key, attempts: 2, first, retry);
         }
 
         using var firstResponse = await first;
@@ -711,14 +711,40 @@ public sealed class ChaosTests(ChaosFixture fixture)
         return await admin.SendAsync(request, cancellationToken);
     }
 
-    /// <summary>Until <paramref name="attempts"/> requests hold or held <paramref name="key"/> and wait to insert their order.</summary>
-    private async Task WaitUntilWaitingOnTheLockAsync(string key, int attempts)
+    /// <summary>
+    /// Until <paramref name="attempts"/> requests hold or held <paramref name="key"/> and wait to insert their order. On
+    /// failure it says what the sessions were doing and how the requests in <paramref name="sent"/> ended, if they have.
+    /// </summary>
+    private async Task WaitUntilWaitingOnTheLockAsync(string key, int attempts, params Task<HttpResponseMessage>[] sent)
     {
-        await ShopData.WaitUntilAsync($"{attempts} attempt(s) with the key waiting on the lock", async () =>
-            await ShopData.ScalarAsync<long>(App, "ordersdb", $"SELECT count(*) FROM idempotency_keys WHERE key = '{key}' AND status = 'InProgress'") == 1
-            && await ShopData.ScalarAsync<long>(App, "ordersdb",
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%INSERT INTO orders%'") == attempts,
-            seconds: 30);
+        try
+        {
+            await ShopData.WaitUntilAsync($"{attempts} attempt(s) with the key waiting on the lock", async () =>
+                await ShopData.ScalarAsync<long>(App, "ordersdb", $"SELECT count(*) FROM idempotency_keys WHERE key = '{key}' AND status = 'InProgress'") == 1
+                && await ShopData.ScalarAsync<long>(App, "ordersdb",
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%INSERT INTO orders%'") == attempts,
+                seconds: 30);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            var sessions = await ShopData.QueryAsync(App, "ordersdb",
+                "SELECT state, coalesce(wait_event_type, '') || ':' || coalesce(wait_event, ''), left(query, 80) FROM pg_stat_activity "
+                + "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'",
+                r => $"{r.GetString(0)} {r.GetString(1)} {r.GetString(2)}");
+            var keys = await ShopData.QueryAsync(App, "ordersdb",
+                $"SELECT status || ' attempt ' || attempt || ' locked ' || round(extract(epoch FROM now() - locked_at)::numeric, 1) || ' s ago' FROM idempotency_keys WHERE key = '{key}'",
+                r => r.GetString(0));
+            var ended = new List<string>();
+            foreach (var request in sent.Where(t => t.IsCompleted))
+            {
+                ended.Add(request.IsCompletedSuccessfully
+                    ? $"{(int)request.Result.StatusCode} {await request.Result.Content.ReadAsStringAsync(Cancellation)}"
+                    : request.Exception?.GetBaseException().Message ?? "cancelled");
+            }
+
+            throw new InvalidOperationException($"{ex.Message} Key: {string.Join("; ", keys)}. Sessions: {string.Join(" | ", sessions)}. "
+                + $"Requests that ended: {string.Join(" | ", ended)}", ex);
+        }
     }
 
     /// <summary>Sends the same request with the same key while it is answered 409 (in progress) or 502/503 (a replica down).</summary>

@@ -3,6 +3,7 @@ using System.Security.Claims;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
+using Shop.ServiceDefaults.Idempotency;
 using Shop.ServiceDefaults.Security;
 
 namespace Shop.Inventory.Products;
@@ -30,7 +31,7 @@ public static class ProductsApi
         var products = app.MapGroup("/v1/products").WithTags("Products");
         products.MapGet("/", ListProducts).RequireAuthorization(ShopPolicies.User);
         products.MapGet("/{id:guid}", GetProduct);
-        products.MapPost("/", CreateProduct).RequireAuthorization(ShopPolicies.Admin);
+        products.MapPost("/", CreateProduct).RequireAuthorization(ShopPolicies.Admin).AcceptIdempotencyKey();
         products.MapPut("/{id:guid}", UpdateProduct).RequireAuthorization(ShopPolicies.Admin);
         products.MapDelete("/{id:guid}", DeleteProduct).RequireAuthorization(ShopPolicies.Admin);
         products.MapPost("/lookup", LookupProducts).RequireAuthorization(ShopPolicies.Service);
@@ -172,10 +173,21 @@ public static class ProductsApi
             Money.Of(request.Price!.Amount, request.Price.Currency), now);
         db.Products.Add(product);
         db.Stock.Add(new Stock.StockLevel { ProductId = product.Id, TenantId = product.TenantId, Quantity = request.InitialStock!.Value, Version = 1, UpdatedAt = now });
+        var location = $"/v1/products/{product.Id}";
+        var response = ProductResponse.From(product.ToCached(), request.InitialStock.Value);
         try
         {
             await using var scope = await db.Database.BeginTenantTransactionAsync(product.TenantId, cancellationToken);
+            // A failed save ends the request and its whole transaction, so EF Core's savepoint around it (two more
+            // statements) would buy nothing; without it the product and the stored answer share one transaction id.
+            db.Database.AutoSavepointsEnabled = false;
             await db.SaveChangesAsync(cancellationToken);
+            // With an Idempotency-Key, the product and the answer a retry will get commit together.
+            if (context.IdempotencyClaimIfAny() is { } claim)
+            {
+                await claim.CompleteAsync(db, StatusCodes.Status201Created, location, response, cancellationToken, ETag(product.Version));
+            }
+
             await scope.CommitAsync(cancellationToken);
         }
         catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
@@ -184,7 +196,7 @@ public static class ProductsApi
         }
 
         context.Response.Headers.ETag = ETag(product.Version);
-        return TypedResults.Created($"/v1/products/{product.Id}", ProductResponse.From(product.ToCached(), request.InitialStock.Value));
+        return TypedResults.Created(location, response);
     }
 
     /// <summary>Requires If-Match with the current version (428 without it, 412 when stale): two admins cannot overwrite each other.</summary>

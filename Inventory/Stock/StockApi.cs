@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using Shop.Inventory.Products;
+using Shop.ServiceDefaults.Idempotency;
 using Shop.ServiceDefaults.Security;
 using StackExchange.Redis;
 
@@ -12,6 +13,9 @@ namespace Shop.Inventory.Stock;
 public sealed record StockResponse(Guid ProductId, int Quantity, int Reserved, int Available, long Version);
 
 public sealed record AdjustmentRequest(int? Delta, string? Reason);
+
+/// <summary>One recorded adjustment; <c>QuantityAfter</c> is null for those recorded before it was kept.</summary>
+public sealed record AdjustmentResponse(Guid Id, Guid ProductId, int Delta, string Reason, string Actor, int? QuantityAfter, DateTimeOffset CreatedAt);
 
 public sealed record StockStats(int Products, long Quantity, long Reserved, long Available, int OutOfStock, int ActiveReservations, DateTimeOffset ComputedAt);
 
@@ -23,7 +27,10 @@ public static class StockApi
     {
         var inventory = app.MapGroup("/v1/inventory").WithTags("Stock");
         inventory.MapGet("/{productId:guid}", GetStock).RequireAuthorization(ShopPolicies.User);
-        inventory.MapPost("/{productId:guid}/adjustments", Adjust).RequireAuthorization(ShopPolicies.Admin);
+        inventory.MapPost("/{productId:guid}/adjustments", Adjust).RequireAuthorization(ShopPolicies.Admin).AcceptIdempotencyKey()
+            .WithSummary("Restock or write off, with a reason; send an Idempotency-Key to make a retry safe.");
+        inventory.MapGet("/{productId:guid}/adjustments", ListAdjustments).RequireAuthorization(ShopPolicies.Admin)
+            .WithSummary("The product's recorded adjustments, newest first.");
         inventory.MapGet("/low-stock", LowStock).RequireAuthorization(ShopPolicies.Admin);
         inventory.MapGet("/stats", Stats).RequireAuthorization(ShopPolicies.User);
         return app;
@@ -37,9 +44,13 @@ public static class StockApi
         return stock is null ? TypedResults.NotFound() : TypedResults.Ok(From(stock));
     }
 
-    /// <summary>Restock (positive) or write-off (negative), recorded with its reason; never below what is reserved.</summary>
+    /// <summary>
+    /// Restock (positive) or write-off (negative), recorded with its reason and the quantity it left; never below what is
+    /// reserved. With an Idempotency-Key, the response a retry gets commits with the change, so a retry never applies it twice.
+    /// </summary>
     public static async Task<Results<Ok<StockResponse>, NotFound, ValidationProblem, ProblemHttpResult>> Adjust(
-        Guid productId, AdjustmentRequest request, ClaimsPrincipal admin, NpgsqlDataSource dataSource, ProductCache cache, CancellationToken cancellationToken)
+        Guid productId, AdjustmentRequest request, ClaimsPrincipal admin, NpgsqlDataSource dataSource, ProductCache cache, HttpContext context,
+        CancellationToken cancellationToken)
     {
         var errors = new Dictionary<string, string[]>();
         if (request.Delta is not { } delta || delta == 0 || Math.Abs(delta) > 1_000_000)
@@ -96,7 +107,8 @@ public static class StockApi
         }
 
         await using (var record = new NpgsqlCommand(
-            "INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor) VALUES ($1, $2, $3, $4, $5, $6)", connection, transaction))
+            "INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor, quantity_after) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            connection, transaction))
         {
             record.Parameters.Add(new() { Value = Guid.CreateVersion7() });
             record.Parameters.Add(new() { Value = tenant });
@@ -104,12 +116,69 @@ public static class StockApi
             record.Parameters.Add(new() { Value = request.Delta.Value });
             record.Parameters.Add(new() { Value = request.Reason!.Trim() });
             record.Parameters.Add(new() { Value = admin.UserId()! });
+            record.Parameters.Add(new() { Value = stock.Quantity });
             await record.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        var response = From(stock);
+        if (context.IdempotencyClaimIfAny() is { } claim)
+        {
+            await claim.CompleteAsync(connection, transaction, StatusCodes.Status200OK, null, response, cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
         await cache.AvailabilityChangedAsync(productId, stock.Version);
-        return TypedResults.Ok(From(stock));
+        return TypedResults.Ok(response);
+    }
+
+    /// <summary>
+    /// The audit trail of a product's stock: every adjustment with who made it, why, and the quantity it left, newest
+    /// first. A deleted product keeps its history; another tenant's product is 404.
+    /// </summary>
+    public static async Task<Results<Ok<PagedResponse<AdjustmentResponse>>, NotFound, ValidationProblem>> ListAdjustments(
+        Guid productId, ClaimsPrincipal admin, NpgsqlDataSource dataSource, int page = 1, int pageSize = 20, CancellationToken cancellationToken = default)
+    {
+        if (page is < 1 or > 100_000 || pageSize is < 1 or > 100)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["page"] = ["page 1–100000 and pageSize 1–100."] });
+        }
+
+        var tenant = admin.TenantId()!;
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(TenantScope.Command(tenant));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT count(*) FROM stock_adjustments WHERE product_id = $1 AND tenant_id = $2")
+        {
+            Parameters = { new() { Value = productId }, new() { Value = tenant } },
+        });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            SELECT id, delta, reason, actor, quantity_after, created_at FROM stock_adjustments
+            WHERE product_id = $1 AND tenant_id = $2
+            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4
+            """)
+        {
+            Parameters = { new() { Value = productId }, new() { Value = tenant }, new() { Value = pageSize }, new() { Value = (page - 1) * pageSize } },
+        });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT EXISTS (SELECT 1 FROM stock WHERE product_id = $1 AND tenant_id = $2)")
+        {
+            Parameters = { new() { Value = productId }, new() { Value = tenant } },
+        });
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        await reader.NextResultAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        var total = reader.GetInt64(0);
+        await reader.NextResultAsync(cancellationToken);
+        var items = new List<AdjustmentResponse>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            items.Add(new AdjustmentResponse(reader.GetGuid(0), productId, reader.GetInt32(1), reader.GetString(2), reader.GetString(3),
+                reader.IsDBNull(4) ? null : reader.GetInt32(4), reader.GetFieldValue<DateTimeOffset>(5)));
+        }
+
+        await reader.NextResultAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return reader.GetBoolean(0)
+            ? TypedResults.Ok(new PagedResponse<AdjustmentResponse>(items, page, pageSize, (int)total))
+            : TypedResults.NotFound();
     }
 
     public static async Task<Results<Ok<List<StockResponse>>, ValidationProblem>> LowStock(ClaimsPrincipal admin, InventoryDbContext db,

@@ -19,8 +19,13 @@ public static class IdempotencyExtensions
     /// <summary>After authentication: keys are scoped to the caller.</summary>
     public static IApplicationBuilder UseIdempotency(this IApplicationBuilder app) => app.UseMiddleware<IdempotencyMiddleware>();
 
+    /// <summary>Every request must carry an Idempotency-Key (400 without one).</summary>
     public static TBuilder RequireIdempotencyKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
-        builder.WithMetadata(new IdempotentEndpointMetadata());
+        builder.WithMetadata(new IdempotentEndpointMetadata(required: true));
+
+    /// <summary>A request may carry an Idempotency-Key, and then gets the same guarantees; one without it runs as usual.</summary>
+    public static TBuilder AcceptIdempotencyKey<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new IdempotentEndpointMetadata(required: false));
 
     private sealed class IdempotencyKeyCleanup(NpgsqlDataSource dataSource, ILogger<IdempotencyKeyCleanup> logger) : BackgroundService
     {

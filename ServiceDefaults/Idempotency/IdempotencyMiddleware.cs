@@ -9,12 +9,16 @@ using Shop.ServiceDefaults.Security;
 
 namespace Shop.ServiceDefaults.Idempotency;
 
-/// <summary>Marks an endpoint as requiring an Idempotency-Key.</summary>
-public sealed class IdempotentEndpointMetadata;
+/// <summary>Marks an endpoint as taking an Idempotency-Key: required (400 without one), or optional.</summary>
+public sealed class IdempotentEndpointMetadata(bool required)
+{
+    /// <summary>When false, a request without the header runs as it would without this metadata.</summary>
+    public bool Required { get; } = required;
+}
 
 /// <summary>
 /// Idempotency keys with Stripe's semantics, for any endpoint that opts in. Per caller (tenant and user) and key:
-/// the first request runs and its response (status, type, location, body bytes) is stored; the same request again
+/// the first request runs and its response (status, type, location, ETag, body bytes) is stored; the same request again
 /// gets that response replayed with <c>Idempotent-Replayed: true</c>; the same key with another request is 422; the
 /// same key while the first is still running is 409. A first attempt that fails (exception or 5xx) frees the key.
 /// <para>
@@ -32,13 +36,19 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
 
     public async Task InvokeAsync(HttpContext context)
     {
-        if (context.GetEndpoint()?.Metadata.GetMetadata<IdempotentEndpointMetadata>() is null)
+        if (context.GetEndpoint()?.Metadata.GetMetadata<IdempotentEndpointMetadata>() is not { } idempotent)
         {
             await next(context);
             return;
         }
 
         var key = context.Request.Headers[HeaderName].ToString();
+        if (key.Length == 0 && !idempotent.Required)
+        {
+            await next(context);
+            return;
+        }
+
         if (key.Length is 0 or > 255)
         {
             await ProblemAsync(context, 400, "Idempotency-Key is required.", "Send a unique Idempotency-Key header (at most 255 characters) with this request.");
@@ -65,7 +75,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         await using var connection = await dataSource.OpenConnectionAsync(context.RequestAborted);
 
         await using var select = new NpgsqlCommand("""
-            SELECT request_hash, status, response_status, response_type, response_location, response_body
+            SELECT request_hash, status, response_status, response_type, response_location, response_body, response_etag
             FROM idempotency_keys WHERE scope = $1 AND key = $2
             """, connection);
         select.Parameters.Add(new() { Value = scope });
@@ -103,6 +113,11 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
             context.Response.Headers.Location = reader.GetString(4);
         }
 
+        if (!reader.IsDBNull(6))
+        {
+            context.Response.Headers.ETag = reader.GetString(6);
+        }
+
         var body = reader.GetFieldValue<byte[]>(5);
         await context.Response.Body.WriteAsync(body, context.RequestAborted);
     }
@@ -135,7 +150,8 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
             await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
             await using var store = new NpgsqlCommand("""
                 UPDATE idempotency_keys
-                SET status = 'Completed', response_status = $3, response_type = $4, response_location = $5, response_body = $6, completed_at = now()
+                SET status = 'Completed', response_status = $3, response_type = $4, response_location = $5, response_body = $6,
+                    response_etag = $8, completed_at = now()
                 WHERE scope = $1 AND key = $2 AND attempt = $7 AND status = 'InProgress'
                 """, connection);
             store.Parameters.Add(new() { Value = claim.Scope });
@@ -146,6 +162,8 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
             store.Parameters.Add(new() { Value = location.Length > 0 ? location : DBNull.Value });
             store.Parameters.Add(new() { Value = buffer.ToArray() });
             store.Parameters.Add(new() { Value = claim.Attempt });
+            var etag = context.Response.Headers.ETag.ToString();
+            store.Parameters.Add(new() { Value = etag.Length > 0 ? etag : DBNull.Value });
             if (await store.ExecuteNonQueryAsync(CancellationToken.None) == 0)
             {
                 logger.LogWarning("Idempotency-Key {Key} was taken over by a retry while this request ran; its response is not stored", claim.Key);

@@ -23,6 +23,7 @@ public static class OpenApiExtensions
         {
             options.AddDocumentTransformer(new ServiceDocumentTransformer(service));
             options.AddOperationTransformer<BearerSecurityTransformer>();
+            options.AddOperationTransformer<IdempotencyKeyTransformer>();
             options.AddOperationTransformer<ProblemResponsesTransformer>();
         });
         return builder;

@@ -531,6 +531,11 @@ public sealed class InventoryTests(AppFixture fixture)
             Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/v1/products/{third}", Cancellation)).StatusCode);
             using var restock = await admin.PostAsJsonAsync($"/v1/inventory/{second}/adjustments", new { delta = 2, reason = "delivery" }, Cancellation);
             Assert.Equal(HttpStatusCode.OK, restock.StatusCode);
+            using var keyed = new HttpRequestMessage(HttpMethod.Post, $"/v1/inventory/{second}/adjustments") { Content = JsonContent.Create(new { delta = 1, reason = "delivery" }) };
+            keyed.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString("N"));
+            Assert.Equal(HttpStatusCode.OK, (await admin.SendAsync(keyed, Cancellation)).StatusCode);
+            using var history = await admin.GetAsync($"/v1/inventory/{second}/adjustments?page=2&pageSize=1", Cancellation);
+            Assert.Equal(HttpStatusCode.OK, history.StatusCode);
         }
 
         using (var inventory = await ServiceClientAsync())
@@ -573,6 +578,8 @@ public sealed class InventoryTests(AppFixture fixture)
 
         Assert.Contains(statements, q => q.Contains("FOR UPDATE SKIP LOCKED", StringComparison.Ordinal));
         Assert.Contains(statements, q => q.Contains("INSERT INTO stock_adjustments", StringComparison.Ordinal));
+        Assert.Contains(statements, q => q.Contains("ORDER BY created_at DESC, id DESC", StringComparison.Ordinal));
+        Assert.Contains(statements, q => q.Contains("UPDATE idempotency_keys", StringComparison.Ordinal));
         var sequential = new List<string>();
         await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(App.GetConnectionString("inventorydb")) { Pooling = false }.ConnectionString);
         await connection.OpenAsync(Cancellation);
@@ -713,6 +720,125 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(2L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}'"));
         var low = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/low-stock?threshold=1000000", Cancellation);
         Assert.Contains(low.EnumerateArray(), s => s.GetProperty("productId").GetGuid() == product);
+    }
+
+    [Fact]
+    public async Task Stock_adjustments_are_listed_newest_first_with_who_made_them_and_the_quantity_each_left()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        foreach (var (delta, reason) in new[] { (3, "delivery"), (-2, "damaged"), (10, "recount") })
+        {
+            using var adjusted = await admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments", new { delta, reason }, Cancellation);
+            Assert.Equal(HttpStatusCode.OK, adjusted.StatusCode);
+        }
+
+        var me = (await admin.GetFromJsonAsync<JsonElement>("/v1/auth/me", Cancellation)).GetProperty("id").GetString();
+        var first = await admin.GetFromJsonAsync<JsonElement>($"/v1/inventory/{product}/adjustments?pageSize=2", Cancellation);
+        var second = await admin.GetFromJsonAsync<JsonElement>($"/v1/inventory/{product}/adjustments?pageSize=2&page=2", Cancellation);
+
+        Assert.Equal(3, first.GetProperty("total").GetInt32());
+        var listed = first.GetProperty("items").EnumerateArray().Concat(second.GetProperty("items").EnumerateArray()).ToList();
+        Assert.Equal([(10, "recount", 16), (-2, "damaged", 6), (3, "delivery", 8)],
+            listed.Select(a => (a.GetProperty("delta").GetInt32(), a.GetProperty("reason").GetString(), a.GetProperty("quantityAfter").GetInt32())));
+        Assert.All(listed, a => Assert.Equal(me, a.GetProperty("actor").GetString()));
+        Assert.All(listed, a => Assert.Equal(product, a.GetProperty("productId").GetGuid()));
+        Assert.Equal(3, listed.Select(a => a.GetProperty("id").GetGuid()).Distinct().Count());
+
+        // A deleted product keeps its history; anything unknown is 404, a customer is refused, a bad page is 400.
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/v1/products/{product}", Cancellation)).StatusCode);
+        var afterDelete = await admin.GetFromJsonAsync<JsonElement>($"/v1/inventory/{product}/adjustments", Cancellation);
+        Assert.Equal(3, afterDelete.GetProperty("items").GetArrayLength());
+        using (var unknown = await admin.GetAsync($"/v1/inventory/{Guid.NewGuid()}/adjustments", Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        }
+
+        using (var badPage = await admin.GetAsync($"/v1/inventory/{product}/adjustments?pageSize=0", Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, badPage.StatusCode);
+            Assert.Equal("application/problem+json", badPage.Content.Headers.ContentType?.MediaType);
+        }
+
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using (customer)
+        using (var refused = await customer.GetAsync($"/v1/inventory/{product}/adjustments", Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task A_retried_adjustment_with_the_same_Idempotency_Key_is_applied_once_and_answered_alike()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        var key = Guid.NewGuid().ToString("N");
+        Task<HttpResponseMessage> AdjustAsync(int delta)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/inventory/{product}/adjustments") { Content = JsonContent.Create(new { delta, reason = "delivery" }) };
+            request.Headers.Add("Idempotency-Key", key);
+            return admin.SendAsync(request, Cancellation);
+        }
+
+        // Retries racing the first attempt: each is told it is in progress, or gets the first one's answer.
+        var racing = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => AdjustAsync(4)));
+        using var replay = await AdjustAsync(4);
+        using var otherRequest = await AdjustAsync(5);
+
+        Assert.All(racing, r => Assert.Contains(r.StatusCode, new[] { HttpStatusCode.OK, HttpStatusCode.Conflict }));
+        var answered = racing.Where(r => r.StatusCode == HttpStatusCode.OK).ToList();
+        Assert.Single(answered, r => !r.Headers.Contains("Idempotent-Replayed"));
+        var original = await answered.Single(r => !r.Headers.Contains("Idempotent-Replayed")).Content.ReadAsStringAsync(Cancellation);
+        Assert.Equal(HttpStatusCode.OK, replay.StatusCode);
+        Assert.Equal("true", replay.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(original, await replay.Content.ReadAsStringAsync(Cancellation));
+        Assert.Equal(9, JsonDocument.Parse(original).RootElement.GetProperty("quantity").GetInt32());
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, otherRequest.StatusCode);
+        foreach (var response in racing)
+        {
+            response.Dispose();
+        }
+
+        Assert.Equal((9, 0), await StockAsync(product));
+        Assert.Equal(1L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}'"));
+        // The answer a retry gets was stored by the transaction that made the change: no crash between them can double it.
+        Assert.True(await ScalarAsync<bool>($"""
+            SELECT k.xmin::text = a.xmin::text FROM idempotency_keys k, stock_adjustments a
+            WHERE k.key = '{key}' AND a.product_id = '{product}'
+            """), "the stored answer and the adjustment were committed by different transactions");
+    }
+
+    [Fact]
+    public async Task A_retried_product_create_with_the_same_Idempotency_Key_creates_one_product_and_replays_its_answer()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var (key, sku) = (Guid.NewGuid().ToString("N"), $"SKU-{Guid.NewGuid():N}");
+        async Task<HttpResponseMessage> CreateAsync()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/products")
+            {
+                Content = JsonContent.Create(new { sku, name = "Keyed product", description = "", price = new { amount = 3m, currency = "EUR" }, initialStock = 2 }),
+            };
+            request.Headers.Add("Idempotency-Key", key);
+            return await admin.SendAsync(request, Cancellation);
+        }
+
+        using var first = await CreateAsync();
+        using var retry = await CreateAsync();
+
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
+        Assert.False(first.Headers.Contains("Idempotent-Replayed"));
+        Assert.Equal("true", retry.Headers.GetValues("Idempotent-Replayed").Single());
+        Assert.Equal(first.Headers.Location, retry.Headers.Location);
+        Assert.NotNull(first.Headers.ETag);
+        Assert.Equal(first.Headers.ETag, retry.Headers.ETag);
+        var id = (await first.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        Assert.Equal(id, (await retry.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid());
+        Assert.Equal(1L, await ScalarAsync<long>($"SELECT count(*) FROM products WHERE sku = '{sku}'"));
+        Assert.True(await ScalarAsync<bool>($"SELECT k.xmin::text = p.xmin::text FROM idempotency_keys k, products p WHERE k.key = '{key}' AND p.id = '{id}'"),
+            "the stored answer and the product were committed by different transactions");
     }
 
     private async Task<HttpResponseMessage> PutAsync(HttpClient admin, Guid product, string name, EntityTagHeaderValue? etag)

@@ -60,6 +60,28 @@ public sealed class OpenApiTests(AppFixture fixture)
     }
 
     [Theory]
+    [InlineData("orders", "/v1/orders", "post", true)]
+    [InlineData("inventory", "/v1/products", "post", false)]
+    [InlineData("inventory", "/v1/inventory/{productId}/adjustments", "post", false)]
+    public async Task Operations_that_take_an_Idempotency_Key_document_the_header_and_its_409_and_422(string service, string path, string method, bool required)
+    {
+        using var client = App.CreateHttpClient(service, replica: 0);
+
+        using var document = await GetDocumentAsync(client, "/openapi/v1.json");
+
+        var operation = Operation(document, path, method);
+        var header = Assert.Single(operation.GetProperty("parameters").EnumerateArray(), p => p.GetProperty("name").GetString() == "Idempotency-Key");
+        Assert.Equal("header", header.GetProperty("in").GetString());
+        Assert.Equal(required, header.TryGetProperty("required", out var isRequired) && isRequired.GetBoolean());
+        Assert.True(operation.GetProperty("responses").TryGetProperty("409", out _));
+        Assert.True(operation.GetProperty("responses").TryGetProperty("422", out _));
+        var others = document.RootElement.GetProperty("paths").EnumerateObject().SelectMany(p => p.Value.EnumerateObject()
+            .Where(o => !(p.Name == path && o.Name == method) && o.Value.TryGetProperty("parameters", out var parameters)
+                && parameters.EnumerateArray().Any(x => x.GetProperty("name").GetString() == "Idempotency-Key")).Select(o => $"{o.Name} {p.Name}"));
+        Assert.DoesNotContain($"get {path}", others);
+    }
+
+    [Theory]
     [InlineData("orders", "Orders API", "/v1/orders")]
     [InlineData("inventory", "Inventory API", "/v1/products")]
     [InlineData("notifications", "Notifications API", null)]

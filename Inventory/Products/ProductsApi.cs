@@ -38,12 +38,40 @@ public static class ProductsApi
         return app;
     }
 
+    /// <summary>
+    /// The tenant's products by name, a page at a time; optionally only the active (or inactive) ones, the one with a SKU,
+    /// or those whose name or SKU contains <paramref name="q"/> in any case. That search filters the tenant's live
+    /// products as read through their (tenant, active, name) index: a trigram index could not serve it, because under
+    /// row-level security PostgreSQL applies the policy before any operator that is not leakproof, and ILIKE is not.
+    /// </summary>
     public static async Task<Results<Ok<PagedResponse<ProductResponse>>, ValidationProblem>> ListProducts(
-        ClaimsPrincipal user, InventoryDbContext db, int page = 1, int pageSize = 20, bool? active = null, CancellationToken cancellationToken = default)
+        ClaimsPrincipal user, InventoryDbContext db, int page = 1, int pageSize = 20, bool? active = null, string? sku = null, string? q = null,
+        CancellationToken cancellationToken = default)
     {
-        if (page < 1 || pageSize is < 1 or > 100)
+        var errors = new Dictionary<string, string[]>();
+        if (page is < 1 or > 100_000)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["page"] = ["page ≥ 1 and pageSize between 1 and 100."] });
+            errors["page"] = ["Between 1 and 100000."];
+        }
+
+        if (pageSize is < 1 or > 100)
+        {
+            errors["pageSize"] = ["Between 1 and 100."];
+        }
+
+        if (sku is not null && (sku.Length > 64 || string.IsNullOrWhiteSpace(sku)))
+        {
+            errors["sku"] = ["Between 1 and 64 characters."];
+        }
+
+        if (q is not null && (q.Length > 100 || string.IsNullOrWhiteSpace(q)))
+        {
+            errors["q"] = ["Between 1 and 100 characters."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
         }
 
         var tenant = user.TenantId() ?? "";
@@ -54,6 +82,17 @@ public static class ProductsApi
             query = query.Where(p => p.Active == isActive);
         }
 
+        if (sku?.Trim() is { } exactSku)
+        {
+            query = query.Where(p => p.Sku == exactSku);
+        }
+
+        if (q?.Trim() is { } text)
+        {
+            var pattern = $"%{LikeEscaped(text)}%";
+            query = query.Where(p => EF.Functions.ILike(p.Name, pattern, "\\") || EF.Functions.ILike(p.Sku, pattern, "\\"));
+        }
+
         var total = await query.CountAsync(cancellationToken);
         var rows = await query.OrderBy(p => p.Name).ThenBy(p => p.Id).Skip((page - 1) * pageSize).Take(pageSize)
             .Select(p => new { Product = p, Available = db.Stock.Where(s => s.ProductId == p.Id).Select(s => s.Quantity - s.Reserved).FirstOrDefault() })
@@ -61,6 +100,10 @@ public static class ProductsApi
         return TypedResults.Ok(new PagedResponse<ProductResponse>(
             rows.Select(r => ProductResponse.From(r.Product.ToCached(), r.Available)).ToList(), page, pageSize, total));
     }
+
+    /// <summary>The text matched literally by LIKE with <c>\</c> as the escape: its wildcards and escapes escaped.</summary>
+    internal static string LikeEscaped(string text) => text.Replace("\\", "\\\\", StringComparison.Ordinal)
+        .Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
 
     /// <summary>
     /// Served from this replica's memory or the shared cache when present, with availability cached for a second at

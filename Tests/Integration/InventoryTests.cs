@@ -520,7 +520,7 @@ public sealed class InventoryTests(AppFixture fixture)
         var (first, second, third) = (await CreateProductAsync(stock: 10), await CreateProductAsync(stock: 10), await CreateProductAsync(stock: 10));
         using (var admin = await ShopClients.AdminAsync(App))
         {
-            foreach (var path in new[] { "/v1/products?pageSize=5", "/v1/products?active=true&page=2", $"/v1/inventory/{first}", "/v1/inventory/low-stock?threshold=5", "/v1/inventory/stats" })
+            foreach (var path in new[] { "/v1/products?pageSize=5", "/v1/products?active=true&page=2", "/v1/products?q=product&sku=SKU-1", $"/v1/inventory/{first}", "/v1/inventory/low-stock?threshold=5", "/v1/inventory/stats" })
             {
                 using var read = await admin.GetAsync(path, Cancellation);
                 Assert.Equal(HttpStatusCode.OK, read.StatusCode);
@@ -720,6 +720,44 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(2L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}'"));
         var low = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/low-stock?threshold=1000000", Cancellation);
         Assert.Contains(low.EnumerateArray(), s => s.GetProperty("productId").GetGuid() == product);
+    }
+
+    [Fact]
+    public async Task Products_are_found_by_their_sku_or_by_any_part_of_their_name_or_sku_in_any_case()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        var created = new Dictionary<string, Guid>();
+        foreach (var name in new[] { $"Blue {marker} mug", $"Red {marker} MUG", $"{marker} shirt, 100% cotton" })
+        {
+            using var response = await admin.PostAsJsonAsync("/v1/products",
+                new { sku = $"SKU-{Guid.NewGuid():N}", name, description = "", price = new { amount = 4m, currency = "EUR" }, initialStock = 1 }, Cancellation);
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+            created[name] = (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        }
+
+        async Task<List<string>> NamesAsync(string query)
+        {
+            var page = await admin.GetFromJsonAsync<JsonElement>($"/v1/products?{query}", Cancellation);
+            var names = page.GetProperty("items").EnumerateArray().Select(p => p.GetProperty("name").GetString()!).ToList();
+            Assert.Equal(names.Count, page.GetProperty("total").GetInt32());
+            return names;
+        }
+
+        Assert.Equal([$"Blue {marker} mug", $"Red {marker} MUG"], await NamesAsync($"q={Uri.EscapeDataString($"{marker.ToUpperInvariant()} mug")}"));
+        Assert.Equal([$"{marker} shirt, 100% cotton"], await NamesAsync($"q={Uri.EscapeDataString($"{marker} shirt, 100%")}"));
+        // LIKE's wildcards in the text match themselves only: "_" is no single character, "%" no run of them.
+        Assert.Empty(await NamesAsync($"q={Uri.EscapeDataString($"{marker}_")}"));
+        Assert.Empty(await NamesAsync($"q={Uri.EscapeDataString($"{marker}%mug")}"));
+        var sku = (await admin.GetFromJsonAsync<JsonElement>($"/v1/products/{created[$"Red {marker} MUG"]}", Cancellation)).GetProperty("sku").GetString()!;
+        Assert.Equal([$"Red {marker} MUG"], await NamesAsync($"sku={sku}"));
+        Assert.Equal([$"Red {marker} MUG"], await NamesAsync($"q={sku[4..16].ToUpperInvariant()}"));
+        Assert.Empty(await NamesAsync($"sku={sku[..10]}"));
+
+        using var bad = await admin.GetAsync("/v1/products?q=%20&pageSize=0", Cancellation);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        var errors = (await bad.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("errors");
+        Assert.True(errors.TryGetProperty("q", out _) && errors.TryGetProperty("pageSize", out _), errors.ToString());
     }
 
     [Fact]

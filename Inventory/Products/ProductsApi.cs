@@ -48,17 +48,7 @@ public static class ProductsApi
         ClaimsPrincipal user, InventoryDbContext db, int page = 1, int pageSize = 20, bool? active = null, string? sku = null, string? q = null,
         CancellationToken cancellationToken = default)
     {
-        var errors = new Dictionary<string, string[]>();
-        if (page is < 1 or > 100_000)
-        {
-            errors["page"] = ["Between 1 and 100000."];
-        }
-
-        if (pageSize is < 1 or > 100)
-        {
-            errors["pageSize"] = ["Between 1 and 100."];
-        }
-
+        var errors = Stock.StockApi.PagingErrors(page, pageSize);
         if (sku is not null && (sku.Length > 64 || string.IsNullOrWhiteSpace(sku)))
         {
             errors["sku"] = ["Between 1 and 64 characters."];

@@ -81,6 +81,12 @@ public static class ReservationsApi
             return errors;
         }
 
+        if (items.Any(item => item is null))
+        {
+            errors["items"] = ["No item may be null."];
+            return errors;
+        }
+
         for (var i = 0; i < items.Count; i++)
         {
             if (items[i].ProductId == Guid.Empty)

@@ -14,8 +14,12 @@ public sealed record StockResponse(Guid ProductId, int Quantity, int Reserved, i
 
 public sealed record AdjustmentRequest(int? Delta, string? Reason);
 
-/// <summary>One recorded adjustment; <c>QuantityAfter</c> is null for those recorded before it was kept.</summary>
-public sealed record AdjustmentResponse(Guid Id, Guid ProductId, int Delta, string Reason, string Actor, int? QuantityAfter, DateTimeOffset CreatedAt);
+/// <summary>
+/// One recorded adjustment, with the quantity it left and the stock version it made (null for those recorded before
+/// they were kept).
+/// </summary>
+public sealed record AdjustmentResponse(Guid Id, Guid ProductId, int Delta, string Reason, string Actor, int? QuantityAfter, long? Version,
+    DateTimeOffset CreatedAt);
 
 public sealed record StockStats(int Products, long Quantity, long Reserved, long Available, int OutOfStock, int ActiveReservations, DateTimeOffset ComputedAt);
 
@@ -44,16 +48,20 @@ public static class StockApi
         return stock is null ? TypedResults.NotFound() : TypedResults.Ok(From(stock));
     }
 
+    /// <summary>The most units one product's stock may hold: far from int's limit, so nothing that adds units back overflows.</summary>
+    public const int MaxQuantity = 1_000_000_000;
+
     /// <summary>
-    /// Restock (positive) or write-off (negative), recorded with its reason and the quantity it left; never below what is
-    /// reserved. With an Idempotency-Key, the response a retry gets commits with the change, so a retry never applies it twice.
+    /// Restock (positive) or write-off (negative), recorded with its reason, the quantity it left and the stock version it
+    /// made; never below what is reserved, never above <see cref="MaxQuantity"/>. With an Idempotency-Key, the response a
+    /// retry gets commits with the change, so a retry never applies it twice.
     /// </summary>
     public static async Task<Results<Ok<StockResponse>, NotFound, ValidationProblem, ProblemHttpResult>> Adjust(
         Guid productId, AdjustmentRequest request, ClaimsPrincipal admin, NpgsqlDataSource dataSource, ProductCache cache, HttpContext context,
         CancellationToken cancellationToken)
     {
         var errors = new Dictionary<string, string[]>();
-        if (request.Delta is not { } delta || delta == 0 || Math.Abs(delta) > 1_000_000)
+        if (request.Delta is not (>= -1_000_000 and <= 1_000_000 and not 0))
         {
             errors["delta"] = ["A non-zero change of at most 1000000 units either way."];
         }
@@ -69,64 +77,78 @@ public static class StockApi
         }
 
         var tenant = admin.TenantId()!;
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await TenantScope.EnterAsync(connection, transaction, tenant, cancellationToken);
-        await using var update = new NpgsqlCommand("""
-            UPDATE stock SET quantity = quantity + $3, version = version + 1, updated_at = now()
-            WHERE product_id = $1 AND tenant_id = $2 AND quantity + $3 >= reserved
-            RETURNING product_id, tenant_id, quantity, reserved, version, updated_at
-            """, connection, transaction);
-        update.Parameters.Add(new() { Value = productId });
-        update.Parameters.Add(new() { Value = tenant });
-        update.Parameters.Add(new() { Value = request.Delta!.Value });
+        var delta = request.Delta!.Value;
         StockLevel? stock = null;
-        await using (var reader = await update.ExecuteReaderAsync(cancellationToken))
+        StockResponse response;
+        await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
-            if (await reader.ReadAsync(cancellationToken))
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            await TenantScope.EnterAsync(connection, transaction, tenant, cancellationToken);
+            await using (var update = new NpgsqlCommand($"""
+                UPDATE stock SET quantity = quantity + $3, version = version + 1, updated_at = now()
+                WHERE product_id = $1 AND tenant_id = $2 AND quantity::bigint + $3 BETWEEN reserved AND {MaxQuantity}
+                RETURNING product_id, tenant_id, quantity, reserved, version, updated_at
+                """, connection, transaction))
             {
-                stock = new StockLevel
+                update.Parameters.Add(new() { Value = productId });
+                update.Parameters.Add(new() { Value = tenant });
+                update.Parameters.Add(new() { Value = delta });
+                await using var reader = await update.ExecuteReaderAsync(cancellationToken);
+                if (await reader.ReadAsync(cancellationToken))
                 {
-                    ProductId = reader.GetGuid(0), TenantId = reader.GetString(1), Quantity = reader.GetInt32(2),
-                    Reserved = reader.GetInt32(3), Version = reader.GetInt64(4), UpdatedAt = reader.GetFieldValue<DateTimeOffset>(5),
-                };
+                    stock = new StockLevel
+                    {
+                        ProductId = reader.GetGuid(0), TenantId = reader.GetString(1), Quantity = reader.GetInt32(2),
+                        Reserved = reader.GetInt32(3), Version = reader.GetInt64(4), UpdatedAt = reader.GetFieldValue<DateTimeOffset>(5),
+                    };
+                }
             }
+
+            if (stock is null)
+            {
+                await using var current = new NpgsqlCommand("SELECT quantity, reserved FROM stock WHERE product_id = $1 AND tenant_id = $2", connection, transaction);
+                current.Parameters.Add(new() { Value = productId });
+                current.Parameters.Add(new() { Value = tenant });
+                await using var reader = await current.ExecuteReaderAsync(cancellationToken);
+                if (!await reader.ReadAsync(cancellationToken))
+                {
+                    return TypedResults.NotFound();
+                }
+
+                var (quantity, reserved) = (reader.GetInt32(0), reader.GetInt32(1));
+                return delta > 0
+                    ? TypedResults.Problem(statusCode: 409, title: "Stock limit reached.",
+                        detail: $"A product holds at most {MaxQuantity} units; this one has {quantity}.")
+                    : TypedResults.Problem(statusCode: 409, title: "Not enough unreserved stock.",
+                        detail: $"Only {quantity - reserved} units are unreserved; a write-off cannot take reserved units.");
+            }
+
+            await using (var record = new NpgsqlCommand("""
+                INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor, quantity_after, stock_version)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                """, connection, transaction))
+            {
+                record.Parameters.Add(new() { Value = Guid.CreateVersion7() });
+                record.Parameters.Add(new() { Value = tenant });
+                record.Parameters.Add(new() { Value = productId });
+                record.Parameters.Add(new() { Value = delta });
+                record.Parameters.Add(new() { Value = request.Reason!.Trim() });
+                record.Parameters.Add(new() { Value = admin.UserId()! });
+                record.Parameters.Add(new() { Value = stock.Quantity });
+                record.Parameters.Add(new() { Value = stock.Version });
+                await record.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            response = From(stock);
+            if (context.IdempotencyClaimIfAny() is { } claim)
+            {
+                await claim.CompleteAsync(connection, transaction, StatusCodes.Status200OK, null, response, cancellationToken);
+            }
+
+            await transaction.CommitAsync(cancellationToken);
         }
 
-        if (stock is null)
-        {
-            await using var exists = new NpgsqlCommand("SELECT quantity - reserved FROM stock WHERE product_id = $1 AND tenant_id = $2", connection, transaction);
-            exists.Parameters.Add(new() { Value = productId });
-            exists.Parameters.Add(new() { Value = tenant });
-            var unreserved = await exists.ExecuteScalarAsync(cancellationToken);
-            await transaction.RollbackAsync(cancellationToken);
-            return unreserved is int available
-                ? TypedResults.Problem(statusCode: 409, title: "Not enough unreserved stock.",
-                    detail: $"Only {available} units are unreserved; a write-off cannot take reserved units.")
-                : TypedResults.NotFound();
-        }
-
-        await using (var record = new NpgsqlCommand(
-            "INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor, quantity_after) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            connection, transaction))
-        {
-            record.Parameters.Add(new() { Value = Guid.CreateVersion7() });
-            record.Parameters.Add(new() { Value = tenant });
-            record.Parameters.Add(new() { Value = productId });
-            record.Parameters.Add(new() { Value = request.Delta.Value });
-            record.Parameters.Add(new() { Value = request.Reason!.Trim() });
-            record.Parameters.Add(new() { Value = admin.UserId()! });
-            record.Parameters.Add(new() { Value = stock.Quantity });
-            await record.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        var response = From(stock);
-        if (context.IdempotencyClaimIfAny() is { } claim)
-        {
-            await claim.CompleteAsync(connection, transaction, StatusCodes.Status200OK, null, response, cancellationToken);
-        }
-
-        await transaction.CommitAsync(cancellationToken);
+        // The connection is back in the pool before the cache's invalidation waits out its lease.
         await cache.AvailabilityChangedAsync(productId, stock.Version);
         return TypedResults.Ok(response);
     }
@@ -138,9 +160,9 @@ public static class StockApi
     public static async Task<Results<Ok<PagedResponse<AdjustmentResponse>>, NotFound, ValidationProblem>> ListAdjustments(
         Guid productId, ClaimsPrincipal admin, NpgsqlDataSource dataSource, int page = 1, int pageSize = 20, CancellationToken cancellationToken = default)
     {
-        if (page is < 1 or > 100_000 || pageSize is < 1 or > 100)
+        if (PagingErrors(page, pageSize) is { Count: > 0 } errors)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["page"] = ["page 1–100000 and pageSize 1–100."] });
+            return TypedResults.ValidationProblem(errors);
         }
 
         var tenant = admin.TenantId()!;
@@ -151,9 +173,9 @@ public static class StockApi
             Parameters = { new() { Value = productId }, new() { Value = tenant } },
         });
         batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-            SELECT id, delta, reason, actor, quantity_after, created_at FROM stock_adjustments
+            SELECT id, delta, reason, actor, quantity_after, stock_version, created_at FROM stock_adjustments
             WHERE product_id = $1 AND tenant_id = $2
-            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4
+            ORDER BY stock_version DESC NULLS LAST, created_at DESC, id DESC LIMIT $3 OFFSET $4
             """)
         {
             Parameters = { new() { Value = productId }, new() { Value = tenant }, new() { Value = pageSize }, new() { Value = (page - 1) * pageSize } },
@@ -171,7 +193,7 @@ public static class StockApi
         while (await reader.ReadAsync(cancellationToken))
         {
             items.Add(new AdjustmentResponse(reader.GetGuid(0), productId, reader.GetInt32(1), reader.GetString(2), reader.GetString(3),
-                reader.IsDBNull(4) ? null : reader.GetInt32(4), reader.GetFieldValue<DateTimeOffset>(5)));
+                reader.IsDBNull(4) ? null : reader.GetInt32(4), reader.IsDBNull(5) ? null : reader.GetInt64(5), reader.GetFieldValue<DateTimeOffset>(6)));
         }
 
         await reader.NextResultAsync(cancellationToken);
@@ -240,6 +262,23 @@ public static class StockApi
         }
 
         return TypedResults.Ok(stats);
+    }
+
+    /// <summary>The errors of a page request, each under its own field.</summary>
+    public static Dictionary<string, string[]> PagingErrors(int page, int pageSize)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (page is < 1 or > 100_000)
+        {
+            errors["page"] = ["Between 1 and 100000."];
+        }
+
+        if (pageSize is < 1 or > 100)
+        {
+            errors["pageSize"] = ["Between 1 and 100."];
+        }
+
+        return errors;
     }
 
     private static StockResponse From(StockLevel s) => new(s.ProductId, s.Quantity, s.Reserved, s.Quantity - s.Reserved, s.Version);

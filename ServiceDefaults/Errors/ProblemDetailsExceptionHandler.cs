@@ -14,13 +14,15 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
-        var (status, title) = exception switch
+        var (status, title, detail) = exception switch
         {
-            BadHttpRequestException bad => (bad.StatusCode, "The request is malformed."),
-            DomainException domain => (domain.StatusCode, domain.Title),
-            _ when DependencyFailure.Is(exception) => (StatusCodes.Status503ServiceUnavailable, "A service this request depends on is unavailable."),
-            OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (499, "The client closed the request."),
-            _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred."),
+            BadHttpRequestException bad => (bad.StatusCode, "The request is malformed.", bad.Message),
+            DomainException domain => (domain.StatusCode, domain.Title, domain.Message),
+            _ when IsUnstorableText(exception) => (StatusCodes.Status400BadRequest, "The request contains text that cannot be stored.",
+                "Text may not contain the NUL character (U+0000)."),
+            _ when DependencyFailure.Is(exception) => (StatusCodes.Status503ServiceUnavailable, "A service this request depends on is unavailable.", null),
+            OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (499, "The client closed the request.", exception.Message),
+            _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred.", null),
         };
 
         if (status == StatusCodes.Status503ServiceUnavailable)
@@ -42,8 +44,16 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
             {
                 Status = status,
                 Title = title,
-                Detail = status < 500 ? exception.Message : null,
+                Detail = detail,
             },
         });
     }
+
+    /// <summary>
+    /// PostgreSQL refused a character of the caller's text: a text value cannot hold U+0000, which JSON and query strings
+    /// can carry. Nothing was stored; the request is what has to change.
+    /// </summary>
+    private static bool IsUnstorableText(Exception exception) =>
+        (exception is Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: { } inner } ? inner : exception)
+            is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.CharacterNotInRepertoire };
 }

@@ -191,6 +191,8 @@ public sealed class InventoryTests(AppFixture fixture)
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1001}]}""", "application/json", 400)]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":99999999999}]}""", "application/json", 400)]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[]}""", "application/json", 400)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[null]}""", "application/json", 400)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":null}""", "application/json", 400)]
     [InlineData("""{"orderId":"not-a-guid","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1}]}""", "application/json", 400)]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1}]}""", "application/json", 422)]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1}],"ttlSeconds":0}""", "application/json", 400)]
@@ -348,10 +350,21 @@ public sealed class InventoryTests(AppFixture fixture)
             Assert.Equal(HttpStatusCode.Created, await ReserveAsync(inventory, (product, 1)));
         }
 
+        // A keyed adjustment stores its answer, a copy of the product's stock, with its key.
+        var key = Guid.NewGuid().ToString("N");
+        using (var admin = await ShopClients.AdminAsync(App))
+        using (var keyed = new HttpRequestMessage(HttpMethod.Post, $"/v1/inventory/{product}/adjustments") { Content = JsonContent.Create(new { delta = 1, reason = "delivery" }) })
+        {
+            keyed.Headers.Add("Idempotency-Key", key);
+            using var adjusted = await admin.SendAsync(keyed, Cancellation);
+            Assert.Equal(HttpStatusCode.OK, adjusted.StatusCode);
+        }
+
         await using var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb"));
         await connection.OpenAsync(Cancellation);
         var visible = $"""
-            SELECT (SELECT count(*) FROM products WHERE id = '{product}')
+            SELECT (SELECT count(*) FROM idempotency_keys WHERE key = '{key}')
+                 + (SELECT count(*) FROM products WHERE id = '{product}')
                  + (SELECT count(*) FROM stock WHERE product_id = '{product}')
                  + (SELECT count(*) FROM reservation_items WHERE product_id = '{product}')
                  + (SELECT count(*) FROM reservations r WHERE EXISTS (
@@ -364,6 +377,7 @@ public sealed class InventoryTests(AppFixture fixture)
             await ExecuteAsync(connection, "SELECT set_config('role', 'inventory_app', true), set_config('app.tenant_id', 'elsewhere', true)");
             Assert.Equal(0L, await ScalarAsync<long>(connection, visible));
             Assert.Equal(0, await ExecuteAsync(connection, $"UPDATE stock SET reserved = 0 WHERE product_id = '{product}'"));
+            Assert.Equal(0, await ExecuteAsync(connection, $"UPDATE idempotency_keys SET response_body = NULL WHERE key = '{key}'"));
             var foreignWrite = ExecuteAsync(connection, $"""
                 INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor)
                 VALUES ('{Guid.NewGuid()}', 'demo', '{product}', 1, 'test', 'test')
@@ -371,16 +385,16 @@ public sealed class InventoryTests(AppFixture fixture)
             Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, (await Assert.ThrowsAsync<PostgresException>(() => foreignWrite)).SqlState);
         }
 
-        // In its own tenant's scope all four are there; the scope ends with its transaction.
+        // In its own tenant's scope all five are there; the scope ends with its transaction.
         await using (var transaction = await connection.BeginTransactionAsync(Cancellation))
         {
             await ExecuteAsync(connection, "SELECT set_config('role', 'inventory_app', true), set_config('app.tenant_id', 'demo', true)");
-            Assert.Equal(4L, await ScalarAsync<long>(connection, visible));
+            Assert.Equal(5L, await ScalarAsync<long>(connection, visible));
             await transaction.CommitAsync(Cancellation);
         }
 
         Assert.NotEqual("inventory_app", await ScalarAsync<string>(connection, "SELECT current_user::text"));
-        Assert.Equal(4L, await ScalarAsync<long>(connection, visible));
+        Assert.Equal(5L, await ScalarAsync<long>(connection, visible));
     }
 
     [Fact]
@@ -578,7 +592,7 @@ public sealed class InventoryTests(AppFixture fixture)
 
         Assert.Contains(statements, q => q.Contains("FOR UPDATE SKIP LOCKED", StringComparison.Ordinal));
         Assert.Contains(statements, q => q.Contains("INSERT INTO stock_adjustments", StringComparison.Ordinal));
-        Assert.Contains(statements, q => q.Contains("ORDER BY created_at DESC, id DESC", StringComparison.Ordinal));
+        Assert.Contains(statements, q => q.Contains("ORDER BY stock_version DESC NULLS LAST", StringComparison.Ordinal));
         Assert.Contains(statements, q => q.Contains("UPDATE idempotency_keys", StringComparison.Ordinal));
         var sequential = new List<string>();
         await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(App.GetConnectionString("inventorydb")) { Pooling = false }.ConnectionString);
@@ -761,6 +775,51 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task Bad_stock_adjustments_and_text_the_database_cannot_hold_get_problem_details_and_change_nothing()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        async Task<(HttpStatusCode Status, string? Type, string? Title)> AnswerAsync(Task<HttpResponseMessage> sending)
+        {
+            using var response = await sending;
+            var title = response.Content.Headers.ContentType?.MediaType == "application/problem+json"
+                ? (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("title").GetString()
+                : null;
+            return (response.StatusCode, response.Content.Headers.ContentType?.MediaType, title);
+        }
+
+        Task<HttpResponseMessage> Adjust(object body) => admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments", body, Cancellation);
+
+        foreach (var body in new object[] { new { delta = int.MinValue, reason = "x" }, new { delta = int.MaxValue, reason = "x" } })
+        {
+            var answer = await AnswerAsync(Adjust(body));
+            Assert.Equal(HttpStatusCode.BadRequest, answer.Status);
+            Assert.Equal("application/problem+json", answer.Type);
+        }
+
+        var withNul = await AnswerAsync(Adjust(new { delta = 1, reason = "bad\u0000reason" }));
+        Assert.Equal((HttpStatusCode.BadRequest, "The request contains text that cannot be stored."), (withNul.Status, withNul.Title));
+        var created = await AnswerAsync(admin.PostAsJsonAsync("/v1/products",
+            new { sku = $"SKU-{Guid.NewGuid():N}", name = "nul\u0000name", price = new { amount = 1m, currency = "EUR" }, initialStock = 1 }, Cancellation));
+        Assert.Equal((HttpStatusCode.BadRequest, "The request contains text that cannot be stored."), (created.Status, created.Title));
+        var searched = await AnswerAsync(admin.GetAsync("/v1/products?q=a%00b", Cancellation));
+        Assert.Equal((HttpStatusCode.BadRequest, "The request contains text that cannot be stored."), (searched.Status, searched.Title));
+
+        // A product holds at most 1,000,000,000 units: a restock past that is refused, one up to it is made.
+        await using (var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await connection.OpenAsync(Cancellation);
+            await ExecuteAsync(connection, $"UPDATE stock SET quantity = 999999999 WHERE product_id = '{product}'");
+        }
+
+        var past = await AnswerAsync(Adjust(new { delta = 2, reason = "delivery" }));
+        Assert.Equal((HttpStatusCode.Conflict, "Stock limit reached."), (past.Status, past.Title));
+        Assert.Equal(HttpStatusCode.OK, (await AnswerAsync(Adjust(new { delta = 1, reason = "delivery" }))).Status);
+        Assert.Equal((1_000_000_000, 0), await StockAsync(product));
+        Assert.Equal(1L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}'"));
+    }
+
+    [Fact]
     public async Task Stock_adjustments_are_listed_newest_first_with_who_made_them_and_the_quantity_each_left()
     {
         var product = await CreateProductAsync(stock: 5);
@@ -782,6 +841,11 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.All(listed, a => Assert.Equal(me, a.GetProperty("actor").GetString()));
         Assert.All(listed, a => Assert.Equal(product, a.GetProperty("productId").GetGuid()));
         Assert.Equal(3, listed.Select(a => a.GetProperty("id").GetGuid()).Distinct().Count());
+        // Each names the stock version it made: in the order they were applied, the latest the stock's own.
+        var versions = listed.Select(a => a.GetProperty("version").GetInt64()).ToList();
+        Assert.Equal(versions.OrderDescending(), versions);
+        Assert.Equal(3, versions.Distinct().Count());
+        Assert.Equal((await admin.GetFromJsonAsync<JsonElement>($"/v1/inventory/{product}", Cancellation)).GetProperty("version").GetInt64(), versions[0]);
 
         // A deleted product keeps its history; anything unknown is 404, a customer is refused, a bad page is 400.
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/v1/products/{product}", Cancellation)).StatusCode);

@@ -52,8 +52,12 @@ public sealed class NearCache<TValue>(TimeProvider clock, TimeSpan lease, TimeSp
         return false;
     }
 
-    /// <summary>Keeps a value read at <paramref name="generation"/>, unless something was invalidated since.</summary>
-    public bool Fill(long generation, Guid key, TValue value)
+    /// <summary>
+    /// Keeps a value read at <paramref name="generation"/>, unless something was invalidated since. Without
+    /// <paramref name="renew"/>, only an entry still held is replaced, and its expiry stands: a value that came from this
+    /// cache itself must not make its own entry live longer.
+    /// </summary>
+    public bool Fill(long generation, Guid key, TValue value, bool renew = true)
     {
         if (!Enabled)
         {
@@ -70,6 +74,17 @@ public sealed class NearCache<TValue>(TimeProvider clock, TimeSpan lease, TimeSp
             if (_entries.Count >= maxEntries && !_entries.ContainsKey(key))
             {
                 _entries.Clear();
+            }
+
+            if (!renew)
+            {
+                if (!_entries.TryGetValue(key, out var held) || clock.GetTimestamp() >= held.ExpiresAt)
+                {
+                    return false;
+                }
+
+                _entries[key] = held with { Value = value };
+                return true;
             }
 
             _entries[key] = new Entry(value, clock.GetTimestamp() + _lifetimeTicks);

@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Shop.ServiceDefaults.Telemetry;
@@ -90,7 +89,9 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
             var values = await redis.GetDatabase().StringGetAsync([Key(id), AvailableKey(id)]);
             var value = (string?)values[0];
             var separator = value?.IndexOf('|', StringComparison.Ordinal) ?? -1;
-            var product = separator < 0
+            // Redis may have let its copy expire while memory still holds one: that copy is served, but its own expiry stands.
+            var heldCopy = separator < 0;
+            var product = heldCopy
                 ? held?.Product
                 : JsonSerializer.Deserialize<CachedProduct>(value.AsSpan(separator + 1), JsonSerializerOptions.Web);
             if (product is null)
@@ -100,8 +101,8 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
 
             Reads.Add(1, new KeyValuePair<string, object?>("source", "redis"));
             var (available, until) = ParseAvailability((string?)values[1]);
-            near.Fill(generation, id, new NearProduct(product, available, until));
-            return new CachedRead(product, available, generation);
+            near.Fill(generation, id, new NearProduct(product, available, until), renew: !heldCopy);
+            return new CachedRead(product, available, generation, heldCopy);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -110,22 +111,26 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         }
     }
 
+    /// <summary>When a database read began: the availability it returns may be served for the TTL counted from then.</summary>
+    public ReadStamp Stamp() => new(clock.GetTimestamp(), clock.GetUtcNow().ToUnixTimeMilliseconds());
+
     /// <summary>After a database read: the product and its availability, in memory and in Redis (not awaited for availability).</summary>
-    public async Task FillAsync(CachedRead read, CachedProduct product, int available, long stockVersion)
+    public async Task FillAsync(CachedRead read, CachedProduct product, int available, long stockVersion, ReadStamp readAt)
     {
         Reads.Add(1, new KeyValuePair<string, object?>("source", "database"));
         // A row read just before a write's floor went up is not kept anywhere, memory included.
         if (await SetAsync(product.Id, product.Version, JsonSerializer.Serialize(product, JsonSerializerOptions.Web)))
         {
-            FillAvailability(read, product, available, stockVersion);
+            FillAvailability(read, product, available, stockVersion, readAt);
         }
     }
 
     /// <summary>
-    /// Keeps a product's availability, just read from the database at <paramref name="stockVersion"/>, for a short while. In
-    /// Redis only if no adjustment has committed since that read (the fill is not awaited, so it may arrive after one).
+    /// Keeps a product's availability, read from the database at <paramref name="stockVersion"/> by a read that began at
+    /// <paramref name="readAt"/>, for what is left of the TTL. In Redis only if no adjustment has committed since that read
+    /// (the fill is not awaited, so it may arrive after one).
     /// </summary>
-    public void FillAvailability(CachedRead read, CachedProduct product, int available, long stockVersion)
+    public void FillAvailability(CachedRead read, CachedProduct product, int available, long stockVersion, ReadStamp readAt)
     {
         var ttl = options.Value.AvailabilityTtlMilliseconds;
         if (ttl == 0)
@@ -133,11 +138,12 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
             return;
         }
 
-        near.Fill(read.Generation, product.Id, new NearProduct(product, available, clock.GetTimestamp() + ttl * clock.TimestampFrequency / 1000));
+        near.Fill(read.Generation, product.Id, new NearProduct(product, available, readAt.Timestamp + ttl * clock.TimestampFrequency / 1000),
+            renew: !read.HeldCopy);
         try
         {
             redis.GetDatabase().ScriptEvaluate(FillAvailabilityIfCurrent, [AvailableKey(product.Id), AvailableFloorKey(product.Id)],
-                [$"{available}:{clock.GetUtcNow().ToUnixTimeMilliseconds()}", stockVersion, ttl], CommandFlags.FireAndForget);
+                [SharedAvailability.Format(available, readAt.UnixMilliseconds), stockVersion, ttl], CommandFlags.FireAndForget);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -167,20 +173,11 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         await invalidations.WaitForEveryReplicaAsync();
     }
 
-    /// <summary>"available:read-at" in Redis; kept in memory only for what is left of its TTL since it was read from the database.</summary>
-    private (int? Available, long Until) ParseAvailability(string? value)
-    {
-        var colon = value?.IndexOf(':', StringComparison.Ordinal) ?? -1;
-        if (colon < 0
-            || !int.TryParse(value.AsSpan(0, colon), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var available)
-            || !long.TryParse(value.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var readAt))
-        {
-            return (null, 0);
-        }
-
-        var left = readAt + options.Value.AvailabilityTtlMilliseconds - clock.GetUtcNow().ToUnixTimeMilliseconds();
-        return left <= 0 ? (null, 0) : (available, clock.GetTimestamp() + left * clock.TimestampFrequency / 1000);
-    }
+    /// <summary>Availability from Redis, kept in memory only for what is left of its TTL since it was read from the database.</summary>
+    private (int? Available, long Until) ParseAvailability(string? value) =>
+        SharedAvailability.Parse(value, clock.GetUtcNow().ToUnixTimeMilliseconds(), options.Value.AvailabilityTtlMilliseconds) is { } shared
+            ? (shared.Available, clock.GetTimestamp() + shared.MillisecondsLeft * clock.TimestampFrequency / 1000)
+            : (null, 0);
 
     /// <summary>
     /// Before a product write commits, in its transaction: raises the product's floor to <paramref name="version"/>, removes
@@ -237,7 +234,11 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
 }
 
 /// <summary>What the cache knew: the product (null on a miss), its availability if still fresh, and the read's generation.</summary>
-public readonly record struct CachedRead(CachedProduct? Product, int? Available, long Generation);
+/// <param name="HeldCopy">The product is this replica's own copy from memory, which Redis no longer had.</param>
+public readonly record struct CachedRead(CachedProduct? Product, int? Available, long Generation, bool HeldCopy = false);
+
+/// <summary>When a database read began, on this process's monotonic clock and as Unix milliseconds.</summary>
+public readonly record struct ReadStamp(long Timestamp, long UnixMilliseconds);
 
 public sealed record CachedProduct(Guid Id, string TenantId, string Sku, string Name, string Description, decimal Amount, string Currency, bool Active, long Version);
 

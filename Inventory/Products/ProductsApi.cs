@@ -108,6 +108,7 @@ public static class ProductsApi
         var scope = user.IsService() ? null : user.TenantId() ?? "";
         if (product is null)
         {
+            var readAt = cache.Stamp();
             var row = await ReadProductAsync(dataSource, scope, id, cancellationToken);
             if (row is null)
             {
@@ -115,7 +116,7 @@ public static class ProductsApi
             }
 
             (product, available, _) = row.Value;
-            await cache.FillAsync(read, product, row.Value.Available, row.Value.StockVersion);
+            await cache.FillAsync(read, product, row.Value.Available, row.Value.StockVersion, readAt);
         }
 
         if (scope is not null && product.TenantId != scope)
@@ -125,6 +126,7 @@ public static class ProductsApi
 
         if (available is null)
         {
+            var readAt = cache.Stamp();
             await using var stock = Batch(dataSource, scope, new NpgsqlBatchCommand("SELECT quantity - reserved, version FROM stock WHERE product_id = $1")
             {
                 Parameters = { new() { Value = id } },
@@ -132,7 +134,7 @@ public static class ProductsApi
             await using var reader = await ReadLastAsync(stock, cancellationToken);
             var found = await reader.ReadAsync(cancellationToken);
             available = found ? reader.GetInt32(0) : 0;
-            cache.FillAvailability(read, product, available.Value, found ? reader.GetInt64(1) : 0);
+            cache.FillAvailability(read, product, available.Value, found ? reader.GetInt64(1) : 0, readAt);
         }
 
         context.Response.Headers.ETag = ETag(product.Version);

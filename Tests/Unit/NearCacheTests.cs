@@ -100,6 +100,26 @@ public sealed class NearCacheTests
     }
 
     [Fact]
+    public void A_value_that_came_from_the_cache_itself_replaces_its_entry_without_extending_it()
+    {
+        var cache = Cache();
+        cache.Fill(cache.Generation, Key, "v1");
+        _time.Advance(TimeSpan.FromSeconds(59));
+        cache.Confirmed(_time.GetTimestamp());
+
+        Assert.True(cache.Fill(cache.Generation, Key, "v1 with new availability", renew: false));
+        Assert.True(cache.TryGet(Key, out var value));
+        Assert.Equal("v1 with new availability", value);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        cache.Confirmed(_time.GetTimestamp());
+        Assert.False(cache.TryGet(Key, out _));
+        // Nothing held (it aged out, or was never there): nothing to replace.
+        Assert.False(cache.Fill(cache.Generation, Key, "v1", renew: false));
+        Assert.False(cache.Fill(cache.Generation, Guid.NewGuid(), "x", renew: false));
+        Assert.False(cache.TryGet(Key, out _));
+    }
+
+    [Fact]
     public void A_lease_of_zero_keeps_nothing()
     {
         var cache = new NearCache<string>(_time, TimeSpan.Zero, TimeSpan.FromSeconds(60), 100);

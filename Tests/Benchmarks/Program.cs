@@ -83,8 +83,20 @@ public static class BenchmarkProgram
             Wrk.DistinctProducts(data.MissFile(0)), Wrk.DistinctProducts(data.MissFile(1)), cpu));
         results.Add(await Wrk.RunAsync("GET product, cache miss, Inventory direct", inventory, Connections, duration, userToken,
             Wrk.DistinctProducts(data.MissFile(2)), Wrk.DistinctProducts(data.MissFile(3)), cpu));
-        var spread = await Wrk.RunAsync("reserve + release, 1000 products", inventory, Connections, duration, serviceToken, Wrk.ReserveAndRelease(data.SpreadFile), cpu: cpu);
-        var hot = await Wrk.RunAsync("reserve, one hot product", inventory, Connections, duration, serviceToken, Wrk.ReserveHot(data.Hot), cpu: cpu);
+        // A checkpoint that lands in a run stalls its commits while the data files are synced: counted for each write scenario.
+        var checkpoints = new List<(string Scenario, Checkpoints During)>();
+        async Task<LoadResult> CountingCheckpointsAsync(Func<Task<LoadResult>> run)
+        {
+            var before = await CheckpointsAsync(app.GetConnectionString("inventorydb"));
+            var result = await run();
+            checkpoints.Add((result.Scenario, (await CheckpointsAsync(app.GetConnectionString("inventorydb"))) - before));
+            return result;
+        }
+
+        var spread = await CountingCheckpointsAsync(() =>
+            Wrk.RunAsync("reserve + release, 1000 products", inventory, Connections, duration, serviceToken, Wrk.ReserveAndRelease(data.SpreadFile), cpu: cpu));
+        var hot = await CountingCheckpointsAsync(() =>
+            Wrk.RunAsync("reserve, one hot product", inventory, Connections, duration, serviceToken, Wrk.ReserveHot(data.Hot), cpu: cpu));
         results.Add(spread);
         results.Add(hot);
 
@@ -93,8 +105,8 @@ public static class BenchmarkProgram
             hitViaGateway.RequestsPerSecond * PacedShare, userToken, cpu: cpu);
         var pacedHitDirect = await Wrk.RunPacedAsync($"{hitDirect.Scenario}, {PacedShare:P0} rate", new Uri(inventory, product), Connections, duration,
             hitDirect.RequestsPerSecond * PacedShare, userToken, cpu: cpu);
-        var pacedSpread = await Wrk.RunPacedAsync($"{spread.Scenario}, {PacedShare:P0} rate", inventory, Connections, duration,
-            spread.RequestsPerSecond * PacedShare, serviceToken, Wrk.ReserveAndRelease(data.SpreadFile), cpu);
+        var pacedSpread = await CountingCheckpointsAsync(() => Wrk.RunPacedAsync($"{spread.Scenario}, {PacedShare:P0} rate", inventory, Connections, duration,
+            spread.RequestsPerSecond * PacedShare, serviceToken, Wrk.ReserveAndRelease(data.SpreadFile), cpu));
         results.AddRange([pacedHitViaGateway, pacedHitDirect, pacedSpread]);
 
         // How far each latency target holds: the highest offered rate at which its p95 stayed within it.
@@ -102,8 +114,8 @@ public static class BenchmarkProgram
             Wrk.RunPacedAsync(hitViaGateway.Scenario, new Uri(gateway, product), Connections, duration, rate, userToken));
         var withinHitDirect = await RateWithinTargetAsync(hitDirect, pacedHitDirect, 5, rate =>
             Wrk.RunPacedAsync(hitDirect.Scenario, new Uri(inventory, product), Connections, duration, rate, userToken));
-        var withinSpread = await RateWithinTargetAsync(spread, pacedSpread, 20, rate =>
-            Wrk.RunPacedAsync(spread.Scenario, inventory, Connections, duration, rate, serviceToken, Wrk.ReserveAndRelease(data.SpreadFile)));
+        var withinSpread = await RateWithinTargetAsync(spread, pacedSpread, 20, rate => CountingCheckpointsAsync(() =>
+            Wrk.RunPacedAsync($"{spread.Scenario}, {rate:F0} req/s offered", inventory, Connections, duration, rate, serviceToken, Wrk.ReserveAndRelease(data.SpreadFile))));
 
         Console.WriteLine();
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores; wrk -t2 -c{Connections} -d{duration.TotalSeconds}s on loopback; everything on one machine");
@@ -130,6 +142,13 @@ public static class BenchmarkProgram
         }
 
         Console.WriteLine($"{"reservation statement alone, 16 clients",-56} {statement16,9:F0}");
+        Console.WriteLine();
+        Console.WriteLine("PostgreSQL checkpoints completed during each write run (their write and sync time, ms)");
+        foreach (var (scenario, during) in checkpoints)
+        {
+            Console.WriteLine($"{scenario,-56} {during.Count,9} {during.WriteMs,9:F0} {during.SyncMs,9:F0}");
+        }
+
         Console.WriteLine();
         Console.WriteLine($"hot-product reservations / raw UPDATE (64 clients): {hot.RequestsPerSecond / raw64.RequestsPerSecond:P0}; / raw UPDATE (16 clients): {hot.RequestsPerSecond / raw16.RequestsPerSecond:P0}; / the reservation statement alone: {hot.RequestsPerSecond / statement16:P0}");
         // Each request of that scenario is one reservation or one release: one transaction each.
@@ -243,6 +262,24 @@ public static class BenchmarkProgram
             }
         }));
         return count / watch.Elapsed.TotalSeconds;
+    }
+
+    private sealed record Checkpoints(long Count, double WriteMs, double SyncMs)
+    {
+        public static Checkpoints operator -(Checkpoints after, Checkpoints before) =>
+            new(after.Count - before.Count, after.WriteMs - before.WriteMs, after.SyncMs - before.SyncMs);
+    }
+
+    /// <summary>The server's checkpoint counters so far (PostgreSQL 15 keeps them in <c>pg_stat_bgwriter</c>).</summary>
+    private static async Task<Checkpoints> CheckpointsAsync(string connectionString)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var read = new NpgsqlCommand(
+            "SELECT checkpoints_timed + checkpoints_req, checkpoint_write_time, checkpoint_sync_time FROM pg_stat_bgwriter", connection);
+        await using var reader = await read.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return new Checkpoints(reader.GetInt64(0), reader.GetDouble(1), reader.GetDouble(2));
     }
 
     private static async Task<string> TokenAsync(Uri gateway, string path, object body)

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using Shop.ServiceDefaults.Idempotency;
+using Shop.ServiceDefaults.Paging;
 using Shop.ServiceDefaults.Security;
 
 namespace Shop.Inventory.Products;
@@ -48,7 +49,7 @@ public static class ProductsApi
         ClaimsPrincipal user, InventoryDbContext db, int page = 1, int pageSize = 20, bool? active = null, string? sku = null, string? q = null,
         CancellationToken cancellationToken = default)
     {
-        var errors = Stock.StockApi.PagingErrors(page, pageSize);
+        var errors = PageRequest.Errors(page, pageSize);
         if (sku is not null && (sku.Length > 64 || string.IsNullOrWhiteSpace(sku)))
         {
             errors["sku"] = ["Between 1 and 64 characters."];
@@ -92,7 +93,7 @@ public static class ProductsApi
     }
 
     /// <summary>The text matched literally by LIKE with <c>\</c> as the escape: its wildcards and escapes escaped.</summary>
-    internal static string LikeEscaped(string text) => text.Replace("\\", "\\\\", StringComparison.Ordinal)
+    private static string LikeEscaped(string text) => text.Replace("\\", "\\\\", StringComparison.Ordinal)
         .Replace("%", "\\%", StringComparison.Ordinal).Replace("_", "\\_", StringComparison.Ordinal);
 
     /// <summary>

@@ -5,6 +5,7 @@ using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using Shop.Inventory.Products;
 using Shop.ServiceDefaults.Idempotency;
+using Shop.ServiceDefaults.Paging;
 using Shop.ServiceDefaults.Security;
 using StackExchange.Redis;
 
@@ -160,7 +161,7 @@ public static class StockApi
     public static async Task<Results<Ok<PagedResponse<AdjustmentResponse>>, NotFound, ValidationProblem>> ListAdjustments(
         Guid productId, ClaimsPrincipal admin, NpgsqlDataSource dataSource, int page = 1, int pageSize = 20, CancellationToken cancellationToken = default)
     {
-        if (PagingErrors(page, pageSize) is { Count: > 0 } errors)
+        if (PageRequest.Errors(page, pageSize) is { Count: > 0 } errors)
         {
             return TypedResults.ValidationProblem(errors);
         }
@@ -262,23 +263,6 @@ public static class StockApi
         }
 
         return TypedResults.Ok(stats);
-    }
-
-    /// <summary>The errors of a page request, each under its own field.</summary>
-    public static Dictionary<string, string[]> PagingErrors(int page, int pageSize)
-    {
-        var errors = new Dictionary<string, string[]>();
-        if (page is < 1 or > 100_000)
-        {
-            errors["page"] = ["Between 1 and 100000."];
-        }
-
-        if (pageSize is < 1 or > 100)
-        {
-            errors["pageSize"] = ["Between 1 and 100."];
-        }
-
-        return errors;
     }
 
     private static StockResponse From(StockLevel s) => new(s.ProductId, s.Quantity, s.Reserved, s.Quantity - s.Reserved, s.Version);

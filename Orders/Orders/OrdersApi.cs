@@ -6,6 +6,7 @@ using Shop.Orders.Saga;
 using Shop.ServiceDefaults.Errors;
 using Shop.ServiceDefaults.Idempotency;
 using Shop.ServiceDefaults.Messaging;
+using Shop.ServiceDefaults.Paging;
 using Shop.ServiceDefaults.Security;
 
 namespace Shop.Orders.Orders;
@@ -143,20 +144,21 @@ public static class OrdersApi
     internal static async Task<(List<Order> Orders, int Total, ValidationProblem? Problem)> PageAsync(OrdersDbContext db, ClaimsPrincipal user,
         string? status, int page, int pageSize, CancellationToken cancellationToken)
     {
+        var errors = PageRequest.Errors(page, pageSize);
         OrderStatus? wanted = null;
         if (status is not null)
         {
             if (!Enum.TryParse<OrderStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(status, out _))
             {
-                return ([], 0, TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["status"] = [$"One of {string.Join(", ", Enum.GetNames<OrderStatus>())}."] }));
+                errors["status"] = [$"One of {string.Join(", ", Enum.GetNames<OrderStatus>())}."];
             }
 
             wanted = parsed;
         }
 
-        if (page < 1 || pageSize is < 1 or > 100)
+        if (errors.Count > 0)
         {
-            return ([], 0, TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["page"] = ["page ≥ 1 and pageSize 1–100."] }));
+            return ([], 0, TypedResults.ValidationProblem(errors));
         }
 
         var query = Visible(db, user);

@@ -34,6 +34,7 @@ internal static class DependencyFailure
         _ => false,
     };
 
-    private static Exception Unwrap(Exception exception) =>
+    /// <summary>What failed under EF Core's <c>DbUpdateException</c>, or the exception itself.</summary>
+    internal static Exception Unwrap(Exception exception) =>
         exception is DbUpdateException { InnerException: { } inner } ? Unwrap(inner) : exception;
 }

@@ -54,6 +54,5 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
     /// can carry. Nothing was stored; the request is what has to change.
     /// </summary>
     private static bool IsUnstorableText(Exception exception) =>
-        (exception is Microsoft.EntityFrameworkCore.DbUpdateException { InnerException: { } inner } ? inner : exception)
-            is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.CharacterNotInRepertoire };
+        DependencyFailure.Unwrap(exception) is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.CharacterNotInRepertoire };
 }

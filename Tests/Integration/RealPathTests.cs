@@ -99,6 +99,25 @@ public sealed class RealPathTests(AppFixture fixture)
         Assert.False(string.IsNullOrEmpty(problem.GetProperty("correlationId").GetString()));
     }
 
+    [Theory]
+    [InlineData("/v1/orders?page=2147483647", "page")]
+    [InlineData("/v2/orders?page=2147483647", "page")]
+    [InlineData("/v1/orders?pageSize=0", "pageSize")]
+    [InlineData("/v1/products?page=2147483647", "page")]
+    [InlineData("/v1/products?pageSize=101", "pageSize")]
+    [InlineData("/v1/inventory/00000000-0000-0000-0000-000000000001/adjustments?page=0", "page")]
+    public async Task A_page_out_of_bounds_is_a_400_naming_its_field_in_every_list(string path, string field)
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+
+        using var response = await admin.GetAsync(path, Cancellation);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var errors = (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("errors");
+        Assert.Equal([field], errors.EnumerateObject().Select(e => e.Name));
+    }
+
     [Fact]
     public async Task Unknown_ids_are_404_problem_details_through_the_gateway()
     {

@@ -208,7 +208,7 @@ public static class ProductsApi
         var product = Product.Create(admin.TenantId()!, request.Sku!.Trim(), request.Name!.Trim(), request.Description?.Trim() ?? "",
             Money.Of(request.Price!.Amount, request.Price.Currency), now);
         db.Products.Add(product);
-        db.Stock.Add(new Stock.StockLevel { ProductId = product.Id, TenantId = product.TenantId, Quantity = request.InitialStock!.Value, Version = 1, UpdatedAt = now });
+        db.Stock.Add(Stock.StockLevel.Create(product.Id, product.TenantId, request.InitialStock!.Value, now));
         var location = $"/v1/products/{product.Id}";
         var response = ProductResponse.From(product.ToCached(), request.InitialStock.Value);
         try

@@ -65,6 +65,26 @@ internal sealed class ReservationCombiner<T>(Func<IReadOnlyList<ReservationCombi
         }
     }
 
+    /// <summary>
+    /// Makes each request of a batch that has no outcome yet on its own, in order. An error is the answer of the request
+    /// that met it alone, unless <paramref name="endsBatch"/> says it leaves nothing to go on with (a broken connection):
+    /// then it is thrown, and the batch's runner answers every request still waiting with it.
+    /// </summary>
+    public static async Task AnswerEachAsync(IEnumerable<Pending> batch, Func<T, Task<ReserveOutcome>> make, Func<Exception, bool> endsBatch)
+    {
+        foreach (var pending in batch.Where(p => !p.Done.Task.IsCompleted))
+        {
+            try
+            {
+                pending.Done.TrySetResult(await make(pending.Request));
+            }
+            catch (Exception ex) when (!endsBatch(ex))
+            {
+                pending.Done.TrySetException(ex);
+            }
+        }
+    }
+
     private async Task DrainAsync(Guid productId, Lane lane)
     {
         while (true)

@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
+using Shop.Inventory.Stock;
 using Shop.ServiceDefaults.Messaging;
 
 namespace Shop.Inventory.Reservations;
@@ -46,9 +47,9 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         // A single item that was not taken is reported without counts; what is left is read here, on the caller's
         // own connection, rather than by the batch that every other waiting request depends on.
         return await InGateAsync(async connection => await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing
-            ? existing.Closed ? new ReserveOutcome.OrderClosed()
-                : existing.Hash == hash ? new ReserveOutcome.Repeated(existing.Reservation)
-                : new ReserveOutcome.DifferentItems(existing.Reservation)
+            ? existing.Reservation is not { } found ? new ReserveOutcome.OrderClosed()
+                : existing.Hash == hash ? new ReserveOutcome.Repeated(found.ToResponse())
+                : new ReserveOutcome.DifferentItems(found.ToResponse())
             : outcome is ReserveOutcome.Insufficient { Products.Count: 0 } && items.Count == 1
                 ? await ShortfallAsync(connection, items[0], cancellationToken)
                 : outcome, cancellationToken);
@@ -92,10 +93,10 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
                 }
             }
 
-            foreach (var pending in batch.Where(p => !p.Done.Task.IsCompleted))
-            {
-                pending.Done.TrySetResult(await OrderTakenAsShortfallAsync(ReserveOneAsync(connection, pending.Request, CancellationToken.None)));
-            }
+            // One request's error (a statement timeout, say) is its own answer; one that broke the connection is everyone's.
+            await ReservationCombiner<SingleReservation>.AnswerEachAsync(batch,
+                single => OrderTakenAsShortfallAsync(ReserveOneAsync(connection, single, CancellationToken.None)),
+                _ => connection.State != System.Data.ConnectionState.Open);
         }, CancellationToken.None);
 
     /// <summary>A single item not taken; the caller finds out why (see <see cref="ReserveAsync"/>).</summary>
@@ -138,11 +139,11 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
 
     /// <summary>Reserved units become sold ones: quantity and reserved both drop.</summary>
     public Task<(TransitionResult Result, ReservationResponse? Reservation)> ConfirmAsync(Guid id, CancellationToken cancellationToken) =>
-        TransitionAsync(id, "Confirmed", null, cancellationToken);
+        TransitionAsync(id, (reservation, now) => reservation.Confirm(now), null, cancellationToken);
 
     /// <summary>Reserved units return to the available stock; units of a confirmed reservation go back on the shelf (a refund).</summary>
     public Task<(TransitionResult Result, ReservationResponse? Reservation)> ReleaseAsync(Guid id, CancellationToken cancellationToken) =>
-        TransitionAsync(id, "Released", "released", cancellationToken);
+        TransitionAsync(id, (reservation, _) => reservation.Release(), "released", cancellationToken);
 
     /// <summary>
     /// The order was cancelled or failed: release its reservation, in the caller's transaction (the event
@@ -169,15 +170,15 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         }
 
         var current = await ReadAsync(connection, transaction, "order_id = $1", orderId, forUpdate: true, cancellationToken);
-        return current is null || current.Closed
+        return current?.Reservation is null
             ? TransitionResult.AlreadyDone
-            : (await TransitionCoreAsync(connection, transaction, current, "Released", reason, cancellationToken)).Result;
+            : (await TransitionCoreAsync(connection, transaction, current, (reservation, _) => reservation.Release(), reason, cancellationToken)).Result;
     }
 
     public async Task<ReservationResponse?> GetAsync(Guid id, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return (await ReadAsync(connection, null, "id = $1", id, forUpdate: false, cancellationToken))?.Reservation;
+        return (await ReadAsync(connection, null, "id = $1", id, forUpdate: false, cancellationToken))?.Reservation?.ToResponse();
     }
 
     /// <summary>
@@ -225,7 +226,8 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         return returned.Count;
     }
 
-    private async Task<(TransitionResult, ReservationResponse?)> TransitionAsync(Guid id, string target, string? reason, CancellationToken cancellationToken)
+    private async Task<(TransitionResult, ReservationResponse?)> TransitionAsync(Guid id, Func<Reservation, DateTimeOffset, Transition> decide, string? reason,
+        CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
         try
@@ -233,12 +235,12 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             var current = await ReadAsync(connection, transaction, "id = $1", id, forUpdate: true, cancellationToken);
-            if (current is null || current.Closed)
+            if (current?.Reservation is null)
             {
                 return (TransitionResult.NotFound, null);
             }
 
-            var outcome = await TransitionCoreAsync(connection, transaction, current, target, reason, cancellationToken);
+            var outcome = await TransitionCoreAsync(connection, transaction, current, decide, reason, cancellationToken);
             if (outcome.Result == TransitionResult.Done)
             {
                 await transaction.CommitAsync(cancellationToken);
@@ -252,34 +254,33 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         }
     }
 
-    /// <summary>Moves a reservation whose row the transaction has locked; the stock change depends on where it comes from.</summary>
-    private async Task<(TransitionResult Result, ReservationResponse? Reservation)> TransitionCoreAsync(NpgsqlConnection connection,
-        NpgsqlTransaction transaction, Stored current, string target, string? reason, CancellationToken cancellationToken)
+    /// <summary>
+    /// Moves a reservation whose row the transaction has locked, as the reservation decides, judged by the database's
+    /// clock; the stock change is the one the transition names.
+    /// </summary>
+    private static async Task<(TransitionResult Result, ReservationResponse? Reservation)> TransitionCoreAsync(NpgsqlConnection connection,
+        NpgsqlTransaction transaction, Stored current, Func<Reservation, DateTimeOffset, Transition> decide, string? reason,
+        CancellationToken cancellationToken)
     {
-        var reservation = current.Reservation;
-        var expired = reservation.Status == "Expired" || (reservation.Status == "Active" && reservation.ExpiresAt <= clock.GetUtcNow());
-        var setClause = (reservation.Status, target) switch
+        var reservation = current.Reservation!;
+        var wasConfirmed = reservation.Status == ReservationStatus.Confirmed;
+        var transition = decide(reservation, current.Now);
+        var response = reservation.ToResponse();
+        if (transition.Result != TransitionResult.Done)
         {
-            ("Active", "Confirmed") when !expired => "quantity = s.quantity - i.quantity, reserved = s.reserved - i.quantity",
-            ("Active", "Released") => "reserved = s.reserved - i.quantity",
-            ("Confirmed", "Released") => "quantity = s.quantity + i.quantity",
-            _ => null,
-        };
-        if (setClause is null)
-        {
-            var result = (reservation.Status, target) switch
-            {
-                (var s, var t) when s == t => TransitionResult.AlreadyDone,
-                ("Expired", "Released") => TransitionResult.AlreadyDone,
-                _ when expired && target == "Confirmed" => TransitionResult.Expired,
-                _ => TransitionResult.WrongState,
-            };
-            return (result, reservation);
+            return (transition.Result, response);
         }
 
-        var raised = target == "Confirmed"
-            ? InventoryEvents.Confirmed(reservation, current.TenantId)
-            : InventoryEvents.Released(reservation, current.TenantId, reason ?? "released", wasConfirmed: reservation.Status == "Confirmed");
+        var setClause = transition.Change switch
+        {
+            StockChange.Sell => "quantity = s.quantity - i.quantity, reserved = s.reserved - i.quantity",
+            StockChange.Unreserve => "reserved = s.reserved - i.quantity",
+            StockChange.Restock => "quantity = s.quantity + i.quantity",
+            var other => throw new InvalidOperationException($"A transition that was made changes the stock, not {other}."),
+        };
+        var raised = reservation.Status == ReservationStatus.Confirmed
+            ? InventoryEvents.Confirmed(response, current.TenantId)
+            : InventoryEvents.Released(response, current.TenantId, reason ?? "released", wasConfirmed);
 
         // One round trip: the stock rows locked in product-id order, then the stock, the reservation and its event.
         await using var batch = new NpgsqlBatch(connection, transaction);
@@ -293,19 +294,19 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         update.Parameters.Add(new() { Value = reservation.Id });
         var status = new NpgsqlBatchCommand("UPDATE reservations SET status = $2, release_reason = COALESCE($3, release_reason), updated_at = now() WHERE id = $1");
         status.Parameters.Add(new() { Value = reservation.Id });
-        status.Parameters.Add(new() { Value = target });
+        status.Parameters.Add(new() { Value = reservation.Status.ToString() });
         status.Parameters.Add(new() { Value = (object?)reason ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         batch.BatchCommands.Add(lockStock);
         batch.BatchCommands.Add(update);
         batch.BatchCommands.Add(status);
         batch.BatchCommands.Add(OutboxSql.InsertCommand(InventoryEvents.Exchange, raised));
         await batch.ExecuteNonQueryAsync(cancellationToken);
-        return (TransitionResult.Done, reservation with { Status = target });
+        return (TransitionResult.Done, response);
     }
 
     /// <summary>
     /// The hot path: one statement, atomic on its own, one round trip. The conditional update takes the unit only if
-    /// it is there, and the reservation rows are written only if it did.
+    /// it is there (its WHERE is <see cref="StockLevel.CanReserve"/>), and the reservation rows are written only if it did.
     /// </summary>
     private static async Task<ReserveOutcome> ReserveOneAsync(NpgsqlConnection connection, SingleReservation single, CancellationToken cancellationToken)
     {
@@ -360,10 +361,10 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     private static async Task<ReserveOutcome> ShortfallAsync(NpgsqlConnection connection, ReservationItem item, CancellationToken cancellationToken)
     {
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var available = await AvailabilityAsync(connection, transaction, [item.ProductId], lockRows: false, cancellationToken);
-        return available.Count == 0
+        var stock = await StockAsync(connection, transaction, [item.ProductId], lockRows: false, cancellationToken);
+        return stock.Count == 0
             ? new ReserveOutcome.UnknownProducts([item.ProductId])
-            : new ReserveOutcome.Insufficient([new ShortProduct(item.ProductId, item.Quantity, available[0].Available)]);
+            : new ReserveOutcome.Insufficient([new ShortProduct(item.ProductId, item.Quantity, stock[0].Available)]);
     }
 
     /// <summary>Several items: lock their stock rows in product-id order, check them all, then take them all or none.</summary>
@@ -392,51 +393,61 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         return new ReserveOutcome.Created(reservation);
     }
 
+    /// <summary>The stock rows are locked and judged here, each item by its <see cref="StockLevel"/>, and written back as it decided.</summary>
     private static async Task<(ReserveOutcome? Outcome, List<string> Tenants)> TakeManyAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<ReservationItem> items, CancellationToken cancellationToken)
     {
-        var rows = await AvailabilityAsync(connection, transaction, items.Select(i => i.ProductId).ToArray(), lockRows: true, cancellationToken);
-        var unknown = items.Select(i => i.ProductId).Except(rows.Select(r => r.ProductId)).ToList();
+        var stock = (await StockAsync(connection, transaction, items.Select(i => i.ProductId).ToArray(), lockRows: true, cancellationToken))
+            .ToDictionary(level => level.ProductId);
+        var unknown = items.Select(i => i.ProductId).Where(id => !stock.ContainsKey(id)).ToList();
         if (unknown.Count > 0)
         {
             return (new ReserveOutcome.UnknownProducts(unknown), []);
         }
 
-        var available = rows.ToDictionary(r => r.ProductId, r => r.Available);
-        var shortfalls = items.Where(i => available[i.ProductId] < i.Quantity)
-            .Select(i => new ShortProduct(i.ProductId, i.Quantity, available[i.ProductId])).ToList();
+        var shortfalls = items.Where(i => !stock[i.ProductId].CanReserve(i.Quantity))
+            .Select(i => new ShortProduct(i.ProductId, i.Quantity, stock[i.ProductId].Available)).ToList();
         if (shortfalls.Count > 0)
         {
             return (new ReserveOutcome.Insufficient(shortfalls), []);
         }
 
+        var taken = items.Select(i => stock[i.ProductId]).ToList();
+        foreach (var item in items)
+        {
+            stock[item.ProductId].Reserve(item.Quantity);
+        }
+
         await using var update = new NpgsqlCommand("""
-            UPDATE stock s SET reserved = s.reserved + w.quantity, version = s.version + 1, updated_at = now()
-            FROM unnest($1::uuid[], $2::int[]) AS w(product_id, quantity)
+            UPDATE stock s SET reserved = w.reserved, version = w.version, updated_at = now()
+            FROM unnest($1::uuid[], $2::int[], $3::bigint[]) AS w(product_id, reserved, version)
             WHERE s.product_id = w.product_id
             """, connection, transaction);
-        update.Parameters.Add(new() { Value = items.Select(i => i.ProductId).ToArray() });
-        update.Parameters.Add(new() { Value = items.Select(i => i.Quantity).ToArray() });
+        update.Parameters.Add(new() { Value = taken.Select(level => level.ProductId).ToArray() });
+        update.Parameters.Add(new() { Value = taken.Select(level => level.Reserved).ToArray() });
+        update.Parameters.Add(new() { Value = taken.Select(level => level.Version).ToArray() });
         await update.ExecuteNonQueryAsync(cancellationToken);
-        return (null, rows.Select(r => r.TenantId).ToList());
+        return (null, taken.Select(level => level.TenantId).ToList());
     }
 
-    private static async Task<List<(Guid ProductId, string TenantId, int Available)>> AvailabilityAsync(
+    /// <summary>The stock of live (not deleted) products, in product-id order; locked, in that order, when asked.</summary>
+    private static async Task<List<StockLevel>> StockAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] productIds, bool lockRows, CancellationToken cancellationToken)
     {
         await using var select = new NpgsqlCommand($"""
-            SELECT s.product_id, s.tenant_id, s.quantity - s.reserved
+            SELECT s.product_id, s.tenant_id, s.quantity, s.reserved, s.version, s.updated_at
             FROM stock s JOIN products p ON p.id = s.product_id
             WHERE s.product_id = ANY($1) AND p.deleted_at IS NULL
             ORDER BY s.product_id
             {(lockRows ? "FOR UPDATE OF s" : "")}
             """, connection, transaction);
         select.Parameters.Add(new() { Value = productIds });
-        var rows = new List<(Guid, string, int)>();
+        var rows = new List<StockLevel>();
         await using var reader = await select.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            rows.Add((reader.GetGuid(0), reader.GetString(1), reader.GetInt32(2)));
+            rows.Add(StockLevel.Load(reader.GetGuid(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt64(4),
+                reader.GetFieldValue<DateTimeOffset>(5)));
         }
 
         return rows;
@@ -490,7 +501,8 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private sealed record Stored(ReservationResponse Reservation, string Hash, bool Closed, string TenantId);
+    /// <summary>A stored reservation (null for the marker of a closed order that never reserved) and the database's clock.</summary>
+    private sealed record Stored(Reservation? Reservation, string Hash, string TenantId, DateTimeOffset Now);
 
     private static Task<Stored?> FindByOrderAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid orderId, CancellationToken cancellationToken) =>
         ReadAsync(connection, transaction, "order_id = $1", orderId, forUpdate: false, cancellationToken);
@@ -504,7 +516,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             SELECT r.id, r.order_id, r.status, r.expires_at, r.request_hash,
                    array_remove(array_agg(i.product_id ORDER BY i.product_id), NULL),
                    array_remove(array_agg(i.quantity ORDER BY i.product_id), NULL),
-                   r.closed, r.tenant_id
+                   r.closed, r.tenant_id, now()
             FROM r LEFT JOIN reservation_items i ON i.reservation_id = r.id
             GROUP BY r.id, r.order_id, r.status, r.expires_at, r.request_hash, r.closed, r.tenant_id
             """, connection, transaction);
@@ -517,12 +529,10 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
 
         var products = reader.GetFieldValue<Guid[]>(5);
         var quantities = reader.GetFieldValue<int[]>(6);
-        return new Stored(
-            new ReservationResponse(reader.GetGuid(0), reader.GetGuid(1), reader.GetString(2), reader.GetFieldValue<DateTimeOffset>(3),
-                products.Zip(quantities, (p, q) => new ReservationItem(p, q)).ToList()),
-            reader.GetString(4),
-            reader.GetBoolean(7),
-            reader.GetString(8));
+        var reservation = reader.GetBoolean(7) ? null
+            : new Reservation(reader.GetGuid(0), reader.GetGuid(1), Enum.Parse<ReservationStatus>(reader.GetString(2)),
+                reader.GetFieldValue<DateTimeOffset>(3), products.Zip(quantities, (p, q) => new ReservationItem(p, q)).ToList());
+        return new Stored(reservation, reader.GetString(4), reader.GetString(8), reader.GetFieldValue<DateTimeOffset>(9));
     }
 
     private static string RequestHash(IEnumerable<ReservationItem> orderedItems) =>

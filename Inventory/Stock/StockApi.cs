@@ -49,12 +49,9 @@ public static class StockApi
         return stock is null ? TypedResults.NotFound() : TypedResults.Ok(From(stock));
     }
 
-    /// <summary>The most units one product's stock may hold: far from int's limit, so nothing that adds units back overflows.</summary>
-    public const int MaxQuantity = 1_000_000_000;
-
     /// <summary>
     /// Restock (positive) or write-off (negative), recorded with its reason, the quantity it left and the stock version it
-    /// made; never below what is reserved, never above <see cref="MaxQuantity"/>. With an Idempotency-Key, the response a
+    /// made; never below what is reserved, never above <see cref="StockLevel.MaxQuantity"/>. With an Idempotency-Key, the response a
     /// retry gets commits with the change, so a retry never applies it twice.
     /// </summary>
     public static async Task<Results<Ok<StockResponse>, NotFound, ValidationProblem, ProblemHttpResult>> Adjust(
@@ -79,65 +76,61 @@ public static class StockApi
 
         var tenant = admin.TenantId()!;
         var delta = request.Delta!.Value;
-        StockLevel? stock = null;
         StockResponse response;
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await TenantScope.EnterAsync(connection, transaction, tenant, cancellationToken);
-            await using (var update = new NpgsqlCommand($"""
-                UPDATE stock SET quantity = quantity + $3, version = version + 1, updated_at = now()
-                WHERE product_id = $1 AND tenant_id = $2 AND quantity::bigint + $3 BETWEEN reserved AND {MaxQuantity}
-                RETURNING product_id, tenant_id, quantity, reserved, version, updated_at
+            StockLevel stock;
+            await using (var select = new NpgsqlCommand("""
+                SELECT product_id, tenant_id, quantity, reserved, version, updated_at FROM stock
+                WHERE product_id = $1 AND tenant_id = $2
+                FOR UPDATE
                 """, connection, transaction))
             {
-                update.Parameters.Add(new() { Value = productId });
-                update.Parameters.Add(new() { Value = tenant });
-                update.Parameters.Add(new() { Value = delta });
-                await using var reader = await update.ExecuteReaderAsync(cancellationToken);
-                if (await reader.ReadAsync(cancellationToken))
-                {
-                    stock = new StockLevel
-                    {
-                        ProductId = reader.GetGuid(0), TenantId = reader.GetString(1), Quantity = reader.GetInt32(2),
-                        Reserved = reader.GetInt32(3), Version = reader.GetInt64(4), UpdatedAt = reader.GetFieldValue<DateTimeOffset>(5),
-                    };
-                }
-            }
-
-            if (stock is null)
-            {
-                await using var current = new NpgsqlCommand("SELECT quantity, reserved FROM stock WHERE product_id = $1 AND tenant_id = $2", connection, transaction);
-                current.Parameters.Add(new() { Value = productId });
-                current.Parameters.Add(new() { Value = tenant });
-                await using var reader = await current.ExecuteReaderAsync(cancellationToken);
+                select.Parameters.Add(new() { Value = productId });
+                select.Parameters.Add(new() { Value = tenant });
+                await using var reader = await select.ExecuteReaderAsync(cancellationToken);
                 if (!await reader.ReadAsync(cancellationToken))
                 {
                     return TypedResults.NotFound();
                 }
 
-                var (quantity, reserved) = (reader.GetInt32(0), reader.GetInt32(1));
-                return delta > 0
-                    ? TypedResults.Problem(statusCode: 409, title: "Stock limit reached.",
-                        detail: $"A product holds at most {MaxQuantity} units; this one has {quantity}.")
-                    : TypedResults.Problem(statusCode: 409, title: "Not enough unreserved stock.",
-                        detail: $"Only {quantity - reserved} units are unreserved; a write-off cannot take reserved units.");
+                stock = StockLevel.Load(reader.GetGuid(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt64(4),
+                    reader.GetFieldValue<DateTimeOffset>(5));
             }
 
-            await using (var record = new NpgsqlCommand("""
-                INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor, quantity_after, stock_version)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                """, connection, transaction))
+            var before = stock.Quantity;
+            switch (stock.Adjust(delta))
             {
-                record.Parameters.Add(new() { Value = Guid.CreateVersion7() });
-                record.Parameters.Add(new() { Value = tenant });
-                record.Parameters.Add(new() { Value = productId });
-                record.Parameters.Add(new() { Value = delta });
-                record.Parameters.Add(new() { Value = request.Reason!.Trim() });
-                record.Parameters.Add(new() { Value = admin.UserId()! });
-                record.Parameters.Add(new() { Value = stock.Quantity });
-                record.Parameters.Add(new() { Value = stock.Version });
-                await record.ExecuteNonQueryAsync(cancellationToken);
+                case AdjustmentOutcome.WouldExceedLimit:
+                    return TypedResults.Problem(statusCode: 409, title: "Stock limit reached.",
+                        detail: $"A product holds at most {StockLevel.MaxQuantity} units; this one has {before}.");
+                case AdjustmentOutcome.WouldTakeReservedUnits:
+                    return TypedResults.Problem(statusCode: 409, title: "Not enough unreserved stock.",
+                        detail: $"Only {stock.Available} units are unreserved; a write-off cannot take reserved units.");
+            }
+
+            // The row is locked: the write is what the stock decided, and the adjustment records it, in one round trip.
+            await using (var write = new NpgsqlBatch(connection, transaction))
+            {
+                write.BatchCommands.Add(new NpgsqlBatchCommand("UPDATE stock SET quantity = $2, version = $3, updated_at = now() WHERE product_id = $1")
+                {
+                    Parameters = { new() { Value = productId }, new() { Value = stock.Quantity }, new() { Value = stock.Version } },
+                });
+                write.BatchCommands.Add(new NpgsqlBatchCommand("""
+                    INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor, quantity_after, stock_version)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    """)
+                {
+                    Parameters =
+                    {
+                        new() { Value = Guid.CreateVersion7() }, new() { Value = tenant }, new() { Value = productId }, new() { Value = delta },
+                        new() { Value = request.Reason!.Trim() }, new() { Value = admin.UserId()! }, new() { Value = stock.Quantity },
+                        new() { Value = stock.Version },
+                    },
+                });
+                await write.ExecuteNonQueryAsync(cancellationToken);
             }
 
             response = From(stock);
@@ -150,7 +143,7 @@ public static class StockApi
         }
 
         // The connection is back in the pool before the cache's invalidation waits out its lease.
-        await cache.AvailabilityChangedAsync(productId, stock.Version);
+        await cache.AvailabilityChangedAsync(productId, response.Version);
         return TypedResults.Ok(response);
     }
 
@@ -265,5 +258,5 @@ public static class StockApi
         return TypedResults.Ok(stats);
     }
 
-    private static StockResponse From(StockLevel s) => new(s.ProductId, s.Quantity, s.Reserved, s.Quantity - s.Reserved, s.Version);
+    private static StockResponse From(StockLevel s) => new(s.ProductId, s.Quantity, s.Reserved, s.Available, s.Version);
 }

@@ -103,4 +103,52 @@ public sealed class ReservationCombinerTests
 
         Assert.Equal(Enumerable.Repeat(1, 10), sizes);
     }
+
+    [Fact]
+    public async Task Made_one_by_one_a_request_that_fails_answers_only_for_itself()
+    {
+        var batch = Enumerable.Range(0, 3).Select(i => new ReservationCombiner<int>.Pending(i)).ToList();
+
+        await ReservationCombiner<int>.AnswerEachAsync(batch,
+            request => request == 1 ? Task.FromException<ReserveOutcome>(new TimeoutException("statement timeout")) : Task.FromResult(Made(request)),
+            endsBatch: _ => false);
+
+        Assert.IsType<ReserveOutcome.Created>(await batch[0].Done.Task);
+        await Assert.ThrowsAsync<TimeoutException>(() => batch[1].Done.Task);
+        Assert.IsType<ReserveOutcome.Created>(await batch[2].Done.Task);
+    }
+
+    [Fact]
+    public async Task Made_one_by_one_an_error_that_ends_the_batch_is_thrown_and_leaves_the_rest_to_the_runner()
+    {
+        var batch = Enumerable.Range(0, 3).Select(i => new ReservationCombiner<int>.Pending(i)).ToList();
+        var made = new List<int>();
+
+        await Assert.ThrowsAsync<IOException>(() => ReservationCombiner<int>.AnswerEachAsync(batch, request =>
+        {
+            made.Add(request);
+            return request == 1 ? Task.FromException<ReserveOutcome>(new IOException("connection lost")) : Task.FromResult(Made(request));
+        }, endsBatch: ex => ex is IOException));
+
+        Assert.Equal([0, 1], made);
+        Assert.True(batch[0].Done.Task.IsCompletedSuccessfully);
+        Assert.False(batch[1].Done.Task.IsCompleted);
+        Assert.False(batch[2].Done.Task.IsCompleted);
+    }
+
+    [Fact]
+    public async Task Made_one_by_one_requests_the_batch_already_answered_are_not_made_again()
+    {
+        var batch = Enumerable.Range(0, 3).Select(i => new ReservationCombiner<int>.Pending(i)).ToList();
+        batch[0].Done.SetResult(Made(0));
+        var made = new List<int>();
+
+        await ReservationCombiner<int>.AnswerEachAsync(batch, request =>
+        {
+            made.Add(request);
+            return Task.FromResult(Made(request));
+        }, endsBatch: _ => true);
+
+        Assert.Equal([1, 2], made);
+    }
 }

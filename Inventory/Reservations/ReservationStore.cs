@@ -501,7 +501,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    /// <summary>A stored reservation (null for the marker of a closed order that never reserved) and the database's clock.</summary>
+    /// <summary>A stored reservation (null for the marker of a closed order that never reserved) and the database's clock when it was read.</summary>
     private sealed record Stored(Reservation? Reservation, string Hash, string TenantId, DateTimeOffset Now);
 
     private static Task<Stored?> FindByOrderAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, Guid orderId, CancellationToken cancellationToken) =>
@@ -511,12 +511,13 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         bool forUpdate, CancellationToken cancellationToken)
     {
         // FOR UPDATE cannot be combined with GROUP BY in one query level: the row is locked in a CTE and read from it.
+        // The clock is read after the lock is had: now() is when the transaction began, before any wait for the lock.
         await using var select = new NpgsqlCommand($"""
             WITH r AS (SELECT * FROM reservations WHERE {where}{(forUpdate ? " FOR UPDATE" : "")})
             SELECT r.id, r.order_id, r.status, r.expires_at, r.request_hash,
                    array_remove(array_agg(i.product_id ORDER BY i.product_id), NULL),
                    array_remove(array_agg(i.quantity ORDER BY i.product_id), NULL),
-                   r.closed, r.tenant_id, now()
+                   r.closed, r.tenant_id, clock_timestamp()
             FROM r LEFT JOIN reservation_items i ON i.reservation_id = r.id
             GROUP BY r.id, r.order_id, r.status, r.expires_at, r.request_hash, r.closed, r.tenant_id
             """, connection, transaction);

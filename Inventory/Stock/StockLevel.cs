@@ -17,8 +17,9 @@ public enum AdjustmentOutcome
 /// negative and reserved is never above quantity, here and again in the database's CHECK constraints.
 /// <para>
 /// Reservations of one product race on its row, so the hot path changes stock with one conditional UPDATE whose WHERE
-/// is <see cref="CanReserve"/> (ADR 0006). Every other change locks the row, loads it here, lets this type decide, and
-/// writes back what it decided.
+/// is <see cref="CanReserve"/> (ADR 0006). A reservation of several items and an admin's adjustment lock the row, load
+/// it here, let this type decide, and write back what it decided. Confirm, release and expiry move units the
+/// reservation already holds, as the reservation decides (<c>Reservation</c>), in one set-based UPDATE.
 /// </para>
 /// </summary>
 public sealed class StockLevel

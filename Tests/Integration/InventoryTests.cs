@@ -185,6 +185,32 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal((20, 0), await StockAsync(product));
     }
 
+    [Fact]
+    public async Task A_confirmation_that_waited_for_its_reservation_until_after_the_deadline_is_refused_as_expired()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var inventory = await ServiceClientAsync();
+        var reservation = await ReservationIdAsync(inventory,
+            new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 1 } }, ttlSeconds = 2 });
+        Task<HttpResponseMessage> confirm;
+        await using (var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await connection.OpenAsync(Cancellation);
+            // Another transaction holds the reservation past its deadline, then rolls back (a release that failed, say).
+            await using var transaction = await connection.BeginTransactionAsync(Cancellation);
+            var left = await ScalarAsync<double>(connection,
+                $"SELECT extract(epoch FROM expires_at - clock_timestamp())::float8 FROM reservations WHERE id = '{reservation}' FOR UPDATE");
+            Assert.True(left > 0.5, $"the reservation expired before the test could hold it ({left:F2} s left)");
+            confirm = inventory.PostAsync($"/v1/reservations/{reservation}/confirm", null, Cancellation);
+            await Task.Delay(TimeSpan.FromSeconds(left + 0.5), Cancellation);
+            Assert.False(confirm.IsCompleted, "the confirmation should wait for the reservation's lock");
+        }
+
+        using var answer = await confirm;
+        Assert.Equal(HttpStatusCode.Gone, answer.StatusCode);
+        Assert.Equal(5, (await StockAsync(product)).Quantity);
+    }
+
     [Theory]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":0}]}""", "application/json", 400)]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":-3}]}""", "application/json", 400)]

@@ -8,7 +8,52 @@ namespace Shop.ServiceDefaults.Data;
 /// <summary>One versioned, immutable SQL script. Module lets shared plumbing (messaging) version its own tables.</summary>
 public sealed record MigrationScript(string Module, int Version, string Name, string Sql)
 {
+    /// <summary>
+    /// The first line of a script that runs outside a transaction, one statement at a time: for what PostgreSQL refuses
+    /// inside one, such as <c>CREATE INDEX CONCURRENTLY</c>, which builds an index without blocking the table's writes.
+    /// </summary>
+    public const string NoTransactionMarker = "-- migrate: no-transaction";
+
     public string Checksum => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Sql.ReplaceLineEndings("\n"))));
+
+    public bool RunsInTransaction => !Sql.TrimStart().StartsWith(NoTransactionMarker, StringComparison.Ordinal);
+
+    /// <summary>
+    /// The statements of a script, each ended by a semicolon at the end of a line, without the lines that are only a
+    /// comment. Dollar-quoted text is refused: a semicolon inside it would cut a statement in two.
+    /// </summary>
+    public IReadOnlyList<string> Statements()
+    {
+        if (Sql.Contains("$$", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"Migration {Module}/{Name} runs statement by statement and cannot hold dollar-quoted text.");
+        }
+
+        var statements = new List<string>();
+        var current = new StringBuilder();
+        foreach (var line in Sql.ReplaceLineEndings("\n").Split('\n'))
+        {
+            current.AppendLine(line);
+            if (line.TrimEnd().EndsWith(';'))
+            {
+                Add(current.ToString());
+                current.Clear();
+            }
+        }
+
+        Add(current.ToString());
+        return statements;
+
+        void Add(string text)
+        {
+            var code = string.Join('\n', text.ReplaceLineEndings("\n").Split('\n')
+                .Where(line => !line.TrimStart().StartsWith("--", StringComparison.Ordinal))).Trim();
+            if (code.Length > 0)
+            {
+                statements.Add(code);
+            }
+        }
+    }
 
     /// <summary>Reads embedded resources named <c>…Migrations.NNNN_name.sql</c> from an assembly.</summary>
     /// <param name="resourcePrefix">Only resources starting with this (one module of several in an assembly).</param>

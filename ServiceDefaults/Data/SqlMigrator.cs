@@ -5,7 +5,8 @@ using Npgsql;
 namespace Shop.ServiceDefaults.Data;
 
 /// <summary>
-/// Applies versioned SQL scripts in order, each in its own transaction, recording them in
+/// Applies versioned SQL scripts in order, each in its own transaction (or, when marked
+/// <see cref="MigrationScript.NoTransactionMarker"/>, statement by statement), recording them in
 /// <c>schema_migrations</c>. A session advisory lock makes replicas that start together take turns, and a
 /// changed script that was already applied stops the start (history is immutable). Neither the wait for the lock
 /// nor a script is bound by the service's statement timeout: a replica that waits while another migrates, or a
@@ -72,20 +73,19 @@ public static class SqlMigrator
                     continue;
                 }
 
-                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-                await ExecuteAsync(connection, transaction, "SET LOCAL statement_timeout = 0", cancellationToken);
-                await ExecuteAsync(connection, transaction, script.Sql, cancellationToken);
-                await using (var record = new NpgsqlCommand(
-                    "INSERT INTO schema_migrations (module, version, name, checksum) VALUES ($1, $2, $3, $4)", connection, transaction))
+                if (script.RunsInTransaction)
                 {
-                    record.Parameters.Add(new() { Value = script.Module });
-                    record.Parameters.Add(new() { Value = script.Version });
-                    record.Parameters.Add(new() { Value = script.Name });
-                    record.Parameters.Add(new() { Value = script.Checksum });
-                    await record.ExecuteNonQueryAsync(cancellationToken);
+                    await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                    await ExecuteAsync(connection, transaction, "SET LOCAL statement_timeout = 0", cancellationToken);
+                    await ExecuteAsync(connection, transaction, script.Sql, cancellationToken);
+                    await RecordAsync(connection, transaction, script, cancellationToken);
+                    await transaction.CommitAsync(cancellationToken);
+                }
+                else
+                {
+                    await ApplyOutsideTransactionAsync(connection, script, cancellationToken);
                 }
 
-                await transaction.CommitAsync(cancellationToken);
                 logger.LogInformation("Applied migration {Module}/{Migration}", script.Module, script.Name);
                 count++;
             }
@@ -101,6 +101,46 @@ public static class SqlMigrator
         {
             await ExecuteAsync(connection, null, $"SELECT pg_advisory_unlock({AdvisoryLockKey})", CancellationToken.None);
         }
+    }
+
+    /// <summary>
+    /// Each statement on its own, committed as it ends, then the record. A failure part-way leaves what ran before it,
+    /// and the script runs again from its first statement at the next start: such a script must be safe to run again
+    /// (<c>DROP INDEX CONCURRENTLY IF EXISTS</c> first removes the invalid index a failed build leaves behind).
+    /// </summary>
+    private static async Task ApplyOutsideTransactionAsync(NpgsqlConnection connection, MigrationScript script, CancellationToken cancellationToken)
+    {
+        var statements = script.Statements();
+        // For the session until RESET, which returns it to its own setting (the data source's, from the connection string).
+        await ExecuteAsync(connection, null, "SET statement_timeout = 0", cancellationToken);
+        try
+        {
+            foreach (var statement in statements)
+            {
+                await ExecuteAsync(connection, null, statement, cancellationToken);
+            }
+
+            await RecordAsync(connection, null, script, cancellationToken);
+        }
+        finally
+        {
+            if (connection.State == System.Data.ConnectionState.Open)
+            {
+                await ExecuteAsync(connection, null, "RESET statement_timeout", CancellationToken.None);
+            }
+        }
+    }
+
+    private static async Task RecordAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, MigrationScript script,
+        CancellationToken cancellationToken)
+    {
+        await using var record = new NpgsqlCommand(
+            "INSERT INTO schema_migrations (module, version, name, checksum) VALUES ($1, $2, $3, $4)", connection, transaction);
+        record.Parameters.Add(new() { Value = script.Module });
+        record.Parameters.Add(new() { Value = script.Version });
+        record.Parameters.Add(new() { Value = script.Name });
+        record.Parameters.Add(new() { Value = script.Checksum });
+        await record.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static async Task<bool> TryLockAsync(NpgsqlConnection connection, CancellationToken cancellationToken)

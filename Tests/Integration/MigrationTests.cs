@@ -20,7 +20,10 @@ public sealed class MigrationTests(AppFixture fixture)
         {
             // The services' statement timeout, made short: 300 ms.
             var target = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = database, Options = "-c statement_timeout=300" };
-            await using var dataSource = NpgsqlDataSource.Create(target.ConnectionString);
+            // The migrator's sessions are pooled and not reset, as in the services; the other replica's is not pooled, so
+            // closing it releases its advisory lock.
+            await using var dataSource = NpgsqlDataSource.Create(
+                new NpgsqlConnectionStringBuilder(target.ConnectionString) { Pooling = true, NoResetOnClose = true, MaxPoolSize = 1 }.ConnectionString);
             MigrationScript[] scripts =
             [
                 new("test", 1, "0001_slow.sql", "SELECT pg_sleep(0.6); CREATE TABLE slow_made (id int PRIMARY KEY);"),
@@ -52,6 +55,66 @@ public sealed class MigrationTests(AppFixture fixture)
             await using var session = await dataSource.OpenConnectionAsync(Cancellation);
             await using var show = new NpgsqlCommand("SHOW statement_timeout", session);
             Assert.Equal("300ms", await show.ExecuteScalarAsync(Cancellation));
+        }
+        finally
+        {
+            await ExecuteAsync(server.ConnectionString, $"DROP DATABASE IF EXISTS {database} WITH (FORCE)");
+        }
+    }
+
+    [Fact]
+    public async Task A_script_marked_no_transaction_builds_an_index_concurrently_and_runs_again_after_a_failed_build()
+    {
+        var database = $"migrations_{Guid.NewGuid():N}";
+        var server = new NpgsqlConnectionStringBuilder(fixture.App.GetConnectionString("postgres")) { Database = "postgres", Pooling = false };
+        await ExecuteAsync(server.ConnectionString, $"CREATE DATABASE {database}");
+        try
+        {
+            // As the services' data sources: pooled sessions are not reset when they go back to the pool.
+            var target = new NpgsqlConnectionStringBuilder(server.ConnectionString)
+            {
+                Database = database, Options = "-c statement_timeout=300", Pooling = true, NoResetOnClose = true, MaxPoolSize = 1,
+            };
+            await using var dataSource = NpgsqlDataSource.Create(target.ConnectionString);
+            MigrationScript table = new("test", 1, "0001_items", "CREATE TABLE items (id int PRIMARY KEY, code text NOT NULL); INSERT INTO items VALUES (1, 'a'), (2, 'a');");
+            MigrationScript index = new("test", 2, "0002_unique_code", """
+                -- migrate: no-transaction
+                SELECT pg_sleep(0.6);
+                DROP INDEX CONCURRENTLY IF EXISTS ux_items_code;
+                CREATE UNIQUE INDEX CONCURRENTLY ux_items_code ON items (code);
+                """);
+
+            // Inside a transaction, PostgreSQL refuses a concurrent build: the marker is what lets it run.
+            var refused = await Assert.ThrowsAsync<PostgresException>(() => SqlMigrator.MigrateAsync(dataSource,
+                [new("inside", 1, "0001_concurrently", "CREATE INDEX CONCURRENTLY ix_refused ON schema_migrations (name);")],
+                NullLogger.Instance, null, Cancellation));
+            Assert.Equal(PostgresErrorCodes.ActiveSqlTransaction, refused.SqlState);
+
+            // The duplicate codes fail the build, which leaves an invalid index and no record of the script.
+            var failed = await Assert.ThrowsAsync<PostgresException>(() => SqlMigrator.MigrateAsync(dataSource, [table, index], NullLogger.Instance, null, Cancellation));
+            Assert.Equal(PostgresErrorCodes.UniqueViolation, failed.SqlState);
+            Assert.Equal("1 recorded, index valid: False", await StateAsync());
+
+            await ExecuteAsync(target.ConnectionString, "DELETE FROM items WHERE id = 2");
+            Assert.Equal(1, await SqlMigrator.MigrateAsync(dataSource, [table, index], NullLogger.Instance, null, Cancellation));
+            Assert.Equal("2 recorded, index valid: True", await StateAsync());
+
+            // The 0.6 s statement outlasted the 300 ms timeout, and the pooled session has its own timeout back.
+            await using var session = await dataSource.OpenConnectionAsync(Cancellation);
+            await using var show = new NpgsqlCommand("SHOW statement_timeout", session);
+            Assert.Equal("300ms", await show.ExecuteScalarAsync(Cancellation));
+
+            async Task<string> StateAsync()
+            {
+                await using var check = new NpgsqlConnection(target.ConnectionString);
+                await check.OpenAsync(Cancellation);
+                await using var command = new NpgsqlCommand("""
+                    SELECT (SELECT count(*) FROM schema_migrations WHERE module = 'test') || ' recorded, index valid: '
+                        || COALESCE((SELECT CASE WHEN i.indisvalid THEN 'True' ELSE 'False' END FROM pg_index i
+                                     WHERE i.indexrelid = 'ux_items_code'::regclass), 'none')
+                    """, check);
+                return (string)(await command.ExecuteScalarAsync(Cancellation))!;
+            }
         }
         finally
         {

@@ -69,6 +69,37 @@ public sealed class PlumbingTests
         Assert.NotEqual(first.Checksum, (first with { Sql = first.Sql + " " }).Checksum);
     }
 
+    [Fact]
+    public void A_script_marked_to_run_outside_a_transaction_is_cut_into_its_statements()
+    {
+        var script = new MigrationScript("test", 3, "0003_concurrently", """
+            -- migrate: no-transaction
+            -- A failed build leaves an invalid index: drop it first.
+            DROP INDEX CONCURRENTLY IF EXISTS ix_items_code;
+            CREATE INDEX CONCURRENTLY ix_items_code
+                ON items (code);
+            -- done
+            """);
+
+        Assert.False(script.RunsInTransaction);
+        Assert.Equal(["DROP INDEX CONCURRENTLY IF EXISTS ix_items_code;", "CREATE INDEX CONCURRENTLY ix_items_code\n    ON items (code);"],
+            script.Statements().Select(statement => statement.ReplaceLineEndings("\n")));
+    }
+
+    [Fact]
+    public void A_script_run_statement_by_statement_cannot_hold_dollar_quoted_text() =>
+        Assert.Throws<InvalidOperationException>(() => new MigrationScript("test", 4, "0004_function",
+            "-- migrate: no-transaction\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n").Statements());
+
+    [Fact]
+    public void Every_script_of_the_services_runs_in_a_transaction_unless_it_is_marked()
+    {
+        var scripts = MigrationScript.FromAssembly(typeof(MessagingModel).Assembly, "messaging", "Shop.ServiceDefaults.Messaging.Migrations.");
+
+        Assert.All(scripts, script => Assert.True(script.RunsInTransaction));
+        Assert.True(new MigrationScript("test", 5, "0005_late_marker", "CREATE TABLE t (id int);\n-- migrate: no-transaction\n").RunsInTransaction);
+    }
+
     [Theory]
     [InlineData("Id", "id")]
     [InlineData("ProductId", "product_id")]

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Claims;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -36,7 +37,8 @@ public static class StockApi
             .WithSummary("Restock or write off, with a reason; send an Idempotency-Key to make a retry safe.");
         inventory.MapGet("/{productId:guid}/adjustments", ListAdjustments).RequireAuthorization(ShopPolicies.Admin)
             .WithSummary("The product's recorded adjustments, newest first.");
-        inventory.MapGet("/low-stock", LowStock).RequireAuthorization(ShopPolicies.Admin);
+        inventory.MapGet("/low-stock", LowStock).RequireAuthorization(ShopPolicies.Admin)
+            .WithSummary("Stock at or under the threshold, lowest first; a Link header names the next page.");
         inventory.MapGet("/stats", Stats).RequireAuthorization(ShopPolicies.User);
         return app;
     }
@@ -197,21 +199,77 @@ public static class StockApi
             : TypedResults.NotFound();
     }
 
-    public static async Task<Results<Ok<List<StockResponse>>, ValidationProblem>> LowStock(ClaimsPrincipal admin, InventoryDbContext db,
-        int threshold = 10, CancellationToken cancellationToken = default)
+    /// <summary>The most stock rows one low-stock page holds, and the default.</summary>
+    public const int MaxLowStockPage = 500;
+
+    /// <summary>
+    /// Stock at or under the threshold, lowest first (then by product id), a page at a time. When more follow, the
+    /// <c>Link</c> header (RFC 8288) names the next page, <c>rel="next"</c>, by a cursor after the page's last row: a
+    /// row's place is its availability, which reservations change, so the cursor pages by place, not by count.
+    /// </summary>
+    public static async Task<Results<Ok<List<StockResponse>>, ValidationProblem>> LowStock(ClaimsPrincipal admin, NpgsqlDataSource dataSource,
+        HttpContext context, int threshold = 10, int limit = MaxLowStockPage, string? after = null, CancellationToken cancellationToken = default)
     {
+        var errors = new Dictionary<string, string[]>();
         if (threshold is < 0 or > 1_000_000)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["threshold"] = ["Between 0 and 1000000."] });
+            errors["threshold"] = ["Between 0 and 1000000."];
         }
 
-        var tenant = admin.TenantId() ?? "";
-        await using var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken);
-        var rows = await db.Stock.AsNoTracking()
-            .Where(s => s.TenantId == tenant && s.Quantity - s.Reserved <= threshold
-                && db.Products.Any(p => p.Id == s.ProductId && p.DeletedAt == null))
-            .OrderBy(s => s.Quantity - s.Reserved).Take(500)
-            .ToListAsync(cancellationToken);
+        if (limit is < 1 or > MaxLowStockPage)
+        {
+            errors["limit"] = [$"Between 1 and {MaxLowStockPage}."];
+        }
+
+        // Before every row: availability is never negative.
+        var from = after is null ? (Available: -1, ProductId: Guid.Empty) : LowStockCursor.Parse(after);
+        if (from is null)
+        {
+            errors["after"] = ["Not a cursor this list gave out: follow the Link header's next page."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+
+        var tenant = admin.TenantId()!;
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(TenantScope.Command(tenant));
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            SELECT s.product_id, s.tenant_id, s.quantity, s.reserved, s.version, s.updated_at FROM stock s
+            WHERE s.tenant_id = $1 AND s.quantity - s.reserved <= $2 AND (s.quantity - s.reserved, s.product_id) > ($3, $4)
+              AND EXISTS (SELECT 1 FROM products p WHERE p.id = s.product_id AND p.deleted_at IS NULL)
+            ORDER BY s.quantity - s.reserved, s.product_id
+            LIMIT $5
+            """)
+        {
+            Parameters = { new() { Value = tenant }, new() { Value = threshold }, new() { Value = from!.Value.Available }, new() { Value = from.Value.ProductId }, new() { Value = limit + 1 } },
+        });
+        var rows = new List<StockLevel>();
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
+        {
+            await reader.NextResultAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                rows.Add(StockLevel.Load(reader.GetGuid(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt64(4),
+                    reader.GetFieldValue<DateTimeOffset>(5)));
+            }
+        }
+
+        if (rows.Count > limit)
+        {
+            rows.RemoveAt(limit);
+            var last = rows[^1];
+            var next = QueryString.Create(new KeyValuePair<string, string?>[]
+            {
+                new("threshold", threshold.ToString(CultureInfo.InvariantCulture)),
+                new("limit", limit.ToString(CultureInfo.InvariantCulture)),
+                new("after", LowStockCursor.Format(last.Available, last.ProductId)),
+            });
+            context.Response.Headers.Link = $"<{context.Request.PathBase}{context.Request.Path}{next}>; rel=\"next\"";
+        }
+
         return TypedResults.Ok(rows.Select(From).ToList());
     }
 

@@ -16,42 +16,20 @@ public sealed record MigrationScript(string Module, int Version, string Name, st
 
     public string Checksum => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Sql.ReplaceLineEndings("\n"))));
 
-    public bool RunsInTransaction => !Sql.TrimStart().StartsWith(NoTransactionMarker, StringComparison.Ordinal);
+    /// <summary>Unless its first line is <see cref="NoTransactionMarker"/>.</summary>
+    public bool RunsInTransaction =>
+        Sql.ReplaceLineEndings("\n").TrimStart().Split('\n', 2)[0].TrimEnd() != NoTransactionMarker;
 
-    /// <summary>
-    /// The statements of a script, each ended by a semicolon at the end of a line, without the lines that are only a
-    /// comment. Dollar-quoted text is refused: a semicolon inside it would cut a statement in two.
-    /// </summary>
+    /// <summary>The script's statements, as PostgreSQL would end them (see <see cref="SqlStatements"/>).</summary>
     public IReadOnlyList<string> Statements()
     {
-        if (Sql.Contains("$$", StringComparison.Ordinal))
+        try
         {
-            throw new InvalidOperationException($"Migration {Module}/{Name} runs statement by statement and cannot hold dollar-quoted text.");
+            return SqlStatements.Split(Sql);
         }
-
-        var statements = new List<string>();
-        var current = new StringBuilder();
-        foreach (var line in Sql.ReplaceLineEndings("\n").Split('\n'))
+        catch (FormatException ex)
         {
-            current.AppendLine(line);
-            if (line.TrimEnd().EndsWith(';'))
-            {
-                Add(current.ToString());
-                current.Clear();
-            }
-        }
-
-        Add(current.ToString());
-        return statements;
-
-        void Add(string text)
-        {
-            var code = string.Join('\n', text.ReplaceLineEndings("\n").Split('\n')
-                .Where(line => !line.TrimStart().StartsWith("--", StringComparison.Ordinal))).Trim();
-            if (code.Length > 0)
-            {
-                statements.Add(code);
-            }
+            throw new InvalidOperationException($"Migration {Module}/{Name} cannot be cut into statements: {ex.Message}", ex);
         }
     }
 

@@ -111,8 +111,10 @@ public static class SqlMigrator
     private static async Task ApplyOutsideTransactionAsync(NpgsqlConnection connection, MigrationScript script, CancellationToken cancellationToken)
     {
         var statements = script.Statements();
-        // For the session until RESET, which returns it to its own setting (the data source's, from the connection string).
+        // Whatever the session is set to here (no timeout, and any SET of the script's own) lasts until RESET ALL, which
+        // returns it to the data source's settings from the connection string: pooled sessions are not reset on return.
         await ExecuteAsync(connection, null, "SET statement_timeout = 0", cancellationToken);
+        var applied = false;
         try
         {
             foreach (var statement in statements)
@@ -121,12 +123,20 @@ public static class SqlMigrator
             }
 
             await RecordAsync(connection, null, script, cancellationToken);
+            applied = true;
         }
         finally
         {
             if (connection.State == System.Data.ConnectionState.Open)
             {
-                await ExecuteAsync(connection, null, "RESET statement_timeout", CancellationToken.None);
+                try
+                {
+                    await ExecuteAsync(connection, null, "RESET ALL", CancellationToken.None);
+                }
+                catch (NpgsqlException) when (!applied)
+                {
+                    // The script's own error is the one to report.
+                }
             }
         }
     }

@@ -738,6 +738,53 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task Low_stock_comes_lowest_first_a_page_at_a_time_with_the_next_page_in_the_link_header()
+    {
+        var mine = new[] { await CreateProductAsync(stock: 0), await CreateProductAsync(stock: 0), await CreateProductAsync(stock: 0) };
+        using var admin = await ShopClients.AdminAsync(App);
+
+        var (whole, ended) = await LowStockPagesAsync(admin, "/v1/inventory/low-stock?threshold=0", maxPages: 20);
+        Assert.True(ended, "the out-of-stock list ran past 20 pages of 500");
+        var rows = whole.SelectMany(page => page).ToList();
+        Assert.All(rows, row => Assert.True(row.Available <= 0));
+        Assert.Subset(rows.Select(row => row.ProductId).ToHashSet(), mine.ToHashSet());
+        Assert.Equal(rows.Count, rows.Select(row => row.ProductId).Distinct().Count());
+        Assert.Equal(rows.OrderBy(row => row.Available).ThenBy(row => row.ProductId.ToString("N"), StringComparer.Ordinal), rows);
+
+        // Two at a time, the pages follow on from one another, in the same order.
+        var (pages, _) = await LowStockPagesAsync(admin, "/v1/inventory/low-stock?threshold=0&limit=2", maxPages: 4);
+        Assert.All(pages.SkipLast(1), page => Assert.Equal(2, page.Count));
+        Assert.Equal(rows.Take(pages.Sum(page => page.Count)), pages.SelectMany(page => page));
+
+        foreach (var (query, field) in new[] { ("limit=0", "limit"), ("limit=501", "limit"), ("after=not-a-cursor", "after"), ("after=MTox", "after") })
+        {
+            using var bad = await admin.GetAsync($"/v1/inventory/low-stock?{query}", Cancellation);
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            Assert.True((await bad.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("errors").TryGetProperty(field, out _), query);
+        }
+    }
+
+    /// <summary>Follows the Link header's next page from <paramref name="first"/>, for at most <paramref name="maxPages"/> pages.</summary>
+    private static async Task<(List<List<(int Available, Guid ProductId)>> Pages, bool Ended)> LowStockPagesAsync(HttpClient admin, string first, int maxPages)
+    {
+        var pages = new List<List<(int Available, Guid ProductId)>>();
+        string? next = first;
+        while (next is not null && pages.Count < maxPages)
+        {
+            using var page = await admin.GetAsync(next, Cancellation);
+            Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+            pages.Add((await page.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).EnumerateArray()
+                .Select(row => (row.GetProperty("available").GetInt32(), row.GetProperty("productId").GetGuid())).ToList());
+            next = page.Headers.TryGetValues("Link", out var links)
+                ? System.Text.RegularExpressions.Regex.Match(links.Single(), "^<([^>]+)>; rel=\"next\"$").Groups[1].Value
+                : null;
+            Assert.NotEqual("", next);
+        }
+
+        return (pages, next is null);
+    }
+
+    [Fact]
     public async Task Stock_adjustments_are_recorded_and_never_take_reserved_units()
     {
         var product = await CreateProductAsync(stock: 5);

@@ -53,8 +53,9 @@ public sealed class MigrationTests(AppFixture fixture)
 
             // The session keeps its own timeout afterwards (the services return connections to the pool unreset).
             await using var session = await dataSource.OpenConnectionAsync(Cancellation);
-            await using var show = new NpgsqlCommand("SHOW statement_timeout", session);
-            Assert.Equal("300ms", await show.ExecuteScalarAsync(Cancellation));
+            await using var show = new NpgsqlCommand("SELECT current_setting('statement_timeout') || ' ' || current_setting('maintenance_work_mem')", session);
+            var defaults = await ScalarAsync(server.ConnectionString, "SELECT '300ms ' || current_setting('maintenance_work_mem')");
+            Assert.Equal(defaults, await show.ExecuteScalarAsync(Cancellation));
         }
         finally
         {
@@ -80,8 +81,8 @@ public sealed class MigrationTests(AppFixture fixture)
             MigrationScript index = new("test", 2, "0002_unique_code", """
                 -- migrate: no-transaction
                 SELECT pg_sleep(0.6);
-                DROP INDEX CONCURRENTLY IF EXISTS ux_items_code;
-                CREATE UNIQUE INDEX CONCURRENTLY ux_items_code ON items (code);
+                DROP INDEX CONCURRENTLY IF EXISTS ux_items_code; CREATE UNIQUE INDEX CONCURRENTLY ux_items_code ON items (code); -- the build; with a note
+                SET maintenance_work_mem = '17MB';
                 """);
 
             // Inside a transaction, PostgreSQL refuses a concurrent build: the marker is what lets it run.
@@ -99,10 +100,11 @@ public sealed class MigrationTests(AppFixture fixture)
             Assert.Equal(1, await SqlMigrator.MigrateAsync(dataSource, [table, index], NullLogger.Instance, null, Cancellation));
             Assert.Equal("2 recorded, index valid: True", await StateAsync());
 
-            // The 0.6 s statement outlasted the 300 ms timeout, and the pooled session has its own timeout back.
+            // The 0.6 s statement outlasted the 300 ms timeout, and the pooled session has its own settings back.
             await using var session = await dataSource.OpenConnectionAsync(Cancellation);
-            await using var show = new NpgsqlCommand("SHOW statement_timeout", session);
-            Assert.Equal("300ms", await show.ExecuteScalarAsync(Cancellation));
+            await using var show = new NpgsqlCommand("SELECT current_setting('statement_timeout') || ' ' || current_setting('maintenance_work_mem')", session);
+            var defaults = await ScalarAsync(server.ConnectionString, "SELECT '300ms ' || current_setting('maintenance_work_mem')");
+            Assert.Equal(defaults, await show.ExecuteScalarAsync(Cancellation));
 
             async Task<string> StateAsync()
             {
@@ -120,6 +122,14 @@ public sealed class MigrationTests(AppFixture fixture)
         {
             await ExecuteAsync(server.ConnectionString, $"DROP DATABASE IF EXISTS {database} WITH (FORCE)");
         }
+    }
+
+    private static async Task<string> ScalarAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(Cancellation);
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (string)(await command.ExecuteScalarAsync(Cancellation))!;
     }
 
     private static async Task ExecuteAsync(string connectionString, string sql)

@@ -74,22 +74,35 @@ public sealed class PlumbingTests
     {
         var script = new MigrationScript("test", 3, "0003_concurrently", """
             -- migrate: no-transaction
-            -- A failed build leaves an invalid index: drop it first.
-            DROP INDEX CONCURRENTLY IF EXISTS ix_items_code;
-            CREATE INDEX CONCURRENTLY ix_items_code
-                ON items (code);
-            -- done
-            """);
+            DROP INDEX CONCURRENTLY IF EXISTS ix_items_code; CREATE INDEX CONCURRENTLY ix_items_code
+                ON items (code); -- a note; with a semicolon
+            -- done;
+            """.Replace("\n", "\r\n", StringComparison.Ordinal));
 
         Assert.False(script.RunsInTransaction);
-        Assert.Equal(["DROP INDEX CONCURRENTLY IF EXISTS ix_items_code;", "CREATE INDEX CONCURRENTLY ix_items_code\n    ON items (code);"],
-            script.Statements().Select(statement => statement.ReplaceLineEndings("\n")));
+        Assert.Equal(
+        [
+            "-- migrate: no-transaction\r\nDROP INDEX CONCURRENTLY IF EXISTS ix_items_code;",
+            "CREATE INDEX CONCURRENTLY ix_items_code\r\n    ON items (code);",
+        ], script.Statements());
     }
 
-    [Fact]
-    public void A_script_run_statement_by_statement_cannot_hold_dollar_quoted_text() =>
-        Assert.Throws<InvalidOperationException>(() => new MigrationScript("test", 4, "0004_function",
-            "-- migrate: no-transaction\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n").Statements());
+    [Theory]
+    [InlineData("INSERT INTO t VALUES ('a;\n-- b;\n'); SELECT 1;", "INSERT INTO t VALUES ('a;\n-- b;\n');", "SELECT 1;")]
+    [InlineData("INSERT INTO t VALUES ('it''s;'), (E'\\';'); SELECT 2", "INSERT INTO t VALUES ('it''s;'), (E'\\';');", "SELECT 2")]
+    [InlineData("SELECT 1 AS \"a;\"\"b\"; SELECT 2;", "SELECT 1 AS \"a;\"\"b\";", "SELECT 2;")]
+    [InlineData("CREATE FUNCTION f() RETURNS int AS $fn$ SELECT 1; $fn$ LANGUAGE sql; SELECT $1;", "CREATE FUNCTION f() RETURNS int AS $fn$ SELECT 1; $fn$ LANGUAGE sql;", "SELECT $1;")]
+    [InlineData("DO $$ BEGIN PERFORM 1; END $$; /* a; /* nested; */ still; */ SELECT 3;", "DO $$ BEGIN PERFORM 1; END $$;", "/* a; /* nested; */ still; */ SELECT 3;")]
+    public void Statements_end_only_at_semicolons_outside_strings_quoted_names_bodies_and_comments(string sql, string first, string second) =>
+        Assert.Equal([first, second], SqlStatements.Split(sql));
+
+    [Theory]
+    [InlineData("SELECT 'open;")]
+    [InlineData("SELECT \"open;")]
+    [InlineData("DO $body$ BEGIN; END $other$;")]
+    [InlineData("SELECT 1; /* open")]
+    public void A_script_that_never_closes_a_string_a_body_or_a_comment_is_refused(string sql) =>
+        Assert.Throws<InvalidOperationException>(() => new MigrationScript("test", 4, "0004_open", sql).Statements());
 
     [Fact]
     public void Every_script_of_the_services_runs_in_a_transaction_unless_it_is_marked()
@@ -98,6 +111,8 @@ public sealed class PlumbingTests
 
         Assert.All(scripts, script => Assert.True(script.RunsInTransaction));
         Assert.True(new MigrationScript("test", 5, "0005_late_marker", "CREATE TABLE t (id int);\n-- migrate: no-transaction\n").RunsInTransaction);
+        Assert.True(new MigrationScript("test", 6, "0006_other_marker", "-- migrate: no-transactional\nCREATE TABLE t (id int);").RunsInTransaction);
+        Assert.False(new MigrationScript("test", 7, "0007_marker", "\r\n-- migrate: no-transaction\r\nCREATE INDEX CONCURRENTLY i ON t (id);").RunsInTransaction);
     }
 
     [Theory]

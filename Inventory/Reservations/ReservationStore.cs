@@ -16,7 +16,7 @@ namespace Shop.Inventory.Reservations;
 /// </summary>
 public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<ReservationOptions> options, TimeProvider clock)
 {
-    private readonly SemaphoreSlim _gate = new(options.Value.MaxConcurrentTransactions, options.Value.MaxConcurrentTransactions);
+    private readonly TransactionSlots _slots = new(options.Value.MaxConcurrentTransactions, "reservations");
 
     private ReservationCombiner<SingleReservation>? _combiner;
 
@@ -37,7 +37,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         var outcome = items.Count == 1
             ? await Combiner.EnqueueAsync(items[0].ProductId,
                 new SingleReservation(reservation, hash, now, InventoryEvents.Reserved(reservation, InventoryEvents.TenantFromStatement)), cancellationToken)
-            : await InGateAsync(connection => OrderTakenAsShortfallAsync(ReserveManyAsync(connection, reservation, hash, now, cancellationToken)), cancellationToken);
+            : await InSlotAsync(connection => OrderTakenAsShortfallAsync(ReserveManyAsync(connection, reservation, hash, now, cancellationToken)), cancellationToken);
         if (outcome is ReserveOutcome.Created)
         {
             return outcome;
@@ -46,7 +46,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         // Only a failure needs the order's history: a repeat of a reservation that took the last unit is still a repeat.
         // A single item that was not taken is reported without counts; what is left is read here, on the caller's
         // own connection, rather than by the batch that every other waiting request depends on.
-        return await InGateAsync(async connection => await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing
+        return await InSlotAsync(async connection => await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing
             ? existing.Reservation is not { } found ? new ReserveOutcome.OrderClosed()
                 : existing.Hash == hash ? new ReserveOutcome.Repeated(found.ToResponse())
                 : new ReserveOutcome.DifferentItems(found.ToResponse())
@@ -63,7 +63,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     /// is made again on its own.
     /// </summary>
     private Task RunSingleBatchAsync(IReadOnlyList<ReservationCombiner<SingleReservation>.Pending> batch) =>
-        InGateAsync(async connection =>
+        InSlotAsync(async connection =>
         {
             if (batch.Count > 1)
             {
@@ -102,26 +102,19 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     /// <summary>A single item not taken; the caller finds out why (see <see cref="ReserveAsync"/>).</summary>
     private static readonly ReserveOutcome NotTaken = new ReserveOutcome.Insufficient([]);
 
-    private Task InGateAsync(Func<NpgsqlConnection, Task> work, CancellationToken cancellationToken) =>
-        InGateAsync(async connection =>
+    private Task InSlotAsync(Func<NpgsqlConnection, Task> work, CancellationToken cancellationToken) =>
+        InSlotAsync(async connection =>
         {
             await work(connection);
             return true;
         }, cancellationToken);
 
     /// <summary>Runs <paramref name="work"/> on its own connection, within the replica's bound on concurrent transactions.</summary>
-    private async Task<TResult> InGateAsync<TResult>(Func<NpgsqlConnection, Task<TResult>> work, CancellationToken cancellationToken)
+    private async Task<TResult> InSlotAsync<TResult>(Func<NpgsqlConnection, Task<TResult>> work, CancellationToken cancellationToken)
     {
-        await _gate.WaitAsync(cancellationToken);
-        try
-        {
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            return await work(connection);
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        using var slot = await _slots.EnterAsync(cancellationToken);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await work(connection);
     }
 
     /// <summary>This order already has a reservation (a repeat, or a concurrent twin that won): nothing of ours was kept.</summary>
@@ -229,29 +222,22 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     private async Task<(TransitionResult, ReservationResponse?)> TransitionAsync(Guid id, Func<Reservation, DateTimeOffset, Transition> decide, string? reason,
         CancellationToken cancellationToken)
     {
-        await _gate.WaitAsync(cancellationToken);
-        try
+        using var slot = await _slots.EnterAsync(cancellationToken);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var current = await ReadAsync(connection, transaction, "id = $1", id, forUpdate: true, cancellationToken);
+        if (current?.Reservation is null)
         {
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            var current = await ReadAsync(connection, transaction, "id = $1", id, forUpdate: true, cancellationToken);
-            if (current?.Reservation is null)
-            {
-                return (TransitionResult.NotFound, null);
-            }
-
-            var outcome = await TransitionCoreAsync(connection, transaction, current, decide, reason, cancellationToken);
-            if (outcome.Result == TransitionResult.Done)
-            {
-                await transaction.CommitAsync(cancellationToken);
-            }
-
-            return outcome;
+            return (TransitionResult.NotFound, null);
         }
-        finally
+
+        var outcome = await TransitionCoreAsync(connection, transaction, current, decide, reason, cancellationToken);
+        if (outcome.Result == TransitionResult.Done)
         {
-            _gate.Release();
+            await transaction.CommitAsync(cancellationToken);
         }
+
+        return outcome;
     }
 
     /// <summary>

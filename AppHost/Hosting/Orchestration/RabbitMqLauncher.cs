@@ -12,8 +12,7 @@ namespace Shop.Hosting.Orchestration;
 internal sealed class RabbitMqLauncher(RabbitMQServerResource resource, RunDirectory run) : IResourceLauncher
 {
     private const string ServerScript = "/usr/lib/rabbitmq/bin/rabbitmq-server";
-    private readonly int _epmdPort = PortAllocator.GetFreePort();
-    private readonly int _distributionPort = PortAllocator.GetFreePort();
+    private int _epmdPort;
     private ManagedProcess? _epmd;
 
     public TimeSpan StopGrace => TimeSpan.FromSeconds(15);
@@ -44,6 +43,7 @@ internal sealed class RabbitMqLauncher(RabbitMQServerResource resource, RunDirec
         if (_epmd is null || _epmd.Exited.IsCompleted)
         {
             _epmd?.Dispose();
+            _epmdPort = PortAllocator.GetFreePort();
             _epmd = ManagedProcess.Start(
                 new ProcessSpec("epmd", ["-port", Port(_epmdPort), "-address", "127.0.0.1"], folder, new Dictionary<string, string?>()),
                 run,
@@ -56,7 +56,8 @@ internal sealed class RabbitMqLauncher(RabbitMQServerResource resource, RunDirec
             ["RABBITMQ_NODENAME"] = $"rabbit-{run.Id}@localhost",
             ["RABBITMQ_NODE_IP_ADDRESS"] = "127.0.0.1",
             ["RABBITMQ_NODE_PORT"] = Port(resource.Port),
-            ["RABBITMQ_DIST_PORT"] = Port(_distributionPort),
+            // Nothing outside the node uses it, so each start takes a port that is free now.
+            ["RABBITMQ_DIST_PORT"] = Port(PortAllocator.GetFreePort()),
             ["RABBITMQ_MNESIA_BASE"] = Path.Combine(folder, "mnesia"),
             ["RABBITMQ_LOG_BASE"] = Path.Combine(folder, "log"),
             ["RABBITMQ_ENABLED_PLUGINS_FILE"] = plugins,

@@ -1,0 +1,89 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using Shop.Inventory.Reservations;
+using Shop.ServiceDefaults.Telemetry;
+
+namespace Shop.Tests.Unit;
+
+public sealed class TransactionSlotsTests : IDisposable
+{
+    private readonly string _name = $"test-{Guid.NewGuid():N}";
+    private readonly ConcurrentQueue<(string Instrument, double Value)> _measurements = new();
+    private readonly MeterListener _listener = new();
+
+    public TransactionSlotsTests()
+    {
+        _listener.InstrumentPublished = (instrument, listener) =>
+        {
+            if (instrument.Meter.Name == ShopDiagnostics.SourceName && instrument.Name.StartsWith("shop.inventory.transaction_slots.", StringComparison.Ordinal))
+            {
+                listener.EnableMeasurementEvents(instrument);
+            }
+        };
+        _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => Record(instrument, value, tags));
+        _listener.SetMeasurementEventCallback<double>((instrument, value, tags, _) => Record(instrument, value, tags));
+        _listener.Start();
+    }
+
+    public void Dispose() => _listener.Dispose();
+
+    private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        foreach (var tag in tags)
+        {
+            if (tag.Key == "slots" && Equals(tag.Value, _name))
+            {
+                _measurements.Enqueue((instrument.Name["shop.inventory.transaction_slots.".Length..], value));
+            }
+        }
+    }
+
+    private double Sum(string instrument) => _measurements.Where(m => m.Instrument == instrument).Sum(m => m.Value);
+
+    [Fact]
+    public async Task A_transaction_past_the_bound_waits_for_a_slot_and_the_wait_is_measured()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var slots = new TransactionSlots(1, _name);
+
+        var first = await slots.EnterAsync(ct);
+        var second = slots.EnterAsync(ct).AsTask();
+        await Task.Delay(50, ct);
+
+        Assert.False(second.IsCompleted);
+        Assert.Equal(1, Sum("waiting"));
+        Assert.Equal(1, Sum("in_use"));
+
+        first.Dispose();
+        using (await second.WaitAsync(TimeSpan.FromSeconds(10), ct))
+        {
+            Assert.Equal(0, Sum("waiting"));
+            Assert.Equal(1, Sum("in_use"));
+        }
+
+        Assert.Equal(0, Sum("in_use"));
+        var waits = _measurements.Where(m => m.Instrument == "wait").Select(m => m.Value).ToList();
+        Assert.Equal(2, waits.Count);
+        Assert.True(waits[1] >= 0.04, $"the second transaction waited {waits[1]:F3} s");
+    }
+
+    [Fact]
+    public async Task A_cancelled_wait_takes_no_slot_and_stops_counting_as_waiting()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var slots = new TransactionSlots(1, _name);
+        var held = await slots.EnterAsync(ct);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
+
+        var waiting = slots.EnterAsync(cancel.Token).AsTask();
+        await cancel.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
+        Assert.Equal(0, Sum("waiting"));
+        held.Dispose();
+        using (await slots.EnterAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), ct))
+        {
+            Assert.Equal(1, Sum("in_use"));
+        }
+    }
+}

@@ -20,26 +20,39 @@ public sealed class TransactionSlots(int count, string name)
     private static readonly UpDownCounter<long> InUse = ShopDiagnostics.Meter.CreateUpDownCounter<long>(
         "shop.inventory.transaction_slots.in_use", "{transaction}", "Reservation transactions holding a slot.");
 
+    private static readonly KeyValuePair<string, object?> Entered = new("outcome", "entered");
+    private static readonly KeyValuePair<string, object?> GaveUp = new("outcome", "gave_up");
+
     private readonly SemaphoreSlim _slots = new(count, count);
     private readonly KeyValuePair<string, object?> _tag = new("slots", name);
 
+    /// <summary>
+    /// Waits for a slot. The wait is recorded with <c>outcome</c> <c>entered</c>, or <c>gave_up</c> when the caller went
+    /// away first: those are the longest waits, and the ones that cost a client its request.
+    /// </summary>
     public async ValueTask<Slot> EnterAsync(CancellationToken cancellationToken)
     {
-        var started = Stopwatch.GetTimestamp();
-        if (!_slots.Wait(0, CancellationToken.None))
+        if (_slots.Wait(0, CancellationToken.None))
         {
+            WaitTime.Record(0, _tag, Entered);
+        }
+        else
+        {
+            var started = Stopwatch.GetTimestamp();
+            var entered = false;
             Waiting.Add(1, _tag);
             try
             {
                 await _slots.WaitAsync(cancellationToken);
+                entered = true;
             }
             finally
             {
                 Waiting.Add(-1, _tag);
+                WaitTime.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, _tag, entered ? Entered : GaveUp);
             }
         }
 
-        WaitTime.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, _tag);
         InUse.Add(1, _tag);
         return new Slot(this);
     }

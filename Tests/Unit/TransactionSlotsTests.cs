@@ -8,7 +8,7 @@ namespace Shop.Tests.Unit;
 public sealed class TransactionSlotsTests : IDisposable
 {
     private readonly string _name = $"test-{Guid.NewGuid():N}";
-    private readonly ConcurrentQueue<(string Instrument, double Value)> _measurements = new();
+    private readonly ConcurrentQueue<(string Instrument, double Value, string? Outcome)> _measurements = new();
     private readonly MeterListener _listener = new();
 
     public TransactionSlotsTests()
@@ -29,12 +29,17 @@ public sealed class TransactionSlotsTests : IDisposable
 
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
+        var ours = false;
+        string? outcome = null;
         foreach (var tag in tags)
         {
-            if (tag.Key == "slots" && Equals(tag.Value, _name))
-            {
-                _measurements.Enqueue((instrument.Name["shop.inventory.transaction_slots.".Length..], value));
-            }
+            ours |= tag.Key == "slots" && Equals(tag.Value, _name);
+            outcome = tag.Key == "outcome" ? tag.Value as string : outcome;
+        }
+
+        if (ours)
+        {
+            _measurements.Enqueue((instrument.Name["shop.inventory.transaction_slots.".Length..], value, outcome));
         }
     }
 
@@ -62,9 +67,9 @@ public sealed class TransactionSlotsTests : IDisposable
         }
 
         Assert.Equal(0, Sum("in_use"));
-        var waits = _measurements.Where(m => m.Instrument == "wait").Select(m => m.Value).ToList();
-        Assert.Equal(2, waits.Count);
-        Assert.True(waits[1] >= 0.04, $"the second transaction waited {waits[1]:F3} s");
+        var waits = _measurements.Where(m => m.Instrument == "wait").ToList();
+        Assert.Equal([(0d, "entered"), (waits[1].Value, "entered")], waits.Select(m => (m.Value, m.Outcome)));
+        Assert.True(waits[1].Value >= 0.04, $"the second transaction waited {waits[1].Value:F3} s");
     }
 
     [Fact]
@@ -80,6 +85,7 @@ public sealed class TransactionSlotsTests : IDisposable
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
         Assert.Equal(0, Sum("waiting"));
+        Assert.Equal(["entered", "gave_up"], _measurements.Where(m => m.Instrument == "wait").Select(m => m.Outcome));
         held.Dispose();
         using (await slots.EnterAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), ct))
         {

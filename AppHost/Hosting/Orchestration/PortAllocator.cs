@@ -9,13 +9,17 @@ namespace Shop.Hosting.Orchestration;
 /// every outgoing connection (and the port of a bind to port 0) from that range, so a port picked there can be taken
 /// by some client's connection before its server binds it, or between a server's exit and its restart, and the server
 /// cannot bind it while that connection lives. (RabbitMQ's distribution port was, in a CI run: the broker failed at
-/// every restart and the whole run with it.)
+/// every restart and the whole run with it.) Ports are picked at random in the span, so that two AppHosts on one
+/// machine, which do not see each other's picks, rarely pick the same one.
 /// </summary>
 internal static class PortAllocator
 {
     private const string EphemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range";
     private const int DefaultEphemeralStart = 32768;
     private const int Span = 12_000;
+
+    /// <summary>Kubernetes' NodePorts start here: on a node, kube-proxy may take local connections to them.</summary>
+    private const int Ceiling = 30000;
 
     private static readonly HashSet<int> Handed = [];
 
@@ -24,7 +28,7 @@ internal static class PortAllocator
 
     internal static int GetFreePort(int ephemeralStart)
     {
-        var last = ephemeralStart - 1;
+        var last = Math.Min(ephemeralStart, Ceiling) - 1;
         var first = Math.Max(1024, last - Span);
         lock (Handed)
         {

@@ -27,6 +27,11 @@ public static class BenchmarkProgram
     {
         var orders = args.Length > 0 && args[0] == "orders";
         args = orders ? args[1..] : args;
+        if (!orders)
+        {
+            await Wrk.EnsureInstalledAsync();
+        }
+
         var duration = TimeSpan.FromSeconds(args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : orders ? 30 : 10);
         // Children inherit the environment: lift the per-user and per-IP limits for the run (the limiter still runs).
         foreach (var policy in new[] { "anonymous", "user", "auth" })

@@ -21,6 +21,43 @@ internal static class Wrk
         end
         """;
 
+    /// <summary>Installs wrk from Debian's packages when it is not on PATH, as <c>./shop</c> installs the servers.</summary>
+    public static async Task EnsureInstalledAsync()
+    {
+        if (OnPath("wrk"))
+        {
+            return;
+        }
+
+        Console.WriteLine("Installing wrk from Debian's packages");
+        await RunAsync("apt-get", "update", "-qq");
+        await RunAsync("apt-get", "install", "-y", "-qq", "--no-install-recommends", "wrk");
+        if (!OnPath("wrk"))
+        {
+            throw new InvalidOperationException("wrk is still not on PATH after apt-get install wrk.");
+        }
+
+        static bool OnPath(string name) =>
+            (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(dir => File.Exists(Path.Combine(dir, name)));
+
+        static async Task RunAsync(params string[] command)
+        {
+            var start = Environment.IsPrivilegedProcess ? new ProcessStartInfo(command[0]) : new ProcessStartInfo("sudo") { ArgumentList = { command[0] } };
+            foreach (var argument in command[1..])
+            {
+                start.ArgumentList.Add(argument);
+            }
+
+            start.Environment["DEBIAN_FRONTEND"] = "noninteractive";
+            using var process = Process.Start(start) ?? throw new InvalidOperationException($"{command[0]} could not be started.");
+            await process.WaitForExitAsync();
+            if (process.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"{string.Join(' ', command)} exited with {process.ExitCode}.");
+            }
+        }
+    }
+
     /// <summary>
     /// A discarded warm-up, first at 8 connections (tiered JIT needs spare CPU) and then at full concurrency (so
     /// pools, caches and the JIT's second tier are in their steady state), then the measured run. Every connection

@@ -14,10 +14,17 @@ internal static class Wrk
     private const string Report = """
 
         done = function(summary, latency, requests)
-          io.write(string.format("JSON{\"requests\":%d,\"seconds\":%f,\"errors\":%d,\"status\":%d,\"mean\":%f,\"p50\":%f,\"p95\":%f,\"p99\":%f}\n",
+          local failed = {}
+          for _, thread in ipairs(counted_threads or {}) do
+            for status, count in pairs(thread:get("failed") or {}) do failed[status] = (failed[status] or 0) + count end
+          end
+          local statuses = {}
+          for status, count in pairs(failed) do statuses[#statuses + 1] = status .. "x" .. count end
+          io.write(string.format("JSON{\"requests\":%d,\"seconds\":%f,\"errors\":%d,\"status\":%d,\"mean\":%f,\"p50\":%f,\"p95\":%f,\"p99\":%f,\"statuses\":\"%s\"}\n",
             summary.requests, summary.duration / 1e6,
             summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status,
-            latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+            latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+            table.concat(statuses, " ")))
         end
         """;
 
@@ -114,6 +121,11 @@ internal static class Wrk
         var after = cpu?.Sample();
         var seconds = json.GetProperty("seconds").GetDouble();
         var requests = json.GetProperty("requests").GetInt64();
+        if (json.GetProperty("statuses").GetString() is { Length: > 0 } statuses)
+        {
+            Console.WriteLine($"{scenario}: answers that were not 2xx, status x count: {statuses}");
+        }
+
         return new LoadResult(scenario, requests / seconds,
             json.GetProperty("p50").GetDouble(), json.GetProperty("p95").GetDouble(), json.GetProperty("p99").GetDouble(),
             json.GetProperty("errors").GetInt64(), json.GetProperty("status").GetInt64(),
@@ -123,7 +135,8 @@ internal static class Wrk
     private static async Task<JsonElement> RunOnceAsync(Uri url, int connections, TimeSpan duration, string? token, string script)
     {
         var file = Path.GetTempFileName();
-        await File.WriteAllTextAsync(file, script + Report);
+        // Order ids start with this, unique to each wrk process: no run repeats another's ids (see PostHelpers).
+        await File.WriteAllTextAsync(file, $"run_id = \"{Guid.NewGuid():N}\"\n" + script + Report);
         try
         {
             var start = new ProcessStartInfo("wrk") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -179,6 +192,7 @@ internal static class Wrk
           return wrk.format("POST", "/v1/reservations", json_headers(), body)
         end
         response = function(status, headers, body)
+          count_failed(status)
           if status == 201 then
             local id = body:match('"id":"([^"]+)"')
             if id then pending[#pending + 1] = id end
@@ -191,9 +205,15 @@ internal static class Wrk
           local body = '{"orderId":"' .. uuid() .. '","items":[{"productId":"{{product}}","quantity":1}]}'
           return wrk.format("POST", "/v1/reservations", json_headers(), body)
         end
+        response = function(status) count_failed(status) end
         """;
 
-    /// <summary>JSON POSTs that keep the -H headers, and random order ids.</summary>
+    /// <summary>
+    /// JSON POSTs that keep the -H headers; order ids that no other request of any run has (the wrk process's own
+    /// <c>run_id</c>, the thread's number and a counter: random ids seeded from the clock could repeat across threads
+    /// and runs, and a repeated id is a repeat, not a reservation); and a count of the answers that were not 2xx, by
+    /// status, which the report prints.
+    /// </summary>
     private const string PostHelpers = """
         local function json_headers()
           -- wrk.format replaces wrk.headers (which holds -H Authorization) when given a table: copy them in.
@@ -202,11 +222,21 @@ internal static class Wrk
           h["Content-Type"] = "application/json"
           return h
         end
-        local function uuid()
-          return string.format("%08x-%04x-4%03x-8%03x-%012x", math.random(0, 0xffffffff), math.random(0, 0xffff),
-            math.random(0, 0xfff), math.random(0, 0xfff), math.random(0, 0xffffffffffff))
+        counted_threads = {}
+        setup = function(thread)
+          counted_threads[#counted_threads + 1] = thread
+          thread:set("thread_number", #counted_threads)
         end
-        init = function() math.randomseed(os.time() + math.floor(os.clock() * 1000000)) end
+        local issued = 0
+        local function uuid()
+          issued = issued + 1
+          return string.format("%s-%04x-4000-8000-%012x", string.sub(run_id, 1, 8), thread_number, issued)
+        end
+        failed = {}
+        local function count_failed(status)
+          if status >= 300 then failed[status] = (failed[status] or 0) + 1 end
+        end
+        init = function() math.randomseed(os.time() + math.floor(os.clock() * 1000000) + thread_number * 7919) end
         """;
 
     public static string Format(double value) => value.ToString("F2", CultureInfo.InvariantCulture);

@@ -13,10 +13,7 @@ public sealed class MigrationTests(AppFixture fixture)
     [Fact]
     public async Task A_replica_waiting_for_another_to_migrate_and_a_slow_script_both_outlast_the_statement_timeout()
     {
-        var database = $"migrations_{Guid.NewGuid():N}";
-        var server = new NpgsqlConnectionStringBuilder(fixture.App.GetConnectionString("postgres")) { Database = "postgres", Pooling = false };
-        await ExecuteAsync(server.ConnectionString, $"CREATE DATABASE {database}");
-        try
+        await InScratchDatabaseAsync(async (server, database) =>
         {
             // The services' statement timeout, made short: 300 ms.
             var target = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = database, Options = "-c statement_timeout=300" };
@@ -56,20 +53,13 @@ public sealed class MigrationTests(AppFixture fixture)
             await using var show = new NpgsqlCommand("SELECT current_setting('statement_timeout') || ' ' || current_setting('maintenance_work_mem')", session);
             var defaults = await ScalarAsync(server.ConnectionString, "SELECT '300ms ' || current_setting('maintenance_work_mem')");
             Assert.Equal(defaults, await show.ExecuteScalarAsync(Cancellation));
-        }
-        finally
-        {
-            await ExecuteAsync(server.ConnectionString, $"DROP DATABASE IF EXISTS {database} WITH (FORCE)");
-        }
+        });
     }
 
     [Fact]
     public async Task A_script_marked_no_transaction_builds_an_index_concurrently_and_runs_again_after_a_failed_build()
     {
-        var database = $"migrations_{Guid.NewGuid():N}";
-        var server = new NpgsqlConnectionStringBuilder(fixture.App.GetConnectionString("postgres")) { Database = "postgres", Pooling = false };
-        await ExecuteAsync(server.ConnectionString, $"CREATE DATABASE {database}");
-        try
+        await InScratchDatabaseAsync(async (server, database) =>
         {
             // As the services' data sources: pooled sessions are not reset when they go back to the pool.
             var target = new NpgsqlConnectionStringBuilder(server.ConnectionString)
@@ -117,6 +107,18 @@ public sealed class MigrationTests(AppFixture fixture)
                     """, check);
                 return (string)(await command.ExecuteScalarAsync(Cancellation))!;
             }
+        });
+    }
+
+    /// <summary>Runs <paramref name="test"/> in a database of its own on the app's server, and drops that database afterwards.</summary>
+    private async Task InScratchDatabaseAsync(Func<NpgsqlConnectionStringBuilder, string, Task> test)
+    {
+        var database = $"migrations_{Guid.NewGuid():N}";
+        var server = new NpgsqlConnectionStringBuilder(fixture.App.GetConnectionString("postgres")) { Database = "postgres", Pooling = false };
+        await ExecuteAsync(server.ConnectionString, $"CREATE DATABASE {database}");
+        try
+        {
+            await test(server, database);
         }
         finally
         {

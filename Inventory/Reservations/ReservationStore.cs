@@ -421,7 +421,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] productIds, bool lockRows, CancellationToken cancellationToken)
     {
         await using var select = new NpgsqlCommand($"""
-            SELECT s.product_id, s.tenant_id, s.quantity, s.reserved, s.version, s.updated_at
+            SELECT {StockRows.ColumnsOfS}
             FROM stock s JOIN products p ON p.id = s.product_id
             WHERE s.product_id = ANY($1) AND p.deleted_at IS NULL
             ORDER BY s.product_id
@@ -432,8 +432,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         await using var reader = await select.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            rows.Add(StockLevel.Load(reader.GetGuid(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt64(4),
-                reader.GetFieldValue<DateTimeOffset>(5)));
+            rows.Add(StockRows.Read(reader));
         }
 
         return rows;

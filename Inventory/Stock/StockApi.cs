@@ -84,8 +84,8 @@ public static class StockApi
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await TenantScope.EnterAsync(connection, transaction, tenant, cancellationToken);
             StockLevel stock;
-            await using (var select = new NpgsqlCommand("""
-                SELECT product_id, tenant_id, quantity, reserved, version, updated_at FROM stock
+            await using (var select = new NpgsqlCommand($"""
+                SELECT {StockRows.Columns} FROM stock
                 WHERE product_id = $1 AND tenant_id = $2
                 FOR UPDATE
                 """, connection, transaction))
@@ -98,8 +98,7 @@ public static class StockApi
                     return TypedResults.NotFound();
                 }
 
-                stock = StockLevel.Load(reader.GetGuid(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt64(4),
-                    reader.GetFieldValue<DateTimeOffset>(5));
+                stock = StockRows.Read(reader);
             }
 
             var before = stock.Quantity;
@@ -236,8 +235,8 @@ public static class StockApi
         var tenant = admin.TenantId()!;
         await using var batch = dataSource.CreateBatch();
         batch.BatchCommands.Add(TenantScope.Command(tenant));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-            SELECT s.product_id, s.tenant_id, s.quantity, s.reserved, s.version, s.updated_at FROM stock s
+        batch.BatchCommands.Add(new NpgsqlBatchCommand($"""
+            SELECT {StockRows.ColumnsOfS} FROM stock s
             WHERE s.tenant_id = $1 AND s.quantity - s.reserved <= $2 AND (s.quantity - s.reserved, s.product_id) > ($3, $4)
               AND EXISTS (SELECT 1 FROM products p WHERE p.id = s.product_id AND p.deleted_at IS NULL)
             ORDER BY s.quantity - s.reserved, s.product_id
@@ -252,8 +251,7 @@ public static class StockApi
             await reader.NextResultAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                rows.Add(StockLevel.Load(reader.GetGuid(0), reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt64(4),
-                    reader.GetFieldValue<DateTimeOffset>(5)));
+                rows.Add(StockRows.Read(reader));
             }
         }
 

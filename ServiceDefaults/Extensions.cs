@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -41,6 +42,10 @@ public static class Extensions
         });
 
         builder.Services.AddDefaultProblemDetails();
+        // A value that cannot be bound (a query string that is not a number, a body that is not the expected JSON)
+        // becomes an exception that the problem details handler explains. Without this, outside Development the
+        // framework answers an empty 400 and logs the reason only at debug level.
+        builder.Services.PostConfigure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
         builder.AddDefaultOpenApi();
 
         // Bodies are small JSON documents here; anything larger is refused before it is read.
@@ -65,7 +70,7 @@ public static class Extensions
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseCorrelation();
-        app.UseMiddleware<RequestSizeGuard>();
+        app.UseMiddleware<RequestBodyGuard>();
         app.UseMiddleware<HttpServerSpanMiddleware>();
 
         // Readiness: every registered check, dependencies included. Liveness: only the process itself.

@@ -11,15 +11,18 @@ namespace Shop.Inventory.Products;
 
 public sealed record MoneyDto(decimal Amount, string Currency);
 
+/// <summary>A price as a client sends it: both parts are required, and a missing amount is not zero.</summary>
+public sealed record MoneyRequest(decimal? Amount, string? Currency);
+
 public sealed record ProductResponse(Guid Id, string Sku, string Name, string Description, MoneyDto Price, bool Active, long Version, int Available)
 {
     public static ProductResponse From(CachedProduct p, int available) =>
         new(p.Id, p.Sku, p.Name, p.Description, new MoneyDto(p.Amount, p.Currency), p.Active, p.Version, available);
 }
 
-public sealed record CreateProductRequest(string? Sku, string? Name, string? Description, MoneyDto? Price, int? InitialStock);
+public sealed record CreateProductRequest(string? Sku, string? Name, string? Description, MoneyRequest? Price, int? InitialStock);
 
-public sealed record UpdateProductRequest(string? Sku, string? Name, string? Description, MoneyDto? Price, bool? Active);
+public sealed record UpdateProductRequest(string? Sku, string? Name, string? Description, MoneyRequest? Price, bool? Active);
 
 public sealed record LookupRequest(string? TenantId, IReadOnlyList<Guid>? ProductIds);
 
@@ -165,16 +168,27 @@ public static class ProductsApi
             reader.GetDecimal(5), reader.GetString(6), reader.GetBoolean(7), reader.GetInt64(8)), reader.GetInt32(9), reader.GetInt64(10));
     }
 
-    /// <summary>The batch's reader, at the result of its last statement.</summary>
+    /// <summary>
+    /// The batch's reader, at the result of its last statement. A data source's batch returns its connection to the pool
+    /// when the reader closes, so a reader that fails on the way there (the client gone, a timeout) is closed here.
+    /// </summary>
     private static async Task<NpgsqlDataReader> ReadLastAsync(NpgsqlBatch batch, CancellationToken cancellationToken)
     {
         var reader = await batch.ExecuteReaderAsync(cancellationToken);
-        for (var i = 1; i < batch.BatchCommands.Count; i++)
+        try
         {
-            await reader.NextResultAsync(cancellationToken);
-        }
+            for (var i = 1; i < batch.BatchCommands.Count; i++)
+            {
+                await reader.NextResultAsync(cancellationToken);
+            }
 
-        return reader;
+            return reader;
+        }
+        catch
+        {
+            await reader.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>One statement, after the one that enters the tenant's scope when there is one.</summary>
@@ -206,7 +220,7 @@ public static class ProductsApi
 
         var now = clock.GetUtcNow();
         var product = Product.Create(admin.TenantId()!, request.Sku!.Trim(), request.Name!.Trim(), request.Description?.Trim() ?? "",
-            Money.Of(request.Price!.Amount, request.Price.Currency), now);
+            Money.Of(request.Price!.Amount!.Value, request.Price.Currency!), now);
         db.Products.Add(product);
         db.Stock.Add(Stock.StockLevel.Create(product.Id, product.TenantId, request.InitialStock!.Value, now));
         var location = $"/v1/products/{product.Id}";
@@ -240,9 +254,15 @@ public static class ProductsApi
         Guid id, UpdateProductRequest request, ClaimsPrincipal admin, InventoryDbContext db, ProductCache cache, TimeProvider clock,
         HttpContext context, CancellationToken cancellationToken)
     {
-        if (ParseIfMatch(context) is not { } expected)
+        var ifMatch = IfMatch.Parse(context.Request.Headers.IfMatch);
+        if (!ifMatch.IsPresent)
         {
             return TypedResults.Problem(statusCode: 428, title: "If-Match is required.", detail: "Send the product's current version (its ETag) in If-Match.");
+        }
+
+        if (ifMatch.IsMalformed)
+        {
+            return MalformedIfMatch();
         }
 
         var errors = Validate(request.Sku, request.Name, request.Description, request.Price);
@@ -264,12 +284,12 @@ public static class ProductsApi
             return TypedResults.NotFound();
         }
 
-        if (product.Version != expected)
+        if (!ifMatch.Matches(ETag(product.Version)))
         {
             return PreconditionFailed(product.Version);
         }
 
-        product.Update(request.Sku!.Trim(), request.Name!.Trim(), request.Description?.Trim() ?? "", Money.Of(request.Price!.Amount, request.Price.Currency),
+        product.Update(request.Sku!.Trim(), request.Name!.Trim(), request.Description?.Trim() ?? "", Money.Of(request.Price!.Amount!.Value, request.Price.Currency!),
             request.Active!.Value, clock.GetUtcNow());
         int available;
         try
@@ -301,6 +321,13 @@ public static class ProductsApi
     public static async Task<Results<NoContent, NotFound, ProblemHttpResult>> DeleteProduct(
         Guid id, ClaimsPrincipal admin, InventoryDbContext db, ProductCache cache, TimeProvider clock, HttpContext context, CancellationToken cancellationToken)
     {
+        // Without If-Match the delete is unconditional; with it, only the version it names is deleted.
+        var ifMatch = IfMatch.Parse(context.Request.Headers.IfMatch);
+        if (ifMatch.IsMalformed)
+        {
+            return MalformedIfMatch();
+        }
+
         var tenant = admin.TenantId() ?? "";
         await using var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken);
         var product = await db.Products.FirstOrDefaultAsync(p => p.Id == id && p.TenantId == tenant && p.DeletedAt == null, cancellationToken);
@@ -309,7 +336,7 @@ public static class ProductsApi
             return TypedResults.NotFound();
         }
 
-        if (ParseIfMatch(context) is { } expected && expected != product.Version)
+        if (ifMatch.IsPresent && !ifMatch.Matches(ETag(product.Version)))
         {
             return PreconditionFailed(product.Version);
         }
@@ -354,7 +381,7 @@ public static class ProductsApi
         return TypedResults.Ok(rows.Select(r => ProductResponse.From(r.Product.ToCached(), r.Available)).ToList());
     }
 
-    private static Dictionary<string, string[]> Validate(string? sku, string? name, string? description, MoneyDto? price)
+    private static Dictionary<string, string[]> Validate(string? sku, string? name, string? description, MoneyRequest? price)
     {
         var errors = new Dictionary<string, string[]>();
         if (sku is not { Length: > 0 and <= 64 } || string.IsNullOrWhiteSpace(sku))
@@ -378,7 +405,11 @@ public static class ProductsApi
         }
         else
         {
-            if (price.Amount is < 0 or > 10_000_000m || decimal.Round(price.Amount, 2) != price.Amount)
+            if (price.Amount is not { } amount)
+            {
+                errors["price.amount"] = ["Required."];
+            }
+            else if (amount is < 0 or > 10_000_000m || decimal.Round(amount, 2) != amount)
             {
                 errors["price.amount"] = ["Between 0 and 10000000, at most two decimals."];
             }
@@ -392,16 +423,9 @@ public static class ProductsApi
         return errors;
     }
 
-    private static long? ParseIfMatch(HttpContext context)
-    {
-        var header = context.Request.Headers.IfMatch.ToString().Trim();
-        if (header.StartsWith("W/", StringComparison.Ordinal))
-        {
-            header = header[2..];
-        }
-
-        return long.TryParse(header.Trim('"'), NumberStyles.None, CultureInfo.InvariantCulture, out var version) ? version : null;
-    }
+    private static ProblemHttpResult MalformedIfMatch() =>
+        TypedResults.Problem(statusCode: 400, title: "If-Match is malformed.",
+            detail: "Send the product's ETag as it was given (a quoted version, such as \"3\"), a list of them, or *.");
 
     private static string ETag(long version) => $"\"{version.ToString(CultureInfo.InvariantCulture)}\"";
 

@@ -59,8 +59,8 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     /// Concurrent reservations of one product, made in one round trip and one transaction (an Npgsql batch is one
     /// implicit transaction): one WAL flush for all of them instead of one each, while the row lock is held once.
     /// Each statement is the single-item statement, so each takes its unit only if it is there. If any statement
-    /// fails (an order that already has a reservation, most likely), the whole batch rolls back and each request
-    /// is made again on its own.
+    /// fails (the twin of an order whose first reservation had not yet committed, most likely), the whole batch rolls
+    /// back and each request is made again on its own.
     /// </summary>
     private Task RunSingleBatchAsync(IReadOnlyList<ReservationCombiner<SingleReservation>.Pending> batch) =>
         InSlotAsync(async connection =>
@@ -293,6 +293,8 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     /// <summary>
     /// The hot path: one statement, atomic on its own, one round trip. The conditional update takes the unit only if
     /// it is there (its WHERE is <see cref="StockLevel.CanReserve"/>), and the reservation rows are written only if it did.
+    /// An order that already has a reservation takes nothing: a client's retry is answered from the stored reservation
+    /// afterwards instead of failing its combined batch, and every other request in it, on the unique order id.
     /// </summary>
     private static async Task<ReserveOutcome> ReserveOneAsync(NpgsqlConnection connection, SingleReservation single, CancellationToken cancellationToken)
     {
@@ -312,7 +314,8 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         WITH taken AS (
             UPDATE stock SET reserved = reserved + $2, version = version + 1, updated_at = now()
             WHERE product_id = $1 AND quantity - reserved >= $2
-              AND EXISTS (SELECT 1 FROM products p WHERE p.id = stock.product_id AND p.deleted_at IS NULL)
+              AND EXISTS (SELECT 1 FROM products p WHERE p.id = stock.product_id AND p.deleted_at IS NULL AND p.active)
+              AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.order_id = $4)
             RETURNING tenant_id),
         reservation AS (
             INSERT INTO reservations (id, tenant_id, order_id, status, request_hash, expires_at, created_at, updated_at)
@@ -343,7 +346,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         parameters.Add(new() { Value = OutboxSql.Payload(reserved), NpgsqlDbType = NpgsqlDbType.Jsonb });
     }
 
-    /// <summary>Why one item was not taken: unknown (or deleted) product, or how many units are left.</summary>
+    /// <summary>Why one item was not taken: a product not for sale (unknown, deleted or inactive), or how many units are left.</summary>
     private static async Task<ReserveOutcome> ShortfallAsync(NpgsqlConnection connection, ReservationItem item, CancellationToken cancellationToken)
     {
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -416,14 +419,14 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         return (null, taken.Select(level => level.TenantId).ToList());
     }
 
-    /// <summary>The stock of live (not deleted) products, in product-id order; locked, in that order, when asked.</summary>
+    /// <summary>The stock of products for sale (active, not deleted), in product-id order; locked, in that order, when asked.</summary>
     private static async Task<List<StockLevel>> StockAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, Guid[] productIds, bool lockRows, CancellationToken cancellationToken)
     {
         await using var select = new NpgsqlCommand($"""
             SELECT {StockRows.ColumnsOfS}
             FROM stock s JOIN products p ON p.id = s.product_id
-            WHERE s.product_id = ANY($1) AND p.deleted_at IS NULL
+            WHERE s.product_id = ANY($1) AND p.deleted_at IS NULL AND p.active
             ORDER BY s.product_id
             {(lockRows ? "FOR UPDATE OF s" : "")}
             """, connection, transaction);

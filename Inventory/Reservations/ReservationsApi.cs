@@ -36,7 +36,7 @@ public static class ReservationsApi
                 detail: $"Not enough stock for {string.Join(", ", i.Products.Select(p => p.ProductId))}.",
                 extensions: new Dictionary<string, object?> { ["shortProducts"] = i.Products }),
             ReserveOutcome.UnknownProducts u => TypedResults.Problem(statusCode: 422, title: "Unknown products.",
-                detail: $"No stock is held for {string.Join(", ", u.ProductIds)}.",
+                detail: $"Not for sale (unknown, deleted or inactive): {string.Join(", ", u.ProductIds)}.",
                 extensions: new Dictionary<string, object?> { ["unknownProducts"] = u.ProductIds }),
             ReserveOutcome.OrderClosed => TypedResults.Problem(statusCode: 409, title: "The order is closed.",
                 detail: $"Order {request.OrderId} was cancelled or failed; it cannot reserve stock.",
@@ -75,6 +75,11 @@ public static class ReservationsApi
             errors["orderId"] = ["Required."];
         }
 
+        if (request.TtlSeconds is { } ttl && (ttl < 1 || ttl > options.MaxTtlSeconds))
+        {
+            errors["ttlSeconds"] = [$"Between 1 and {options.MaxTtlSeconds}."];
+        }
+
         if (request.Items is not { Count: > 0 and <= 100 } items)
         {
             errors["items"] = ["Between 1 and 100 items."];
@@ -103,11 +108,6 @@ public static class ReservationsApi
         if (items.GroupBy(i => i.ProductId).Any(g => g.Count() > 1))
         {
             errors["items"] = ["Each product may appear once."];
-        }
-
-        if (request.TtlSeconds is { } ttl && (ttl < 1 || ttl > options.MaxTtlSeconds))
-        {
-            errors["ttlSeconds"] = [$"Between 1 and {options.MaxTtlSeconds}."];
         }
 
         return errors;

@@ -47,7 +47,8 @@ public static class StockApi
     {
         var tenant = user.TenantId() ?? "";
         await using var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken);
-        var stock = await db.Stock.AsNoTracking().FirstOrDefaultAsync(s => s.ProductId == productId && s.TenantId == tenant, cancellationToken);
+        var stock = await db.Stock.AsNoTracking().FirstOrDefaultAsync(s => s.ProductId == productId && s.TenantId == tenant
+            && db.Products.Any(p => p.Id == s.ProductId && p.DeletedAt == null), cancellationToken);
         return stock is null ? TypedResults.NotFound() : TypedResults.Ok(From(stock));
     }
 
@@ -87,6 +88,7 @@ public static class StockApi
             await using (var select = new NpgsqlCommand($"""
                 SELECT {StockRows.Columns} FROM stock
                 WHERE product_id = $1 AND tenant_id = $2
+                  AND EXISTS (SELECT 1 FROM products p WHERE p.id = stock.product_id AND p.deleted_at IS NULL)
                 FOR UPDATE
                 """, connection, transaction))
             {

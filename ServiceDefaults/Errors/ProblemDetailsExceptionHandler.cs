@@ -14,9 +14,19 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
+        if (exception is BadHttpRequestException bad)
+        {
+            httpContext.Response.StatusCode = bad.StatusCode;
+            return await problemDetails.TryWriteAsync(new ProblemDetailsContext
+            {
+                HttpContext = httpContext,
+                Exception = exception,
+                ProblemDetails = BadRequestProblem.From(bad),
+            });
+        }
+
         var (status, title, detail) = exception switch
         {
-            BadHttpRequestException bad => (bad.StatusCode, "The request is malformed.", bad.Message),
             DomainException domain => (domain.StatusCode, domain.Title, domain.Message),
             _ when IsUnstorableText(exception) => (StatusCodes.Status400BadRequest, "The request contains text that cannot be stored.",
                 "Text may not contain the NUL character (U+0000)."),

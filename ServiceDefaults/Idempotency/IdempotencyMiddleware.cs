@@ -49,9 +49,15 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
             return;
         }
 
-        if (key.Length is 0 or > 255)
+        if (key.Length == 0)
         {
             await ProblemAsync(context, 400, "Idempotency-Key is required.", "Send a unique Idempotency-Key header (at most 255 characters) with this request.");
+            return;
+        }
+
+        if (key.Length > 255 || string.IsNullOrWhiteSpace(key) || context.Request.Headers[HeaderName].Count > 1)
+        {
+            await ProblemAsync(context, 400, "Idempotency-Key is not valid.", "Send one Idempotency-Key header of 1 to 255 characters that are not all spaces.");
             return;
         }
 

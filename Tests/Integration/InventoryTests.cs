@@ -223,16 +223,210 @@ public sealed class InventoryTests(AppFixture fixture)
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1}]}""", "application/json", 422)]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1}],"ttlSeconds":0}""", "application/json", 400)]
     [InlineData("""orderId=1""", "application/x-www-form-urlencoded", 415)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[]}""", "application/json; charset=latin1", 415)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[]}""", "application/json; charset=\"nonsense\"", 415)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":"two"}]}""", "application/json", 400)]
     public async Task Bad_reservation_requests_get_problem_details_and_never_a_500(string body, string contentType, int status)
     {
         using var inventory = await ServiceClientAsync();
-        using var content = new StringContent(body, System.Text.Encoding.UTF8, contentType);
+        using var content = new StringContent(body);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
 
         using var response = await inventory.PostAsync("/v1/reservations", content, Cancellation);
 
         Assert.Equal(status, (int)response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
     }
+
+    [Fact]
+    public async Task A_bad_reservation_is_answered_with_every_field_in_error_and_a_body_of_the_wrong_type_names_its_field()
+    {
+        using var inventory = await ServiceClientAsync();
+        using var content = new StringContent("""{"orderId":"00000000-0000-0000-0000-000000000000","items":[],"ttlSeconds":0}""",
+            System.Text.Encoding.UTF8, "application/json");
+        using var response = await inventory.PostAsync("/v1/reservations", content, Cancellation);
+        using var mistyped = await inventory.PostAsJsonAsync("/v1/reservations",
+            new { orderId = Guid.NewGuid(), items = new object[] { new { productId = Guid.NewGuid(), quantity = 1 }, new { productId = Guid.NewGuid(), quantity = "two" } } },
+            Cancellation);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(["items", "orderId", "ttlSeconds"], ErrorFields(await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
+        Assert.Equal(HttpStatusCode.BadRequest, mistyped.StatusCode);
+        Assert.Equal(["items[1].quantity"], ErrorFields(await mistyped.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
+    }
+
+    [Fact]
+    public async Task Bad_product_requests_get_problem_details_naming_each_field_and_store_nothing()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var sku = $"SKU-{Guid.NewGuid():N}";
+        async Task<(HttpStatusCode Status, string? Type, string Fields)> CreateAsync(string json, string contentType = "application/json")
+        {
+            using var content = new StringContent(json);
+            content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
+            using var response = await admin.PostAsync("/v1/products", content, Cancellation);
+            var type = response.Content.Headers.ContentType?.MediaType;
+            return (response.StatusCode, type,
+                type == "application/problem+json" ? string.Join(",", ErrorFields(await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation))) : "");
+        }
+
+        // A price without an amount is not a price of zero.
+        Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "price.amount"),
+            await CreateAsync($$"""{"sku":"{{sku}}","name":"Mug","price":{"currency":"EUR"},"initialStock":5}"""));
+        Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "name,price.amount,price.currency,sku"),
+            await CreateAsync("""{"sku":" ","name":"","price":{"amount":1.005,"currency":"eur"},"initialStock":5}"""));
+        Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "price.amount"),
+            await CreateAsync($$$"""{"sku":"{{{sku}}}","name":"Mug","price":{"amount":"ten","currency":"EUR"}}"""));
+        Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "initialStock"),
+            await CreateAsync($$"""{"sku":"{{sku}}","name":"Mug","price":{"amount":1,"currency":"EUR"},"initialStock":"five"}"""));
+        Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""),
+            await CreateAsync($$"""{"sku":"{{sku}}","name":"Mug","""));
+        Assert.Equal((HttpStatusCode.UnsupportedMediaType, "application/problem+json", ""),
+            await CreateAsync($$$"""{"sku":"{{{sku}}}","name":"Mug","price":{"amount":1,"currency":"EUR"}}""", "application/json; charset=windows-1252"));
+        Assert.Equal((HttpStatusCode.UnsupportedMediaType, "application/problem+json", ""),
+            await CreateAsync($$$"""{"sku":"{{{sku}}}","name":"Mug","price":{"amount":1,"currency":"EUR"}}""", "text/plain"));
+        Assert.Equal(0L, await ScalarAsync<long>($"SELECT count(*) FROM products WHERE sku = '{sku}'"));
+
+        foreach (var (query, field) in new[] { ("/v1/products?active=maybe", "active"), ("/v1/products?page=abc", "page"), ("/v1/inventory/low-stock?threshold=x", "threshold") })
+        {
+            using var response = await admin.GetAsync(query, Cancellation);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal([field], ErrorFields(await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
+        }
+
+        // An Idempotency-Key over 255 characters is not a key.
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/products")
+        {
+            Content = JsonContent.Create(new { sku, name = "Mug", price = new { amount = 1m, currency = "EUR" }, initialStock = 1 }),
+        })
+        {
+            request.Headers.TryAddWithoutValidation("Idempotency-Key", new string('k', 256));
+            using var response = await admin.SendAsync(request, Cancellation);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("Idempotency-Key is not valid.", (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("title").GetString());
+        }
+
+        Assert.Equal(0L, await ScalarAsync<long>($"SELECT count(*) FROM products WHERE sku = '{sku}'"));
+    }
+
+    [Fact]
+    public async Task Skus_are_unique_within_a_tenant_and_the_list_filters_by_active()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var sku = $"SKU-{Guid.NewGuid():N}";
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        async Task<HttpResponseMessage> CreateAsync(string name) => await admin.PostAsJsonAsync("/v1/products",
+            new { sku, name, price = new { amount = 3m, currency = "EUR" }, initialStock = 1 }, Cancellation);
+
+        using var first = await CreateAsync($"{marker} first");
+        using var twin = await CreateAsync($"{marker} twin");
+        Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, twin.StatusCode);
+        Assert.Equal("SKU already in use.", (await twin.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("title").GetString());
+
+        // Once the first product belongs to another tenant, this tenant may use its SKU.
+        var firstId = (await first.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        await using (var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await connection.OpenAsync(Cancellation);
+            await ExecuteAsync(connection, $"UPDATE products SET tenant_id = 'elsewhere' WHERE id = '{firstId}'");
+        }
+
+        using var second = await CreateAsync($"{marker} second");
+        Assert.Equal(HttpStatusCode.Created, second.StatusCode);
+        var secondId = (await second.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        using var inactive = await admin.PostAsJsonAsync("/v1/products",
+            new { sku = $"SKU-{Guid.NewGuid():N}", name = $"{marker} inactive", price = new { amount = 3m, currency = "EUR" }, initialStock = 0 }, Cancellation);
+        var inactiveId = (await inactive.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        using var read = await admin.GetAsync($"/v1/products/{inactiveId}", Cancellation);
+        using var deactivate = new HttpRequestMessage(HttpMethod.Put, $"/v1/products/{inactiveId}")
+        {
+            Content = JsonContent.Create(new { sku = $"SKU-{inactiveId:N}", name = $"{marker} inactive", price = new { amount = 3m, currency = "EUR" }, active = false }),
+        };
+        deactivate.Headers.IfMatch.Add(read.Headers.ETag!);
+        using (var deactivated = await admin.SendAsync(deactivate, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.OK, deactivated.StatusCode);
+        }
+
+        async Task<Guid[]> ListAsync(string filter) => (await admin.GetFromJsonAsync<JsonElement>($"/v1/products?q={marker}{filter}", Cancellation))
+            .GetProperty("items").EnumerateArray().Select(p => p.GetProperty("id").GetGuid()).ToArray();
+        Assert.Equal([secondId], await ListAsync("&active=true"));
+        Assert.Equal([inactiveId], await ListAsync("&active=false"));
+        Assert.Equal(2, (await ListAsync("")).Length);
+    }
+
+    [Fact]
+    public async Task If_match_takes_the_current_etag_any_of_a_list_or_a_star_and_nothing_weak_stale_or_malformed()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        async Task<(HttpStatusCode Status, string? ETag)> SendAsync(HttpMethod method, Guid id, string? ifMatch)
+        {
+            using var request = new HttpRequestMessage(method, $"/v1/products/{id}");
+            if (method == HttpMethod.Put)
+            {
+                request.Content = JsonContent.Create(new { sku = $"SKU-{id:N}", name = "Renamed", price = new { amount = 10.5m, currency = "EUR" }, active = true });
+            }
+
+            if (ifMatch is not null)
+            {
+                request.Headers.TryAddWithoutValidation("If-Match", ifMatch);
+            }
+
+            using var response = await admin.SendAsync(request, Cancellation);
+            Assert.True(response.IsSuccessStatusCode || response.Content.Headers.ContentType?.MediaType == "application/problem+json");
+            return (response.StatusCode, response.Headers.ETag?.Tag);
+        }
+
+        Assert.Equal(HttpStatusCode.PreconditionFailed, (await SendAsync(HttpMethod.Put, product, "W/\"1\"")).Status);
+        Assert.Equal(HttpStatusCode.PreconditionFailed, (await SendAsync(HttpMethod.Put, product, "\"7\", \"8\"")).Status);
+        Assert.Equal(HttpStatusCode.BadRequest, (await SendAsync(HttpMethod.Put, product, "1")).Status);
+        Assert.Equal((HttpStatusCode.OK, "\"2\""), await SendAsync(HttpMethod.Put, product, "\"7\", \"1\""));
+        Assert.Equal((HttpStatusCode.OK, "\"3\""), await SendAsync(HttpMethod.Put, product, "*"));
+        Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(HttpMethod.Put, Guid.NewGuid(), "*")).Status);
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await SendAsync(HttpMethod.Delete, product, "\"3")).Status);
+        Assert.Equal(HttpStatusCode.PreconditionFailed, (await SendAsync(HttpMethod.Delete, product, "\"2\"")).Status);
+        Assert.Equal(HttpStatusCode.PreconditionFailed, (await SendAsync(HttpMethod.Delete, product, "W/\"3\"")).Status);
+        Assert.True(await ScalarAsync<bool>($"SELECT deleted_at IS NULL FROM products WHERE id = '{product}'"));
+        Assert.Equal(HttpStatusCode.NoContent, (await SendAsync(HttpMethod.Delete, product, "\"3\"")).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(HttpMethod.Delete, product, null)).Status);
+    }
+
+    [Fact]
+    public async Task Deleted_and_inactive_products_are_not_for_sale_and_a_deleted_ones_stock_is_not_found()
+    {
+        var deleted = await CreateProductAsync(stock: 5);
+        var inactive = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        using var inventory = await ServiceClientAsync();
+        using (var deleting = await admin.DeleteAsync($"/v1/products/{deleted}", Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, deleting.StatusCode);
+        }
+
+        await using (var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await connection.OpenAsync(Cancellation);
+            await ExecuteAsync(connection, $"UPDATE products SET active = false WHERE id = '{inactive}'");
+        }
+
+        using var stock = await admin.GetAsync($"/v1/inventory/{deleted}", Cancellation);
+        using var restock = await admin.PostAsJsonAsync($"/v1/inventory/{deleted}/adjustments", new { delta = 3, reason = "delivery" }, Cancellation);
+        Assert.Equal(HttpStatusCode.NotFound, stock.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, restock.StatusCode);
+        Assert.Equal((HttpStatusCode)422, await ReserveAsync(inventory, (deleted, 1)));
+        Assert.Equal((HttpStatusCode)422, await ReserveAsync(inventory, (inactive, 1)));
+        Assert.Equal((HttpStatusCode)422, await ReserveAsync(inventory, (inactive, 1), (deleted, 1)));
+        Assert.Equal((5, 0), await StockAsync(deleted));
+        Assert.Equal((5, 0), await StockAsync(inactive));
+        Assert.Equal(0L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{deleted}'"));
+    }
+
+    /// <summary>The fields a problem's <c>errors</c> names, in order; none when it has no <c>errors</c>.</summary>
+    private static string[] ErrorFields(JsonElement problem) =>
+        problem.TryGetProperty("errors", out var errors) ? errors.EnumerateObject().Select(e => e.Name).Order(StringComparer.Ordinal).ToArray() : [];
 
     [Fact]
     public async Task An_oversize_body_is_refused_by_the_service_itself()
@@ -513,25 +707,10 @@ public sealed class InventoryTests(AppFixture fixture)
 
         // PostgreSQL logs a statement of 500 ms or more as "duration: … ms  execute …: <statement>" (the statement's
         // further lines follow unprefixed), then a DETAIL entry with its parameters, here the product's id.
-        using var dashboard = new HttpClient { BaseAddress = App.DashboardUrl };
-        var prefix = new System.Text.RegularExpressions.Regex(@"^\d{4}-\d{2}-\d{2} [\d:.]+ \S+ \[\d+\] ");
         string? slow = null;
         for (var attempt = 0; slow is null && attempt < 20; attempt++)
         {
-            var entries = new List<string>();
-            foreach (var line in (await dashboard.GetFromJsonAsync<JsonElement>("/api/resources/postgres/logs?tail=5000", Cancellation)).EnumerateArray())
-            {
-                var text = line.GetProperty("text").GetString()!;
-                if (prefix.IsMatch(text) || entries.Count == 0)
-                {
-                    entries.Add(text);
-                }
-                else
-                {
-                    entries[^1] += "\n" + text;
-                }
-            }
-
+            var entries = await PostgresLogAsync();
             var detail = entries.FindLastIndex(e => e.Contains("DETAIL:  parameters:", StringComparison.Ordinal) && e.Contains(product.ToString(), StringComparison.Ordinal));
             slow = detail > 0 && entries[detail - 1].Contains(" inventorydb LOG:  duration: ", StringComparison.Ordinal) ? entries[detail - 1] : null;
             if (slow is null)
@@ -544,6 +723,68 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Contains("UPDATE stock SET reserved = reserved + $2", slow, StringComparison.Ordinal);
         var milliseconds = double.Parse(System.Text.RegularExpressions.Regex.Match(slow, @"duration: ([\d.]+) ms").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(milliseconds, 500, 30_000);
+    }
+
+    [Fact]
+    public async Task A_retried_single_item_reservation_takes_nothing_and_never_meets_the_unique_order_id()
+    {
+        var product = await CreateProductAsync(stock: 10);
+        using var inventory = await ServiceClientAsync();
+        var order = Guid.NewGuid();
+        var body = new { orderId = order, items = new[] { new { productId = product, quantity = 2 } } };
+        using (var created = await inventory.PostAsJsonAsync("/v1/reservations", body, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+
+        var retries = await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
+        {
+            using var retry = await inventory.PostAsJsonAsync("/v1/reservations", body, Cancellation);
+            return retry.StatusCode;
+        }));
+
+        Assert.All(retries, status => Assert.Equal(HttpStatusCode.OK, status));
+        Assert.Equal((10, 2), await StockAsync(product));
+        // A statement that took the unit and then met the constraint would have failed, and PostgreSQL logs every error
+        // with the key. A failing statement of the test's own marks the point the log has reached.
+        var marker = $"marker-{Guid.NewGuid():N}";
+        await using (var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await connection.OpenAsync(Cancellation);
+            await Assert.ThrowsAsync<PostgresException>(() => ExecuteAsync(connection, $"SELECT '{marker}'::int"));
+        }
+
+        List<string> entries = [];
+        for (var attempt = 0; attempt < 40 && !entries.Any(e => e.Contains(marker, StringComparison.Ordinal)); attempt++)
+        {
+            await Task.Delay(250, Cancellation);
+            entries = await PostgresLogAsync();
+        }
+
+        Assert.Contains(entries, e => e.Contains(marker, StringComparison.Ordinal));
+        Assert.DoesNotContain(entries, e => e.Contains($"Key (order_id)=({order})", StringComparison.Ordinal));
+    }
+
+    /// <summary>PostgreSQL's log as the dashboard holds it, one entry per logged message (its continuation lines joined).</summary>
+    private async Task<List<string>> PostgresLogAsync()
+    {
+        using var dashboard = new HttpClient { BaseAddress = App.DashboardUrl };
+        var prefix = new System.Text.RegularExpressions.Regex(@"^\d{4}-\d{2}-\d{2} [\d:.]+ \S+ \[\d+\] ");
+        var entries = new List<string>();
+        foreach (var line in (await dashboard.GetFromJsonAsync<JsonElement>("/api/resources/postgres/logs?tail=5000", Cancellation)).EnumerateArray())
+        {
+            var text = line.GetProperty("text").GetString()!;
+            if (prefix.IsMatch(text) || entries.Count == 0)
+            {
+                entries.Add(text);
+            }
+            else
+            {
+                entries[^1] += "\n" + text;
+            }
+        }
+
+        return entries;
     }
 
     [Fact]

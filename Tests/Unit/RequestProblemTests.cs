@@ -1,0 +1,124 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Primitives;
+using Shop.Inventory.Products;
+using Shop.ServiceDefaults.Errors;
+
+namespace Shop.Tests.Unit;
+
+/// <summary>How requests the services cannot take are read and answered: conditions, encodings, binding failures.</summary>
+public sealed class RequestProblemTests
+{
+    [Theory]
+    [InlineData("\"3\"", true, false, true)]
+    [InlineData("\"7\", \"3\"", true, false, true)]
+    [InlineData("*", true, false, true)]
+    [InlineData("W/\"3\"", true, false, false)]
+    [InlineData("\"4\"", true, false, false)]
+    [InlineData("3", true, true, false)]
+    [InlineData("\"3", true, true, false)]
+    [InlineData("\"3\" \"4\"", true, true, false)]
+    [InlineData("", false, false, false)]
+    public void If_match_matches_the_current_tag_strongly_and_names_a_malformed_header(string header, bool present, bool malformed, bool matches)
+    {
+        var condition = IfMatch.Parse(new StringValues(header));
+
+        Assert.Equal((present, malformed, matches), (condition.IsPresent, condition.IsMalformed, condition.Matches("\"3\"")));
+    }
+
+    [Fact]
+    public void An_absent_if_match_is_not_present()
+    {
+        Assert.False(IfMatch.Parse(StringValues.Empty).IsPresent);
+    }
+
+    [Theory]
+    [InlineData("application/json", null)]
+    [InlineData("application/json; charset=utf-8", null)]
+    [InlineData("application/json; charset=\"UTF-8\"", null)]
+    [InlineData("application/json; charset=latin1", "latin1")]
+    [InlineData("application/merge-patch+json; charset=utf-16", "utf-16")]
+    [InlineData("text/plain; charset=latin1", null)]
+    [InlineData("not a media type", null)]
+    public void Only_json_declared_in_another_charset_than_utf8_is_refused(string contentType, string? refused)
+    {
+        Assert.Equal(refused, RequestBodyGuard.NonUtf8JsonCharset(contentType));
+    }
+
+    [Theory]
+    [InlineData("$.items[1].quantity", "items[1].quantity")]
+    [InlineData("$.price.amount", "price.amount")]
+    [InlineData("$", null)]
+    [InlineData("$[0]", null)]
+    [InlineData(null, null)]
+    public void A_json_path_names_the_field_of_the_body(string? path, string? field)
+    {
+        Assert.Equal(field, BadRequestProblem.FieldOf(path));
+    }
+
+    private sealed record Thing(int Count, string? Name);
+
+    /// <summary>
+    /// The services' defaults, outside Development (where the framework would otherwise answer an empty 400 and say why
+    /// only in a debug log), served by Kestrel on loopback and called over HTTP.
+    /// </summary>
+    [Fact]
+    public async Task Outside_development_a_value_that_cannot_be_bound_is_a_problem_naming_its_field_and_a_foreign_charset_is_415()
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = Environments.Production, Args = [] });
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.AddServiceDefaults();
+        await using var app = builder.Build();
+        app.MapDefaultEndpoints();
+        app.MapGet("/pages", (int page) => page);
+        app.MapPost("/things", (Thing thing) => thing);
+        await app.StartAsync(TestContext.Current.CancellationToken);
+        try
+        {
+            var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+            using var client = new HttpClient { BaseAddress = new Uri(address) };
+            async Task<(HttpStatusCode Status, string? Type, string Fields)> SendAsync(HttpRequestMessage request)
+            {
+                using var response = await client.SendAsync(request, TestContext.Current.CancellationToken);
+                var type = response.Content.Headers.ContentType?.MediaType;
+                var body = type == "application/problem+json"
+                    ? await response.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)
+                    : default;
+                var fields = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("errors", out var errors)
+                    ? string.Join(",", errors.EnumerateObject().Select(e => e.Name))
+                    : "";
+                return (response.StatusCode, type, fields);
+            }
+
+            HttpRequestMessage Post(string json, string contentType = "application/json")
+            {
+                var content = new StringContent(json, Encoding.UTF8);
+                content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse(contentType);
+                return new HttpRequestMessage(HttpMethod.Post, "/things") { Content = content };
+            }
+
+            Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages?page=2")));
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "page"), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages?page=two")));
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages")));
+            Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1,"name":"a"}""", "application/json; charset=utf-8")));
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "count"), await SendAsync(Post("""{"count":"one"}""")));
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""), await SendAsync(Post("""{"count":1,""")));
+            Assert.Equal((HttpStatusCode.UnsupportedMediaType, "application/problem+json", ""),
+                await SendAsync(Post("""{"count":1}""", "application/json; charset=nonsense")));
+            Assert.Equal((HttpStatusCode.UnsupportedMediaType, "application/problem+json", ""), await SendAsync(Post("""{"count":1}""", "text/plain")));
+        }
+        finally
+        {
+            await app.StopAsync(CancellationToken.None);
+        }
+    }
+}

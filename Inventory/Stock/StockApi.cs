@@ -39,7 +39,8 @@ public static class StockApi
             .WithSummary("The product's recorded adjustments, newest first.");
         inventory.MapGet("/low-stock", LowStock).RequireAuthorization(ShopPolicies.Admin)
             .WithSummary("Stock at or under the threshold, lowest first; a Link header names the next page.");
-        inventory.MapGet("/stats", Stats).RequireAuthorization(ShopPolicies.User);
+        inventory.MapGet("/stats", Stats).RequireAuthorization(ShopPolicies.Admin)
+            .WithSummary("The tenant's stock totals, computed at most every 5 seconds.");
         return app;
     }
 

@@ -424,6 +424,49 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(0L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{deleted}'"));
     }
 
+    [Fact]
+    public async Task Stock_stats_are_for_admins_add_up_the_tenants_stock_and_are_computed_at_most_every_five_seconds()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using (customer)
+        using (var refused = await customer.GetAsync("/v1/inventory/stats", Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+
+        // A fresh computation, then a product of 7 units: the cached answer does not have it, the next computation does.
+        JsonElement before;
+        do
+        {
+            before = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/stats", Cancellation);
+        }
+        while (DateTimeOffset.UtcNow - before.GetProperty("computedAt").GetDateTimeOffset() > TimeSpan.FromSeconds(2) && await Delay());
+
+        await CreateProductAsync(stock: 7);
+        var cached = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/stats", Cancellation);
+        Assert.Equal(before.GetProperty("computedAt").GetDateTimeOffset(), cached.GetProperty("computedAt").GetDateTimeOffset());
+        Assert.Equal(before.GetProperty("products").GetInt32(), cached.GetProperty("products").GetInt32());
+
+        JsonElement after;
+        do
+        {
+            after = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/stats", Cancellation);
+        }
+        while (after.GetProperty("computedAt").GetDateTimeOffset() == before.GetProperty("computedAt").GetDateTimeOffset() && await Delay());
+
+        Assert.InRange(after.GetProperty("computedAt").GetDateTimeOffset() - before.GetProperty("computedAt").GetDateTimeOffset(),
+            TimeSpan.FromSeconds(4.5), TimeSpan.FromSeconds(30));
+        Assert.Equal(before.GetProperty("products").GetInt32() + 1, after.GetProperty("products").GetInt32());
+        // Quantities move with the sagas of earlier tests still settling; the totals hold together all the same.
+        Assert.Equal(after.GetProperty("quantity").GetInt64() - after.GetProperty("reserved").GetInt64(), after.GetProperty("available").GetInt64());
+        static async Task<bool> Delay()
+        {
+            await Task.Delay(250, Cancellation);
+            return true;
+        }
+    }
+
     /// <summary>The fields a problem's <c>errors</c> names, in order; none when it has no <c>errors</c>.</summary>
     private static string[] ErrorFields(JsonElement problem) =>
         problem.TryGetProperty("errors", out var errors) ? errors.EnumerateObject().Select(e => e.Name).Order(StringComparer.Ordinal).ToArray() : [];

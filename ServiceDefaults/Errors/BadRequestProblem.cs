@@ -49,6 +49,24 @@ internal static partial class BadRequestProblem
             return problem;
         }
 
+        if (MissingBody().IsMatch(bad.Message) || MissingParameter().Match(bad.Message) is { Success: true, Groups: var missing } && missing["source"].Value == "body")
+        {
+            return new ProblemDetails { Status = bad.StatusCode, Title = "A request body is required.", Detail = "Send the JSON this endpoint expects." };
+        }
+
+        if (MissingParameter().Match(bad.Message) is { Success: true } required)
+        {
+            var name = required.Groups["name"].Value;
+            var problem = new HttpValidationProblemDetails
+            {
+                Status = bad.StatusCode,
+                Title = "A required parameter is missing.",
+                Detail = $"'{name}' is required.",
+            };
+            problem.Errors[name] = ["Required."];
+            return problem;
+        }
+
         return new ProblemDetails { Status = bad.StatusCode, Title = "The request is malformed.", Detail = bad.Message };
     }
 
@@ -57,6 +75,14 @@ internal static partial class BadRequestProblem
     /// <summary>A field of the body by its JSON path (<c>$.items[0].quantity</c> is <c>items[0].quantity</c>); null for the whole body.</summary>
     internal static string? FieldOf(string? path) =>
         path is null || !path.StartsWith("$.", StringComparison.Ordinal) || path.Length == 2 ? null : path[2..];
+
+    // The framework's messages for a parameter left out: Required parameter "int page" was not provided from query string.
+    // A body left out is either that, from body, or the message of an implicit body.
+    [GeneratedRegex("""^Required parameter "(?:[^"]* )?(?<name>[^" ]+)" was not provided from (?<source>.+)\.$""", RegexOptions.Singleline)]
+    private static partial Regex MissingParameter();
+
+    [GeneratedRegex("""^Implicit body inferred for parameter "[^"]*" but no body was provided""")]
+    private static partial Regex MissingBody();
 
     // The framework's message for a route or query value that does not parse: Failed to bind parameter "int page" from "abc".
     [GeneratedRegex("""^Failed to bind parameter "(?:[^"]* )?(?<name>[^" ]+)" from "(?<value>.*)"\.$""", RegexOptions.Singleline)]

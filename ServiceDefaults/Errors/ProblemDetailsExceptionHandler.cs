@@ -17,12 +17,7 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
         if (exception is BadHttpRequestException bad)
         {
             httpContext.Response.StatusCode = bad.StatusCode;
-            return await problemDetails.TryWriteAsync(new ProblemDetailsContext
-            {
-                HttpContext = httpContext,
-                Exception = exception,
-                ProblemDetails = BadRequestProblem.From(bad),
-            });
+            return await WriteAsync(httpContext, exception, BadRequestProblem.From(bad));
         }
 
         var (status, title, detail) = exception switch
@@ -46,17 +41,18 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
         }
 
         httpContext.Response.StatusCode = status;
-        return await problemDetails.TryWriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = httpContext,
-            Exception = exception,
-            ProblemDetails = new ProblemDetails
-            {
-                Status = status,
-                Title = title,
-                Detail = detail,
-            },
-        });
+        return await WriteAsync(httpContext, exception, new ProblemDetails { Status = status, Title = title, Detail = detail });
+    }
+
+    /// <summary>
+    /// The problem as JSON when the client accepts it. A client that accepts no JSON (<c>Accept: text/plain</c>) gets the
+    /// status alone: the exception is still handled, so the framework does not log it as unhandled and send an empty 400
+    /// on its own.
+    /// </summary>
+    private async Task<bool> WriteAsync(HttpContext httpContext, Exception exception, ProblemDetails problem)
+    {
+        await problemDetails.TryWriteAsync(new ProblemDetailsContext { HttpContext = httpContext, Exception = exception, ProblemDetails = problem });
+        return true;
     }
 
     /// <summary>

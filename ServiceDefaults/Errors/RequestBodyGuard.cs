@@ -6,9 +6,10 @@ using Microsoft.Net.Http.Headers;
 namespace Shop.ServiceDefaults.Errors;
 
 /// <summary>
-/// Refuses a body before anything reads it: 413 for a declared length over the server's limit (minimal APIs would
-/// report it as a 400 "could not read the body"), and 415 for JSON declared in an encoding other than UTF-8, which
-/// RFC 8259 requires between systems (the framework's reader would fail on an unknown charset with a 500).
+/// Looks at a body before anything reads it: 413 for a declared length over the server's limit (minimal APIs would
+/// report it as a 400 "could not read the body"). JSON is read as UTF-8 whatever charset its content type declares:
+/// RFC 8259 (section 11) defines no charset parameter for it and says one has no effect on a compliant recipient, and
+/// the framework's reader would transcode a known charset and fail on an unknown one with a 500.
 /// </summary>
 internal sealed class RequestBodyGuard(RequestDelegate next)
 {
@@ -20,17 +21,16 @@ internal sealed class RequestBodyGuard(RequestDelegate next)
             return RefuseAsync(context, problems, StatusCodes.Status413PayloadTooLarge, "The request body is too large.", $"At most {max} bytes.");
         }
 
-        if (NonUtf8JsonCharset(context.Request.ContentType) is { } charset)
+        if (WithoutJsonCharset(context.Request.ContentType) is { } utf8)
         {
-            return RefuseAsync(context, problems, StatusCodes.Status415UnsupportedMediaType, "JSON must be sent in UTF-8.",
-                $"The body declares charset '{charset}'; send it as UTF-8 (or without a charset).");
+            context.Request.ContentType = utf8;
         }
 
         return next(context);
     }
 
-    /// <summary>The charset a JSON content type declares when it is not UTF-8; null for anything else.</summary>
-    internal static string? NonUtf8JsonCharset(string? contentType)
+    /// <summary>A JSON content type without its charset parameter, when it has one other than UTF-8; null for anything else.</summary>
+    internal static string? WithoutJsonCharset(string? contentType)
     {
         if (contentType is null || !MediaTypeHeaderValue.TryParse(contentType, out var mediaType)
             || !(mediaType.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
@@ -39,8 +39,13 @@ internal sealed class RequestBodyGuard(RequestDelegate next)
             return null;
         }
 
-        var charset = HeaderUtilities.RemoveQuotes(mediaType.Charset).ToString();
-        return charset.Length == 0 || charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) ? null : charset;
+        if (!mediaType.Charset.HasValue || HeaderUtilities.RemoveQuotes(mediaType.Charset).Equals("utf-8", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        mediaType.Charset = default;
+        return mediaType.ToString();
     }
 
     private static async Task RefuseAsync(HttpContext context, IProblemDetailsService problems, int status, string title, string detail)

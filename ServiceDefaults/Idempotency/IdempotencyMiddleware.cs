@@ -55,9 +55,9 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
             return;
         }
 
-        if (key.Length > 255 || string.IsNullOrWhiteSpace(key) || context.Request.Headers[HeaderName].Count > 1)
+        if (key.Length > 255 || context.Request.Headers[HeaderName].Count > 1)
         {
-            await ProblemAsync(context, 400, "Idempotency-Key is not valid.", "Send one Idempotency-Key header of 1 to 255 characters that are not all spaces.");
+            await ProblemAsync(context, 400, "Idempotency-Key is not valid.", "Send one Idempotency-Key header of 1 to 255 characters.");
             return;
         }
 

@@ -12,25 +12,42 @@ internal sealed class HttpServerSpanMiddleware(RequestDelegate next)
 {
     public async Task InvokeAsync(HttpContext context)
     {
+        if (Activity.Current is not { OperationName: "Microsoft.AspNetCore.Hosting.HttpRequestIn" } activity)
+        {
+            await next(context);
+            return;
+        }
+
+        // The status is the one sent: an exception leaves this middleware before the handler outside it sets its status.
+        context.Response.OnStarting(() =>
+        {
+            SetStatus(activity, context.Response.StatusCode);
+            return Task.CompletedTask;
+        });
         try
         {
             await next(context);
         }
         finally
         {
-            if (Activity.Current is { } activity && activity.OperationName == "Microsoft.AspNetCore.Hosting.HttpRequestIn")
+            var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
+            activity.DisplayName = route is null ? context.Request.Method : $"{context.Request.Method} {route}";
+            activity.SetTag("http.request.method", context.Request.Method);
+            activity.SetTag("http.route", route);
+            activity.SetTag("url.path", context.Request.Path.Value);
+            if (context.Response.HasStarted)
             {
-                var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
-                activity.DisplayName = route is null ? context.Request.Method : $"{context.Request.Method} {route}";
-                activity.SetTag("http.request.method", context.Request.Method);
-                activity.SetTag("http.route", route);
-                activity.SetTag("url.path", context.Request.Path.Value);
-                activity.SetTag("http.response.status_code", context.Response.StatusCode);
-                if (context.Response.StatusCode >= 500)
-                {
-                    activity.SetStatus(ActivityStatusCode.Error);
-                }
+                SetStatus(activity, context.Response.StatusCode);
             }
+        }
+    }
+
+    private static void SetStatus(Activity activity, int status)
+    {
+        activity.SetTag("http.response.status_code", status);
+        if (status >= 500)
+        {
+            activity.SetStatus(ActivityStatusCode.Error);
         }
     }
 }

@@ -223,8 +223,8 @@ public sealed class InventoryTests(AppFixture fixture)
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1}]}""", "application/json", 422)]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1}],"ttlSeconds":0}""", "application/json", 400)]
     [InlineData("""orderId=1""", "application/x-www-form-urlencoded", 415)]
-    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[]}""", "application/json; charset=latin1", 415)]
-    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[]}""", "application/json; charset=\"nonsense\"", 415)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[]}""", "application/json; charset=latin1", 400)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[]}""", "application/json; charset=\"nonsense\"", 400)]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":"two"}]}""", "application/json", 400)]
     public async Task Bad_reservation_requests_get_problem_details_and_never_a_500(string body, string contentType, int status)
     {
@@ -281,8 +281,9 @@ public sealed class InventoryTests(AppFixture fixture)
             await CreateAsync($$"""{"sku":"{{sku}}","name":"Mug","price":{"amount":1,"currency":"EUR"},"initialStock":"five"}"""));
         Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""),
             await CreateAsync($$"""{"sku":"{{sku}}","name":"Mug","""));
-        Assert.Equal((HttpStatusCode.UnsupportedMediaType, "application/problem+json", ""),
-            await CreateAsync($$$"""{"sku":"{{{sku}}}","name":"Mug","price":{"amount":1,"currency":"EUR"}}""", "application/json; charset=windows-1252"));
+        // JSON is read as UTF-8 whatever charset it declares (RFC 8259): a body that is not JSON then is a 400, never a 500.
+        Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""),
+            await CreateAsync($$$"""{"sku":"{{{sku}}}","name":"Mug","price":{"amount":1,"currency":"EUR"},"initialStock":1""", "application/json; charset=windows-1252"));
         Assert.Equal((HttpStatusCode.UnsupportedMediaType, "application/problem+json", ""),
             await CreateAsync($$$"""{"sku":"{{{sku}}}","name":"Mug","price":{"amount":1,"currency":"EUR"}}""", "text/plain"));
         Assert.Equal(0L, await ScalarAsync<long>($"SELECT count(*) FROM products WHERE sku = '{sku}'"));
@@ -330,6 +331,7 @@ public sealed class InventoryTests(AppFixture fixture)
         {
             await connection.OpenAsync(Cancellation);
             await ExecuteAsync(connection, $"UPDATE products SET tenant_id = 'elsewhere' WHERE id = '{firstId}'");
+            await ExecuteAsync(connection, $"UPDATE stock SET tenant_id = 'elsewhere' WHERE product_id = '{firstId}'");
         }
 
         using var second = await CreateAsync($"{marker} second");
@@ -418,7 +420,10 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(HttpStatusCode.NotFound, restock.StatusCode);
         Assert.Equal((HttpStatusCode)422, await ReserveAsync(inventory, (deleted, 1)));
         Assert.Equal((HttpStatusCode)422, await ReserveAsync(inventory, (inactive, 1)));
-        Assert.Equal((HttpStatusCode)422, await ReserveAsync(inventory, (inactive, 1), (deleted, 1)));
+        var live = await CreateProductAsync(stock: 5);
+        Assert.Equal((HttpStatusCode)422, await ReserveAsync(inventory, (inactive, 1), (live, 1)));
+        Assert.Equal((HttpStatusCode)422, await ReserveAsync(inventory, (deleted, 1), (live, 1)));
+        Assert.Equal((5, 0), await StockAsync(live));
         Assert.Equal((5, 0), await StockAsync(deleted));
         Assert.Equal((5, 0), await StockAsync(inactive));
         Assert.Equal(0L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{deleted}'"));
@@ -435,17 +440,22 @@ public sealed class InventoryTests(AppFixture fixture)
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         }
 
-        // A fresh computation, then a product of 7 units: the cached answer does not have it, the next computation does.
-        JsonElement before;
-        do
+        // A fresh computation, then a new product: the cached answer does not have it, the next computation does. On a slow
+        // machine the cache can expire before the cached read; the round is then made again.
+        JsonElement before = default, cached = default;
+        for (var round = 0; round < 3 && (round == 0 || Computed(cached) != Computed(before)); round++)
         {
-            before = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/stats", Cancellation);
-        }
-        while (DateTimeOffset.UtcNow - before.GetProperty("computedAt").GetDateTimeOffset() > TimeSpan.FromSeconds(2) && await Delay());
+            do
+            {
+                before = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/stats", Cancellation);
+            }
+            while (DateTimeOffset.UtcNow - Computed(before) > TimeSpan.FromSeconds(1) && await Delay());
 
-        await CreateProductAsync(stock: 7);
-        var cached = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/stats", Cancellation);
-        Assert.Equal(before.GetProperty("computedAt").GetDateTimeOffset(), cached.GetProperty("computedAt").GetDateTimeOffset());
+            await CreateProductAsync(stock: 7);
+            cached = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/stats", Cancellation);
+        }
+
+        Assert.Equal(Computed(before), Computed(cached));
         Assert.Equal(before.GetProperty("products").GetInt32(), cached.GetProperty("products").GetInt32());
 
         JsonElement after;
@@ -453,13 +463,18 @@ public sealed class InventoryTests(AppFixture fixture)
         {
             after = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/stats", Cancellation);
         }
-        while (after.GetProperty("computedAt").GetDateTimeOffset() == before.GetProperty("computedAt").GetDateTimeOffset() && await Delay());
+        while (Computed(after) == Computed(before) && await Delay());
 
-        Assert.InRange(after.GetProperty("computedAt").GetDateTimeOffset() - before.GetProperty("computedAt").GetDateTimeOffset(),
-            TimeSpan.FromSeconds(4.5), TimeSpan.FromSeconds(30));
-        Assert.Equal(before.GetProperty("products").GetInt32() + 1, after.GetProperty("products").GetInt32());
-        // Quantities move with the sagas of earlier tests still settling; the totals hold together all the same.
-        Assert.Equal(after.GetProperty("quantity").GetInt64() - after.GetProperty("reserved").GetInt64(), after.GetProperty("available").GetInt64());
+        Assert.InRange(Computed(after) - Computed(before), TimeSpan.FromSeconds(4.5), TimeSpan.FromSeconds(60));
+        // Products are created and deleted only by tests, one at a time: the count is the database's.
+        Assert.Equal(await ScalarAsync<long>("""
+            SELECT count(*) FROM stock s JOIN products p ON p.id = s.product_id
+            WHERE s.tenant_id = 'demo' AND p.tenant_id = 'demo' AND p.deleted_at IS NULL
+            """), after.GetProperty("products").GetInt32());
+        Assert.True(after.GetProperty("products").GetInt32() > before.GetProperty("products").GetInt32());
+
+        static DateTimeOffset Computed(JsonElement stats) => stats.GetProperty("computedAt").GetDateTimeOffset();
+
         static async Task<bool> Delay()
         {
             await Task.Delay(250, Cancellation);

@@ -44,13 +44,13 @@ public sealed class RequestProblemTests
     [InlineData("application/json", null)]
     [InlineData("application/json; charset=utf-8", null)]
     [InlineData("application/json; charset=\"UTF-8\"", null)]
-    [InlineData("application/json; charset=latin1", "latin1")]
-    [InlineData("application/merge-patch+json; charset=utf-16", "utf-16")]
+    [InlineData("application/json; charset=latin1", "application/json")]
+    [InlineData("application/merge-patch+json; charset=utf-16", "application/merge-patch+json")]
     [InlineData("text/plain; charset=latin1", null)]
     [InlineData("not a media type", null)]
-    public void Only_json_declared_in_another_charset_than_utf8_is_refused(string contentType, string? refused)
+    public void Json_is_read_as_utf8_whatever_charset_it_declares(string contentType, string? readAs)
     {
-        Assert.Equal(refused, RequestBodyGuard.NonUtf8JsonCharset(contentType));
+        Assert.Equal(readAs, RequestBodyGuard.WithoutJsonCharset(contentType));
     }
 
     [Theory]
@@ -71,8 +71,16 @@ public sealed class RequestProblemTests
     /// only in a debug log), served by Kestrel on loopback and called over HTTP.
     /// </summary>
     [Fact]
-    public async Task Outside_development_a_value_that_cannot_be_bound_is_a_problem_naming_its_field_and_a_foreign_charset_is_415()
+    public async Task Outside_development_a_value_that_cannot_be_bound_is_a_problem_naming_its_field_in_the_span_too_and_json_is_read_as_utf8()
     {
+        var spans = new System.Collections.Concurrent.ConcurrentQueue<System.Diagnostics.Activity>();
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "Microsoft.AspNetCore",
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllData,
+            ActivityStopped = spans.Enqueue,
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = Environments.Production, Args = [] });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.Logging.ClearProviders();
@@ -108,13 +116,35 @@ public sealed class RequestProblemTests
 
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages?page=2")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "page"), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages?page=two")));
-            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages")));
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "page"), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages")));
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1,"name":"a"}""", "application/json; charset=utf-8")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "count"), await SendAsync(Post("""{"count":"one"}""")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""), await SendAsync(Post("""{"count":1,""")));
-            Assert.Equal((HttpStatusCode.UnsupportedMediaType, "application/problem+json", ""),
-                await SendAsync(Post("""{"count":1}""", "application/json; charset=nonsense")));
+            Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1}""", "application/json; charset=nonsense")));
+            Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1}""", "application/json; charset=iso-8859-1")));
             Assert.Equal((HttpStatusCode.UnsupportedMediaType, "application/problem+json", ""), await SendAsync(Post("""{"count":1}""", "text/plain")));
+
+            using var empty = await client.PostAsync("/things", new ByteArrayContent([]) { Headers = { ContentType = new("application/json") } },
+                TestContext.Current.CancellationToken);
+            Assert.Equal(HttpStatusCode.BadRequest, empty.StatusCode);
+            Assert.Equal("A request body is required.",
+                (await empty.Content.ReadFromJsonAsync<JsonElement>(TestContext.Current.CancellationToken)).GetProperty("title").GetString());
+
+            // A client that accepts no JSON still gets the status of its mistake.
+            using var plain = new HttpRequestMessage(HttpMethod.Get, "/pages?page=three");
+            plain.Headers.Accept.ParseAdd("text/plain");
+            using var plainAnswer = await client.SendAsync(plain, TestContext.Current.CancellationToken);
+            Assert.Equal(HttpStatusCode.BadRequest, plainAnswer.StatusCode);
+
+            // The request's span carries the status the client got, also when an exception carried the request out.
+            var statuses = Array.Empty<int>();
+            for (var attempt = 0; attempt < 40 && statuses.Length < 4; attempt++)
+            {
+                await Task.Delay(50, TestContext.Current.CancellationToken);
+                statuses = spans.Where(a => a.DisplayName == "GET /pages").Select(a => (int)a.GetTagItem("http.response.status_code")!).Order().ToArray();
+            }
+
+            Assert.Equal([200, 400, 400, 400], statuses);
         }
         finally
         {

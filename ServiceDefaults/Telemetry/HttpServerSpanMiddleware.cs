@@ -18,15 +18,19 @@ internal sealed class HttpServerSpanMiddleware(RequestDelegate next)
             return;
         }
 
-        // The status is the one sent: an exception leaves this middleware before the handler outside it sets its status.
-        context.Response.OnStarting(() =>
-        {
-            SetStatus(activity, context.Response.StatusCode);
-            return Task.CompletedTask;
-        });
         try
         {
             await next(context);
+        }
+        catch when (!context.Response.HasStarted)
+        {
+            // The handler outside this middleware answers for the exception: the span gets the status it sends.
+            context.Response.OnStarting(() =>
+            {
+                SetStatus(activity, context.Response.StatusCode);
+                return Task.CompletedTask;
+            });
+            throw;
         }
         finally
         {
@@ -35,10 +39,7 @@ internal sealed class HttpServerSpanMiddleware(RequestDelegate next)
             activity.SetTag("http.request.method", context.Request.Method);
             activity.SetTag("http.route", route);
             activity.SetTag("url.path", context.Request.Path.Value);
-            if (context.Response.HasStarted)
-            {
-                SetStatus(activity, context.Response.StatusCode);
-            }
+            SetStatus(activity, context.Response.StatusCode);
         }
     }
 

@@ -246,7 +246,8 @@ public static class BenchmarkProgram
                     WITH taken AS (
                         UPDATE stock SET reserved = reserved + 1, version = version + 1, updated_at = now()
                         WHERE product_id = $1 AND quantity - reserved >= 1
-                          AND EXISTS (SELECT 1 FROM products p WHERE p.id = stock.product_id AND p.deleted_at IS NULL)
+                          AND EXISTS (SELECT 1 FROM products p WHERE p.id = stock.product_id AND p.deleted_at IS NULL AND p.active)
+                          AND NOT EXISTS (SELECT 1 FROM reservations r WHERE r.order_id = $3)
                         RETURNING tenant_id),
                     reservation AS (
                         INSERT INTO reservations (id, tenant_id, order_id, status, request_hash, expires_at, created_at, updated_at)

@@ -46,6 +46,7 @@ public static class Extensions
         // becomes an exception that the problem details handler explains. Without this, outside Development the
         // framework answers an empty 400 and logs the reason only at debug level.
         builder.Services.PostConfigure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
+        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.Converters.Add(new TextWithoutNul()));
         builder.AddDefaultOpenApi();
 
         // Bodies are small JSON documents here; anything larger is refused before it is read.

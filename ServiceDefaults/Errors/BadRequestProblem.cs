@@ -13,6 +13,22 @@ internal static partial class BadRequestProblem
 {
     public static ProblemDetails From(BadHttpRequestException bad)
     {
+        if (bad.InnerException is UnstorableTextException unstorable)
+        {
+            var problem = new HttpValidationProblemDetails
+            {
+                Status = StatusCodes.Status400BadRequest,
+                Title = UnstorableTextException.Title,
+                Detail = "Text may not contain the NUL character (U+0000).",
+            };
+            if (FieldOf(unstorable.Path) is { } field)
+            {
+                problem.Errors[field] = ["May not contain the NUL character (U+0000)."];
+            }
+
+            return problem;
+        }
+
         if (bad.InnerException is JsonException json)
         {
             // The reader's own failure (the text is not JSON) comes wrapped; a value of the wrong type does not.

@@ -21,6 +21,13 @@ internal sealed class RequestBodyGuard(RequestDelegate next)
             return RefuseAsync(context, problems, StatusCodes.Status413PayloadTooLarge, "The request body is too large.", $"At most {max} bytes.");
         }
 
+        // A NUL in the query string (%00; the server refuses one in the path) is refused here, before it reaches a statement.
+        if (context.Request.QueryString.Value is { } query && query.Contains("%00", StringComparison.Ordinal))
+        {
+            return RefuseAsync(context, problems, StatusCodes.Status400BadRequest, UnstorableTextException.Title,
+                "Text may not contain the NUL character (U+0000).");
+        }
+
         if (WithoutJsonCharset(context.Request.ContentType) is { } utf8)
         {
             context.Request.ContentType = utf8;

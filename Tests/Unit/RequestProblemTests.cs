@@ -123,6 +123,9 @@ public sealed class RequestProblemTests
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1}""", "application/json; charset=nonsense")));
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1}""", "application/json; charset=iso-8859-1")));
             Assert.Equal((HttpStatusCode.UnsupportedMediaType, "application/problem+json", ""), await SendAsync(Post("""{"count":1}""", "text/plain")));
+            // Text with NUL never reaches a handler (nor a database): refused while the body or the query is read.
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "name"), await SendAsync(Post("""{"count":1,"name":"a\u0000b"}""")));
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages?page=1&x=a%00")));
 
             using var empty = await client.PostAsync("/things", new ByteArrayContent([]) { Headers = { ContentType = new("application/json") } },
                 TestContext.Current.CancellationToken);

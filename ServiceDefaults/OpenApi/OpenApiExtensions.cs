@@ -25,6 +25,32 @@ public static class OpenApiExtensions
             options.AddOperationTransformer<BearerSecurityTransformer>();
             options.AddOperationTransformer<IdempotencyKeyTransformer>();
             options.AddOperationTransformer<ProblemResponsesTransformer>();
+            // Strings are read through a converter of the services' own (TextWithoutNul), which the schema generator
+            // cannot see into: it would describe every string as any value. They are strings, null where nullable.
+            options.AddSchemaTransformer((schema, context, _) =>
+            {
+                if (context.JsonTypeInfo.Type == typeof(string) && schema.Type is null)
+                {
+                    schema.Type = context.JsonPropertyInfo is { IsGetNullable: true } or { IsSetNullable: true }
+                        ? Microsoft.OpenApi.JsonSchemaType.String | Microsoft.OpenApi.JsonSchemaType.Null
+                        : Microsoft.OpenApi.JsonSchemaType.String;
+                }
+
+                // The strings of a list, or a dictionary's values, which it leaves out altogether.
+                if (context.JsonTypeInfo.ElementType == typeof(string))
+                {
+                    if (context.JsonTypeInfo.Kind == System.Text.Json.Serialization.Metadata.JsonTypeInfoKind.Enumerable)
+                    {
+                        schema.Items ??= new Microsoft.OpenApi.OpenApiSchema { Type = Microsoft.OpenApi.JsonSchemaType.String };
+                    }
+                    else if (context.JsonTypeInfo.Kind == System.Text.Json.Serialization.Metadata.JsonTypeInfoKind.Dictionary)
+                    {
+                        schema.AdditionalProperties ??= new Microsoft.OpenApi.OpenApiSchema { Type = Microsoft.OpenApi.JsonSchemaType.String };
+                    }
+                }
+
+                return Task.CompletedTask;
+            });
         });
         return builder;
     }

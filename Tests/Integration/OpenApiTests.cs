@@ -141,6 +141,23 @@ public sealed class OpenApiTests(AppFixture fixture)
         Assert.Equal("default-src 'none'; frame-ancestors 'none'", api.Headers.GetValues("Content-Security-Policy").Single());
     }
 
+    [Fact]
+    public async Task Strings_are_described_as_strings_though_requests_read_them_through_the_services_own_converter()
+    {
+        using var client = ShopClients.Anonymous(App);
+
+        using var document = await GetDocumentAsync(client, "/openapi/inventory/v1.json");
+        var schemas = document.RootElement.GetProperty("components").GetProperty("schemas");
+        string TypeOf(JsonElement schema) => schema.GetProperty("type") is { ValueKind: JsonValueKind.Array } types
+            ? string.Join(",", types.EnumerateArray().Select(t => t.GetString()))
+            : schema.GetProperty("type").GetString()!;
+
+        Assert.Equal("null,string", TypeOf(schemas.GetProperty("CreateProductRequest").GetProperty("properties").GetProperty("sku")));
+        Assert.Equal("string", TypeOf(schemas.GetProperty("ProductResponse").GetProperty("properties").GetProperty("sku")));
+        Assert.Equal("string", TypeOf(schemas.GetProperty("HttpValidationProblemDetails").GetProperty("properties").GetProperty("errors")
+            .GetProperty("additionalProperties").GetProperty("items")));
+    }
+
     private static async Task<JsonDocument> GetDocumentAsync(HttpClient client, string url)
     {
         using var response = await client.GetAsync(url, Cancellation);

@@ -149,7 +149,7 @@ public sealed class GatewayTests(AppFixture fixture)
         using var neighbour = (await ShopClients.CustomerAsync(App)).Client;
         using var stranger = (await ShopClients.CustomerAsync(App, tenant: "acme")).Client;
         using var admin = await ShopClients.AdminAsync(App);
-        var product = (await owner.GetFromJsonAsync<JsonElement>("/v1/products?pageSize=1", Cancellation)).GetProperty("items")[0].GetProperty("id").GetGuid();
+        var product = (await owner.GetFromJsonAsync<JsonElement>("/v1/products?active=true&pageSize=1", Cancellation)).GetProperty("items")[0].GetProperty("id").GetGuid();
         using var created = await owner.PostOrderAsync(new { items = new[] { new { productId = product, quantity = 1 } } });
         var location = created.Headers.Location!;
 

@@ -179,7 +179,7 @@ public sealed class RealPathTests(AppFixture fixture)
 
     private static async Task<JsonElement> FirstProductAsync(HttpClient gateway)
     {
-        var page = await gateway.GetFromJsonAsync<JsonElement>("/v1/products?pageSize=5", Cancellation);
+        var page = await gateway.GetFromJsonAsync<JsonElement>("/v1/products?active=true&pageSize=5", Cancellation);
         return page.GetProperty("items").EnumerateArray().First();
     }
 

@@ -19,7 +19,7 @@ internal static partial class BadRequestProblem
             {
                 Status = StatusCodes.Status400BadRequest,
                 Title = UnstorableTextException.Title,
-                Detail = "Text may not contain the NUL character (U+0000).",
+                Detail = UnstorableTextException.Detail,
             };
             if (FieldOf(unstorable.Path) is { } field)
             {
@@ -65,12 +65,13 @@ internal static partial class BadRequestProblem
             return problem;
         }
 
-        if (MissingBody().IsMatch(bad.Message) || MissingParameter().Match(bad.Message) is { Success: true, Groups: var missing } && missing["source"].Value == "body")
+        var required = MissingParameter().Match(bad.Message);
+        if (MissingBody().IsMatch(bad.Message) || required.Success && required.Groups["source"].Value == "body")
         {
             return new ProblemDetails { Status = bad.StatusCode, Title = "A request body is required.", Detail = "Send the JSON this endpoint expects." };
         }
 
-        if (MissingParameter().Match(bad.Message) is { Success: true } required)
+        if (required.Success)
         {
             var name = required.Groups["name"].Value;
             var problem = new HttpValidationProblemDetails

@@ -23,8 +23,7 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
         var (status, title, detail) = exception switch
         {
             DomainException domain => (domain.StatusCode, domain.Title, domain.Message),
-            _ when IsUnstorableText(exception) => (StatusCodes.Status400BadRequest, "The request contains text that cannot be stored.",
-                "Text may not contain the NUL character (U+0000)."),
+            _ when IsUnstorableText(exception) => (StatusCodes.Status400BadRequest, UnstorableTextException.Title, UnstorableTextException.Detail),
             _ when DependencyFailure.Is(exception) => (StatusCodes.Status503ServiceUnavailable, "A service this request depends on is unavailable.", null),
             OperationCanceledException when httpContext.RequestAborted.IsCancellationRequested => (499, "The client closed the request.", exception.Message),
             _ => (StatusCodes.Status500InternalServerError, "An unexpected error occurred.", null),

@@ -6,8 +6,9 @@ using Microsoft.Net.Http.Headers;
 namespace Shop.ServiceDefaults.Errors;
 
 /// <summary>
-/// Looks at a body before anything reads it: 413 for a declared length over the server's limit (minimal APIs would
-/// report it as a 400 "could not read the body"). JSON is read as UTF-8 whatever charset its content type declares:
+/// Looks at a request before anything reads it: 413 for a declared body length over the server's limit (minimal APIs
+/// would report it as a 400 "could not read the body"), and 400 for NUL (<c>%00</c>) in the query string, which no
+/// statement could store. JSON is read as UTF-8 whatever charset its content type declares:
 /// RFC 8259 (section 11) defines no charset parameter for it and says one has no effect on a compliant recipient, and
 /// the framework's reader would transcode a known charset and fail on an unknown one with a 500.
 /// </summary>
@@ -24,8 +25,7 @@ internal sealed class RequestBodyGuard(RequestDelegate next)
         // A NUL in the query string (%00; the server refuses one in the path) is refused here, before it reaches a statement.
         if (context.Request.QueryString.Value is { } query && query.Contains("%00", StringComparison.Ordinal))
         {
-            return RefuseAsync(context, problems, StatusCodes.Status400BadRequest, UnstorableTextException.Title,
-                "Text may not contain the NUL character (U+0000).");
+            return RefuseAsync(context, problems, StatusCodes.Status400BadRequest, UnstorableTextException.Title, UnstorableTextException.Detail);
         }
 
         if (WithoutJsonCharset(context.Request.ContentType) is { } utf8)

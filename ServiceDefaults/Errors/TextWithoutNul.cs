@@ -24,10 +24,12 @@ internal sealed class TextWithoutNul : JsonConverter<string>
 /// <summary>A request's text holds the NUL character, which nothing here can store.</summary>
 internal sealed class UnstorableTextException : JsonException
 {
+    public const string Title = "The request contains text that cannot be stored.";
+
+    public const string Detail = "Text may not contain the NUL character (U+0000).";
+
     public UnstorableTextException()
-        : base("Text may not contain the NUL character (U+0000).")
+        : base(Detail)
     {
     }
-
-    public const string Title = "The request contains text that cannot be stored.";
 }

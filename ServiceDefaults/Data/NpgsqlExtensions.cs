@@ -39,7 +39,10 @@ public static class NpgsqlExtensions
             // Plans are kept: a prepared statement is planned once per connection. Left to choose, PostgreSQL plans
             // a statement with an array parameter (product_id = ANY($1), taken by every stock lock) again on every
             // execution, because a generic plan cannot know the array's length. Every query here is a key or index
-            // lookup whose best plan does not depend on the values.
+            // lookup whose best plan does not depend on the values. Generic plans also keep a bad value (too long for its
+            // column) from failing while PostgreSQL binds a statement: a statement whose first prepared run fails there,
+            // in a transaction, corrupts its connection in Npgsql 10.0.0-10.0.3 (npgsql/npgsql#6391; see DataSourceTests).
+            // Text with NUL, which fails there with any plan, is refused before it reaches a service (TextWithoutNul).
             dataSource.ConnectionStringBuilder.Options ??= "-c statement_timeout=15000 -c plan_cache_mode=force_generic_plan";
 
             // Without row-level security nothing here changes a session's state (settings are SET LOCAL, advisory

@@ -5,8 +5,10 @@ namespace Shop.ServiceDefaults.Errors;
 
 /// <summary>
 /// JSON strings of a request may not hold U+0000: PostgreSQL's text cannot, and a value that reaches it only to be refused
-/// there costs a round trip and an error on a pooled connection. The request is refused while it is read instead, with
-/// the field named (see <see cref="BadRequestProblem"/>).
+/// there costs a round trip and an error on a pooled connection, and can break that connection: PostgreSQL refuses it
+/// while binding the statement, which Npgsql 10.0.0-10.0.3 mishandles when it is a prepared statement's first run in a
+/// transaction (npgsql/npgsql#6391). The request is refused while it is read instead, with the field named (see
+/// <see cref="BadRequestProblem"/>).
 /// </summary>
 internal sealed class TextWithoutNul : JsonConverter<string>
 {

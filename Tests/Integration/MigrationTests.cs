@@ -86,7 +86,7 @@ public sealed class MigrationTests(AppFixture fixture)
             Assert.Equal(PostgresErrorCodes.UniqueViolation, failed.SqlState);
             Assert.Equal("1 recorded, index valid: False", await StateAsync());
 
-            await ExecuteAsync(target.ConnectionString, "DELETE FROM items WHERE id = 2");
+            await ScratchDatabase.ExecuteAsync(target.ConnectionString, "DELETE FROM items WHERE id = 2");
             Assert.Equal(1, await SqlMigrator.MigrateAsync(dataSource, [table, index], NullLogger.Instance, null, Cancellation));
             Assert.Equal("2 recorded, index valid: True", await StateAsync());
 
@@ -110,21 +110,7 @@ public sealed class MigrationTests(AppFixture fixture)
         });
     }
 
-    /// <summary>Runs <paramref name="test"/> in a database of its own on the app's server, and drops that database afterwards.</summary>
-    private async Task InScratchDatabaseAsync(Func<NpgsqlConnectionStringBuilder, string, Task> test)
-    {
-        var database = $"migrations_{Guid.NewGuid():N}";
-        var server = new NpgsqlConnectionStringBuilder(fixture.App.GetConnectionString("postgres")) { Database = "postgres", Pooling = false };
-        await ExecuteAsync(server.ConnectionString, $"CREATE DATABASE {database}");
-        try
-        {
-            await test(server, database);
-        }
-        finally
-        {
-            await ExecuteAsync(server.ConnectionString, $"DROP DATABASE IF EXISTS {database} WITH (FORCE)");
-        }
-    }
+    private Task InScratchDatabaseAsync(Func<NpgsqlConnectionStringBuilder, string, Task> test) => ScratchDatabase.RunAsync(fixture, "migrations", test);
 
     private static async Task<string> ScalarAsync(string connectionString, string sql)
     {
@@ -132,13 +118,5 @@ public sealed class MigrationTests(AppFixture fixture)
         await connection.OpenAsync(Cancellation);
         await using var command = new NpgsqlCommand(sql, connection);
         return (string)(await command.ExecuteScalarAsync(Cancellation))!;
-    }
-
-    private static async Task ExecuteAsync(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync(Cancellation);
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync(Cancellation);
     }
 }

@@ -1,0 +1,31 @@
+using Npgsql;
+
+namespace Shop.Tests.Integration;
+
+/// <summary>A database of a test's own on the app's PostgreSQL server, dropped afterwards whatever the outcome.</summary>
+internal static class ScratchDatabase
+{
+    /// <summary>Runs <paramref name="test"/> with the server (a superuser on <c>postgres</c>, unpooled) and the new database's name.</summary>
+    public static async Task RunAsync(AppFixture fixture, string prefix, Func<NpgsqlConnectionStringBuilder, string, Task> test)
+    {
+        var database = $"{prefix}_{Guid.NewGuid():N}";
+        var server = new NpgsqlConnectionStringBuilder(fixture.App.GetConnectionString("postgres")) { Database = "postgres", Pooling = false };
+        await ExecuteAsync(server.ConnectionString, $"CREATE DATABASE {database}");
+        try
+        {
+            await test(server, database);
+        }
+        finally
+        {
+            await ExecuteAsync(server.ConnectionString, $"DROP DATABASE IF EXISTS {database} WITH (FORCE)");
+        }
+    }
+
+    public static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(TestContext.Current.CancellationToken);
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+    }
+}

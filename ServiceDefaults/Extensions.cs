@@ -11,6 +11,7 @@ using Shop.ServiceDefaults.Correlation;
 using Shop.ServiceDefaults.Discovery;
 using Shop.ServiceDefaults.Errors;
 using Shop.ServiceDefaults.Health;
+using Shop.ServiceDefaults.Http;
 using Shop.ServiceDefaults.OpenApi;
 using Shop.ServiceDefaults.Resilience;
 using Shop.ServiceDefaults.Telemetry;
@@ -68,6 +69,7 @@ public static class Extensions
 
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
+        app.UseRoutingWithHead();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseCorrelation();

@@ -501,6 +501,45 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
     }
 
+    /// <summary>RFC 9110 (section 9.3.2): HEAD wherever GET is served, with the GET's status and headers and no content.</summary>
+    [Fact]
+    public async Task Head_is_answered_wherever_get_is_with_the_gets_headers_and_no_content()
+    {
+        var product = await CreateProductAsync(stock: 3);
+        using var admin = await ShopClients.AdminAsync(App);
+
+        // Through the Gateway, which forwards the HEAD as it came.
+        using var get = await admin.GetAsync($"/v1/products/{product}", Cancellation);
+        using var head = await admin.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v1/products/{product}"), Cancellation);
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.Equal(get.Headers.ETag, head.Headers.ETag);
+        Assert.Equal("application/json", head.Content.Headers.ContentType?.MediaType);
+        using var stock = await admin.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v1/inventory/{product}"), Cancellation);
+        Assert.Equal(HttpStatusCode.OK, stock.StatusCode);
+        using var missing = await admin.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/v1/products/{Guid.NewGuid()}"), Cancellation);
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+
+        // Where only POST is served, HEAD is still 405, naming POST.
+        using var inventory = await ServiceClientAsync();
+        using var reservations = await inventory.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/v1/reservations"), Cancellation);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, reservations.StatusCode);
+        Assert.Equal(["POST"], reservations.Content.Headers.Allow);
+
+        // On the wire, straight to a replica: the headers and nothing after them (an HTTP client would not read content sent after a HEAD's headers).
+        var endpoint = App.CreateHttpClient("inventory", 0).BaseAddress!;
+        using var socket = new System.Net.Sockets.TcpClient();
+        await socket.ConnectAsync(endpoint.Host, endpoint.Port, Cancellation);
+        await using var stream = socket.GetStream();
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(
+            $"HEAD /v1/products/{product} HTTP/1.1\r\nHost: {endpoint.Authority}\r\nAuthorization: {admin.DefaultRequestHeaders.Authorization}\r\nConnection: close\r\n\r\n"), Cancellation);
+        using var received = new MemoryStream();
+        await stream.CopyToAsync(received, Cancellation);
+        var answer = System.Text.Encoding.ASCII.GetString(received.ToArray());
+        Assert.StartsWith("HTTP/1.1 200 OK\r\n", answer, StringComparison.Ordinal);
+        Assert.EndsWith("\r\n\r\n", answer, StringComparison.Ordinal);
+        Assert.Contains($"ETag: {get.Headers.ETag}\r\n", answer, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Two_admins_updating_one_product_with_the_same_version_one_wins_and_the_other_gets_412()
     {

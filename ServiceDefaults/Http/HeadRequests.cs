@@ -14,7 +14,11 @@ namespace Shop.ServiceDefaults.Http;
 /// </remarks>
 internal static class HeadRequests
 {
-    private static readonly object RoutedAsGet = new();
+    /// <summary>Marks a HEAD request while it is routed as a GET.</summary>
+    private sealed class RoutedAsGet
+    {
+        public static readonly RoutedAsGet Instance = new();
+    }
 
     /// <summary>Routing, with HEAD requests matched as GET requests.</summary>
     public static WebApplication UseRoutingWithHead(this WebApplication app)
@@ -24,7 +28,7 @@ internal static class HeadRequests
             if (HttpMethods.IsHead(context.Request.Method))
             {
                 context.Request.Method = HttpMethods.Get;
-                context.Items[RoutedAsGet] = RoutedAsGet;
+                context.Features.Set(RoutedAsGet.Instance);
             }
 
             return next(context);
@@ -32,7 +36,7 @@ internal static class HeadRequests
         app.UseRouting();
         app.Use(static (context, next) =>
         {
-            if (context.Items.Count > 0 && context.Items.ContainsKey(RoutedAsGet))
+            if (HttpMethods.IsGet(context.Request.Method) && context.Features.Get<RoutedAsGet>() is not null)
             {
                 context.Request.Method = HttpMethods.Head;
             }

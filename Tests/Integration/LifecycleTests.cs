@@ -141,12 +141,21 @@ public sealed class LifecycleTests(AppFixture fixture)
             }
 
             var deadline = Stopwatch.StartNew();
-            while (deadline.Elapsed < TimeSpan.FromSeconds(15) && (pids.Any(ProcessEnvironment.IsAlive) || Directory.Exists(runDirectory)))
+            while (deadline.Elapsed < TimeSpan.FromSeconds(15) && pids.Any(ProcessEnvironment.IsAlive))
             {
                 await Task.Delay(250, Cancellation);
             }
 
             Assert.All(pids, pid => Assert.False(ProcessEnvironment.IsAlive(pid), $"process {pid} survived the AppHost"));
+
+            // The watchdog removes the data once everything has stopped: up to 1 s to notice the AppHost has gone, 5 s for
+            // what it started to stop (then SIGKILL), and up to 5 s of retries for a file written while the folder is being
+            // removed. On this two-core machine, with other tests running, that once took more than 15 s all told.
+            while (deadline.Elapsed < TimeSpan.FromSeconds(30) && Directory.Exists(runDirectory))
+            {
+                await Task.Delay(250, Cancellation);
+            }
+
             Assert.False(Directory.Exists(runDirectory), "the run's data was not removed; left: "
                 + string.Join(", ", Directory.Exists(runDirectory) ? Directory.EnumerateFileSystemEntries(runDirectory, "*", SearchOption.AllDirectories).Take(20) : []));
         }

@@ -36,7 +36,10 @@ internal sealed class ConsoleProgress : IDisposable
             _last[snapshot.Name] = current;
             var waiting = snapshot.State == ResourceState.Waiting ? $" for {string.Join(", ", snapshot.WaitsFor)}" : "";
             var health = snapshot.Health == HealthState.Unknown ? "" : $" ({snapshot.Health.ToString().ToLowerInvariant()})";
-            _console.WriteLine($"[{_clock.Elapsed.TotalSeconds,6:F1}s] {snapshot.Name.PadRight(_width)}{snapshot.State}{waiting}{health}");
+            // Why it could not start (a program that is not installed) is the last line of its log: shown here too.
+            var reason = snapshot.State == ResourceState.FailedToStart && _notifications.Find(snapshot.Name).Logs.Tail(1) is [var last]
+                ? $": {last.Text}" : "";
+            _console.WriteLine($"[{_clock.Elapsed.TotalSeconds,6:F1}s] {snapshot.Name.PadRight(_width)}{snapshot.State}{waiting}{health}{reason}");
         }
     }
 }

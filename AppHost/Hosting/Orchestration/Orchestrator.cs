@@ -314,6 +314,12 @@ internal sealed class Orchestrator : IAsyncDisposable
             {
                 return;
             }
+            catch (Exception) when (cancellationToken.IsCancellationRequested)
+            {
+                // A probe cut short by a stop (a refused connection to a process being stopped) answers nothing; left to
+                // escape, it failed the supervisor and with it the AppHost's shutdown.
+                return;
+            }
 
             if (process.Exited.IsCompleted || cancellationToken.IsCancellationRequested)
             {

@@ -28,7 +28,7 @@ internal sealed class ProjectLauncher(ProjectResource resource, Func<ReplicaRunt
             using var response = await Probe.GetAsync(new Uri(replica.Endpoint!, path), cancellationToken);
             return resource.HealthCheckPath is null || response.IsSuccessStatusCode;
         }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is HttpRequestException || ex is TaskCanceledException && !cancellationToken.IsCancellationRequested)
         {
             return false;
         }

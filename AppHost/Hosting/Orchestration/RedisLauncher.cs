@@ -54,7 +54,7 @@ internal sealed class RedisLauncher(RedisResource resource, RunDirectory run) : 
 
             return received.ToString().StartsWith("+OK\r\n+PONG", StringComparison.Ordinal);
         }
-        catch (Exception ex) when (ex is SocketException or IOException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is SocketException or IOException || ex is OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
             return false;
         }

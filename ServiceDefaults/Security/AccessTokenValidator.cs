@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
 using System.Security.Claims;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -21,6 +22,7 @@ public sealed record TokenValidation(ClaimsPrincipal? Principal, string? Error)
 /// A client sends the same token with every request until it expires, so a token that passed is remembered (by
 /// its exact text, signature included) until its expiry: a repeat skips parsing and the signature check, but its
 /// lifetime is checked again each time, and its key must still be published. Revocation is checked by the caller on every request.
+/// Every request with the token gets its own principal around the token's one <see cref="ReadOnlyClaimsIdentity"/>.
 /// </para>
 /// </summary>
 public sealed class AccessTokenValidator(ISigningKeySource keys, IOptions<TokenOptions> options, TimeProvider clock)
@@ -31,21 +33,36 @@ public sealed class AccessTokenValidator(ISigningKeySource keys, IOptions<TokenO
 
     private readonly ConcurrentDictionary<string, Accepted> _accepted = new(StringComparer.Ordinal);
 
-    private sealed record Accepted(ClaimsIdentity Identity, string KeyId, DateTime ValidTo);
+    private sealed record Accepted(ReadOnlyClaimsIdentity Identity, string KeyId, DateTime ValidTo);
 
-    public async Task<TokenValidation> ValidateAsync(string token, CancellationToken cancellationToken)
+    public ValueTask<TokenValidation> ValidateAsync(string token, CancellationToken cancellationToken) =>
+        ValidateAsync(token.AsMemory(), cancellationToken);
+
+    /// <summary>
+    /// Validates the token in <paramref name="token"/>, a slice of the Authorization header: a remembered token is found
+    /// by its characters where they are, and its text is copied out only when it has to be parsed.
+    /// </summary>
+    public async ValueTask<TokenValidation> ValidateAsync(ReadOnlyMemory<char> token, CancellationToken cancellationToken)
     {
-        if (_accepted.TryGetValue(token, out var accepted))
+        var remembered = _accepted.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (remembered.TryGetValue(token.Span, out var accepted))
         {
             if (clock.GetUtcNow().UtcDateTime < accepted.ValidTo.AddSeconds(options.Value.ClockSkewSeconds)
                 && await keys.FindAsync(accepted.KeyId, cancellationToken) is not null)
             {
-                return new TokenValidation(new ClaimsPrincipal(accepted.Identity.Clone()), null);
+                return new TokenValidation(new ClaimsPrincipal(accepted.Identity), null);
             }
 
-            _accepted.TryRemove(token, out _);
+            remembered.TryRemove(token.Span, out _, out _);
         }
 
+        return await ValidateNewAsync(
+            MemoryMarshal.TryGetString(token, out var whole, out var start, out var length) && start == 0 && length == whole.Length ? whole : token.ToString(),
+            cancellationToken);
+    }
+
+    private async Task<TokenValidation> ValidateNewAsync(string token, CancellationToken cancellationToken)
+    {
         JsonWebToken jwt;
         try
         {
@@ -110,7 +127,8 @@ public sealed class AccessTokenValidator(ISigningKeySource keys, IOptions<TokenO
             _accepted.Clear();
         }
 
-        _accepted[token] = new Accepted(identity.Clone(), jwt.Kid, jwt.ValidTo);
-        return new TokenValidation(new ClaimsPrincipal(identity), null);
+        var shared = new ReadOnlyClaimsIdentity(identity);
+        _accepted[token] = new Accepted(shared, jwt.Kid, jwt.ValidTo);
+        return new TokenValidation(new ClaimsPrincipal(shared), null);
     }
 }

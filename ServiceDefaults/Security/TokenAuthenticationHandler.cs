@@ -37,7 +37,7 @@ public sealed class TokenAuthenticationHandler(
         TokenValidation validation;
         try
         {
-            validation = await validator.ValidateAsync(header["Bearer ".Length..].Trim(), Context.RequestAborted);
+            validation = await validator.ValidateAsync(header.AsMemory("Bearer ".Length).Trim(), Context.RequestAborted);
         }
         catch (SigningKeysUnavailableException unavailable)
         {

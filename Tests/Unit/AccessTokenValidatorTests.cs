@@ -69,19 +69,67 @@ public sealed class AccessTokenValidatorTests : IDisposable
     }
 
     [Fact]
-    public async Task Each_request_gets_its_own_principal_with_the_token_claims()
+    public async Task Each_request_gets_its_own_principal_around_the_token_identity_that_no_request_can_change()
     {
         var ct = TestContext.Current.CancellationToken;
         var token = Token(TimeSpan.FromMinutes(5));
 
         var first = (await _validator.ValidateAsync(token, ct)).Principal!;
         var second = (await _validator.ValidateAsync(token, ct)).Principal!;
-        ((ClaimsIdentity)first.Identity!).AddClaim(new Claim("added", "by one request"));
+        var shared = (ClaimsIdentity)first.Identity!;
 
-        Assert.NotSame(first.Identity, second.Identity);
+        Assert.NotSame(first, second);
+        Assert.Throws<InvalidOperationException>(() => shared.AddClaim(new Claim("added", "by one request")));
+        Assert.Throws<InvalidOperationException>(() => shared.AddClaims([new Claim("added", "by one request")]));
+        Assert.Throws<InvalidOperationException>(() => shared.RemoveClaim(shared.FindFirst(ShopClaims.Role)));
+        Assert.Throws<InvalidOperationException>(() => shared.TryRemoveClaim(shared.FindFirst(ShopClaims.Role)));
+        first.AddIdentity(new ClaimsIdentity([new Claim("added", "to one request's principal")]));
+
         Assert.Null(second.FindFirst("added"));
         Assert.Equal("user-1", second.UserId());
         Assert.Equal("demo", second.TenantId());
+        Assert.False(second.IsAdmin());
+        Assert.False(second.IsService());
+        Assert.True(second.IsInRole(ShopClaims.CustomerRole));
+        Assert.True(second.Identity!.IsAuthenticated);
+        Assert.Equal("user-1", second.Identity.Name);
+        Assert.All(shared.Claims, claim => Assert.Same(shared, claim.Subject));
+
+        var copy = shared.Clone();
+        copy.AddClaim(new Claim("added", "to a copy"));
+        Assert.Equal("to a copy", copy.FindFirst("added")!.Value);
+        Assert.Equal("user-1", copy.FindFirst(ShopClaims.Subject)!.Value);
+        Assert.Null(shared.FindFirst("added"));
+    }
+
+    [Fact]
+    public async Task Claim_types_match_exactly_as_the_token_spells_them()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var principal = (await _validator.ValidateAsync(Token(TimeSpan.FromMinutes(5)), ct)).Principal!;
+
+        Assert.Equal("demo", principal.FindFirst("tid")!.Value);
+        Assert.Null(principal.FindFirst("TID"));
+        Assert.True(principal.HasClaim("role", "customer"));
+        Assert.False(principal.HasClaim("ROLE", "customer"));
+        Assert.False(principal.HasClaim("role", "Customer"));
+        Assert.Single(principal.FindAll("role"));
+        Assert.Empty(principal.FindAll("Role"));
+    }
+
+    [Fact]
+    public async Task A_token_sliced_from_a_header_is_the_same_token_as_its_text()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var token = Token(TimeSpan.FromMinutes(5));
+        var header = $"Bearer {token}";
+
+        var fromText = (await _validator.ValidateAsync(token, ct)).Principal!;
+        var fromHeader = (await _validator.ValidateAsync(header.AsMemory("Bearer ".Length), ct)).Principal!;
+        var forged = (await _validator.ValidateAsync(header.AsMemory("Bearer ".Length, token.Length - 1), ct));
+
+        Assert.Same(fromText.Identity, fromHeader.Identity);
+        Assert.False(forged.IsValid);
     }
 
     public void Dispose() => _rsa.Dispose();

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 
 namespace Shop.ServiceDefaults.Correlation;
@@ -13,15 +14,17 @@ internal sealed class CorrelationMiddleware(RequestDelegate next, ILogger<Correl
         var id = CorrelationContext.IsValid(incoming) ? incoming : CorrelationContext.NewId();
 
         CorrelationContext.Current = id;
-        context.Items[CorrelationContext.LogScopeKey] = id;
+        var correlation = new CorrelationFeature(id);
+        context.Features.Set(correlation);
         Activity.Current?.SetTag("correlation.id", id);
-        context.Response.OnStarting(() =>
+        context.Response.OnStarting(static state =>
         {
-            context.Response.Headers[CorrelationContext.HeaderName] = id;
+            var http = (HttpContext)state;
+            http.Response.Headers[CorrelationContext.HeaderName] = http.Features.GetRequiredFeature<CorrelationFeature>().Id;
             return Task.CompletedTask;
-        });
+        }, context);
 
-        using (logger.BeginScope(new Dictionary<string, object> { [CorrelationContext.LogScopeKey] = id }))
+        using (logger.BeginScope(correlation))
         {
             await next(context);
         }

@@ -14,7 +14,7 @@ public static class ProblemDetailsExtensions
             var http = context.HttpContext;
             context.ProblemDetails.Instance ??= $"{http.Request.Method} {http.Request.Path}";
             context.ProblemDetails.Extensions["traceId"] = Activity.Current?.TraceId.ToString() ?? http.TraceIdentifier;
-            if ((http.Items[CorrelationContext.LogScopeKey] as string ?? CorrelationContext.Current) is { } correlationId)
+            if ((http.Features.Get<CorrelationFeature>()?.Id ?? CorrelationContext.Current) is { } correlationId)
             {
                 context.ProblemDetails.Extensions["correlationId"] = correlationId;
             }

@@ -100,6 +100,25 @@ public sealed class RealPathTests(AppFixture fixture)
     }
 
     [Theory]
+    [InlineData("/v1/products/00000000-0000-0000-0000-000000000001")] // an empty 404 from the endpoint, dressed by the status-code pages
+    [InlineData("/v1/inventory/not-a-guid")] // no route matched in Inventory
+    [InlineData("/v1/no-such-resource")] // no route matched in the Gateway
+    public async Task An_error_answered_outside_the_request_flow_carries_the_caller_correlation_id(string path)
+    {
+        using var gateway = (await ShopClients.CustomerAsync(App)).Client;
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        var correlation = $"corr-{Guid.NewGuid():N}";
+        request.Headers.Add("X-Correlation-ID", correlation);
+
+        using var response = await gateway.SendAsync(request, Cancellation);
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal(correlation, response.Headers.GetValues("X-Correlation-ID").Single());
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        Assert.Equal(correlation, problem.GetProperty("correlationId").GetString());
+    }
+
+    [Theory]
     [InlineData("/v1/orders?page=2147483647", "page")]
     [InlineData("/v2/orders?page=2147483647", "page")]
     [InlineData("/v1/orders?pageSize=0", "pageSize")]

@@ -20,6 +20,17 @@ public sealed class PlumbingTests
         Assert.False(CorrelationContext.IsValid(new string('a', 65)));
     }
 
+    [Fact]
+    public void A_request_correlation_is_one_log_scope_entry_that_prints_as_itself()
+    {
+        var scope = new CorrelationFeature("abc-123");
+
+        Assert.Equal([new KeyValuePair<string, object>("CorrelationId", "abc-123")], scope.ToList());
+        Assert.Equal(new KeyValuePair<string, object>("CorrelationId", "abc-123"), scope[0]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => scope[1]);
+        Assert.Equal("CorrelationId:abc-123", scope.ToString());
+    }
+
     [Theory]
     [InlineData("57P01", true, true)] // admin_shutdown: the server is stopping under the statement
     [InlineData("57P02", true, true)] // crash_shutdown

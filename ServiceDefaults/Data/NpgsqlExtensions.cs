@@ -14,6 +14,8 @@ namespace Shop.ServiceDefaults.Data;
 
 public static class NpgsqlExtensions
 {
+    private const string GenericPlans = "-c plan_cache_mode=force_generic_plan";
+
     /// <summary>
     /// Registers a pooled DbContext on the connection string <c>ConnectionStrings:{connectionName}</c> (the
     /// name Aspire's client integration uses), a readiness check that runs a query, and Npgsql's tracing.
@@ -43,7 +45,16 @@ public static class NpgsqlExtensions
             // column) from failing while PostgreSQL binds a statement: a statement whose first prepared run fails there,
             // in a transaction, corrupts its connection in Npgsql 10.0.0-10.0.3 (npgsql/npgsql#6391; see DataSourceTests).
             // Text with NUL, which fails there with any plan, is refused before it reaches a service (TextWithoutNul).
-            dataSource.ConnectionStringBuilder.Options ??= "-c statement_timeout=15000 -c plan_cache_mode=force_generic_plan";
+            // A connection string's own Options win, but the generic plans are added unless it chooses a plan mode too.
+            var options = dataSource.ConnectionStringBuilder.Options;
+            if (options is null)
+            {
+                dataSource.ConnectionStringBuilder.Options = $"-c statement_timeout=15000 {GenericPlans}";
+            }
+            else if (!options.Contains("plan_cache_mode", StringComparison.OrdinalIgnoreCase))
+            {
+                dataSource.ConnectionStringBuilder.Options = $"{options} {GenericPlans}";
+            }
 
             // Without row-level security nothing here changes a session's state (settings are SET LOCAL, advisory
             // locks are released by whoever takes them), so a connection goes back to the pool as it is: no reset

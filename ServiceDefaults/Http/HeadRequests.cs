@@ -25,7 +25,9 @@ internal static class HeadRequests
     {
         app.Use(static (context, next) =>
         {
-            if (HttpMethods.IsHead(context.Request.Method))
+            // Methods are case-sensitive (RFC 9110 9.1) and Kestrel leaves out the content only for "HEAD" itself, so
+            // "head" is another method, not routed as a GET.
+            if (string.Equals(context.Request.Method, HttpMethods.Head, StringComparison.Ordinal))
             {
                 context.Request.Method = HttpMethods.Get;
                 context.Features.Set(RoutedAsGet.Instance);

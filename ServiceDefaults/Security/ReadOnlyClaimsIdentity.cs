@@ -1,3 +1,4 @@
+using System.Collections.ObjectModel;
 using System.Security.Claims;
 
 namespace Shop.ServiceDefaults.Security;
@@ -11,15 +12,18 @@ namespace Shop.ServiceDefaults.Security;
 public sealed class ReadOnlyClaimsIdentity : ClaimsIdentity
 {
     private readonly Claim[] _claims;
+    private readonly ReadOnlyCollection<Claim> _readOnlyClaims;
 
     public ReadOnlyClaimsIdentity(ClaimsIdentity validated)
         : base(validated.Claims, validated.AuthenticationType, validated.NameClaimType, validated.RoleClaimType)
     {
         // The base constructor copied each claim with this identity as its subject; these are the copies.
         _claims = [.. base.Claims];
+        _readOnlyClaims = Array.AsReadOnly(_claims);
     }
 
-    public override IEnumerable<Claim> Claims => _claims;
+    /// <summary>The claims, as a collection that cannot be cast back to the array every request shares.</summary>
+    public override IEnumerable<Claim> Claims => _readOnlyClaims;
 
     public override void AddClaim(Claim claim) => throw ReadOnly();
 

@@ -170,7 +170,9 @@ public sealed class InventoryTests(AppFixture fixture)
         }
 
         // On a slow machine the sweeper may already have expired the first ones: in one snapshot, the units held are
-        // exactly those of the reservations still active, and the others have expired.
+        // exactly those of the reservations still active, and the others have expired. (Were all ten expired already, a
+        // reservation that held no unit could still not pass: its expiry would take reserved below zero, which the
+        // stock table's CHECK refuses, and the ten would not all end Expired below.)
         var listed = $"'{{{string.Join(',', ids)}}}'";
         var (reserved, active, expired) = (await ShopData.QueryAsync(App, "inventorydb", $"""
             SELECT s.reserved,
@@ -536,18 +538,36 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(["POST"], reservations.Content.Headers.Allow);
 
         // On the wire, straight to a replica: the headers and nothing after them (an HTTP client would not read content sent after a HEAD's headers).
-        var endpoint = App.CreateHttpClient("inventory", 0).BaseAddress!;
+        var authorization = admin.DefaultRequestHeaders.Authorization!.ToString();
+        var answer = await RawAsync(App.CreateHttpClient("inventory", 0).BaseAddress!, "HEAD", $"/v1/products/{product}", authorization);
+        Assert.StartsWith("HTTP/1.1 200 OK\r\n", answer, StringComparison.Ordinal);
+        Assert.EndsWith("\r\n\r\n", answer, StringComparison.Ordinal);
+        Assert.Contains($"ETag: {get.Headers.ETag}\r\n", answer, StringComparison.Ordinal);
+
+        // Methods are case-sensitive (HTTP clients send the standard spelling, hence the socket): "head" is not HEAD,
+        // which Kestrel would answer with a GET's content and the Gateway forward as a HEAD. Refused in both.
+        foreach (var (endpoint, method) in new[]
+        {
+            (App.CreateHttpClient("inventory", 0).BaseAddress!, "head"), (admin.BaseAddress!, "head"), (admin.BaseAddress!, "Get"),
+        })
+        {
+            var refused = await RawAsync(endpoint, method, $"/v1/products/{product}", authorization);
+            Assert.StartsWith("HTTP/1.1 501 Not Implemented\r\n", refused, StringComparison.Ordinal);
+            Assert.Contains($"Methods are case-sensitive: '{method}' is not {method.ToUpperInvariant()}.", refused, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>A request written to a socket as it is given, and the whole answer, read until the server closes.</summary>
+    private async Task<string> RawAsync(Uri endpoint, string method, string path, string authorization)
+    {
         using var socket = new System.Net.Sockets.TcpClient();
         await socket.ConnectAsync(endpoint.Host, endpoint.Port, Cancellation);
         await using var stream = socket.GetStream();
         await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(
-            $"HEAD /v1/products/{product} HTTP/1.1\r\nHost: {endpoint.Authority}\r\nAuthorization: {admin.DefaultRequestHeaders.Authorization}\r\nConnection: close\r\n\r\n"), Cancellation);
+            $"{method} {path} HTTP/1.1\r\nHost: {endpoint.Authority}\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"), Cancellation);
         using var received = new MemoryStream();
         await stream.CopyToAsync(received, Cancellation);
-        var answer = System.Text.Encoding.ASCII.GetString(received.ToArray());
-        Assert.StartsWith("HTTP/1.1 200 OK\r\n", answer, StringComparison.Ordinal);
-        Assert.EndsWith("\r\n\r\n", answer, StringComparison.Ordinal);
-        Assert.Contains($"ETag: {get.Headers.ETag}\r\n", answer, StringComparison.Ordinal);
+        return System.Text.Encoding.ASCII.GetString(received.ToArray());
     }
 
     [Fact]

@@ -33,15 +33,18 @@ public sealed class DataSourceDefaultsTests
     }
 
     [Fact]
-    public void The_connection_string_wins_over_every_default()
+    public void The_connection_string_wins_over_every_default_but_generic_plans_are_kept_unless_it_chooses_a_plan_mode()
     {
         var settings = Settings($"{ConnectionString};No Reset On Close=false;Options=-c statement_timeout=1000;Maximum Pool Size=5;Max Auto Prepare=0",
             rowLevelSecurityRole: null);
 
         Assert.False(settings.NoResetOnClose);
-        Assert.Equal("-c statement_timeout=1000", settings.Options);
+        Assert.Equal("-c statement_timeout=1000 -c plan_cache_mode=force_generic_plan", settings.Options);
         Assert.Equal(5, settings.MaxPoolSize);
         Assert.Equal(0, settings.MaxAutoPrepare);
+
+        var ownPlanMode = Settings($"{ConnectionString};Options=-c plan_cache_mode=auto", rowLevelSecurityRole: null);
+        Assert.Equal("-c plan_cache_mode=auto", ownPlanMode.Options);
     }
 
     private static NpgsqlConnectionStringBuilder Settings(string connectionString, string? rowLevelSecurityRole)

@@ -29,20 +29,24 @@ internal sealed class ManagedProcess : IDisposable
 
     public int Pid { get; }
 
-    /// <summary>A path that names an executable file, or a bare name found as one on PATH (as <c>execvp</c> looks it up).</summary>
-    internal static bool IsInstalled(string fileName, string? path = null)
+    /// <summary>
+    /// A path that names an executable file, or a bare name found as one on PATH, as <c>execvp</c> looks it up from the
+    /// process's working directory: a relative path, a relative PATH entry and an empty one (the working directory itself)
+    /// are taken from there.
+    /// </summary>
+    internal static bool IsInstalled(string fileName, string workingDirectory, string? path = null)
     {
         static bool Executable(string file) =>
             File.Exists(file) && (File.GetUnixFileMode(file) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0;
 
         if (fileName.Contains('/', StringComparison.Ordinal))
         {
-            return Executable(fileName);
+            return Executable(Path.Combine(workingDirectory, fileName));
         }
 
         return (path ?? Environment.GetEnvironmentVariable("PATH") ?? "")
-            .Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Any(directory => Executable(Path.Combine(directory, fileName)));
+            .Split(':')
+            .Any(directory => Executable(Path.Combine(workingDirectory, directory, fileName)));
     }
 
     /// <summary>Completes with the exit code when the process ends, for any reason.</summary>
@@ -51,7 +55,8 @@ internal sealed class ManagedProcess : IDisposable
     public static ManagedProcess Start(ProcessSpec spec, RunDirectory runDirectory, Action<bool, string> onOutput)
     {
         // setsid would start, fail to run a program that is not there, and exit: the resource would restart for good.
-        if (!IsInstalled(spec.FileName))
+        var path = spec.Environment.TryGetValue("PATH", out var ownPath) ? ownPath : null;
+        if (!IsInstalled(spec.FileName, spec.WorkingDirectory, path))
         {
             throw new FileNotFoundException($"'{spec.FileName}' is not installed (not found on PATH). Run the README's set-up command.", spec.FileName);
         }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net;
 using Microsoft.Extensions.Options;
 using Shop.ServiceDefaults.Correlation;
@@ -7,10 +8,12 @@ namespace Shop.Gateway.Forwarding;
 /// <summary>
 /// Forwards a request to one replica of a service, picked round-robin among the replicas that pass their
 /// health probe and are not ejected. Bodies stream both ways, hop-by-hop headers are dropped and
-/// X-Forwarded-* set. A replica that cannot be connected to is reported and the next one tried (nothing was
-/// sent, so this is safe for any method). When no replica is available, those that failed their last probe or are
-/// ejected are probed again before the answer is 503 (<see cref="DestinationProber.RecheckAsync"/>). Only transport
-/// failures (no connection, no answer in time, a broken answer) count towards ejecting a replica.
+/// X-Forwarded-* set. A replica that cannot be connected to (refused, or not accepted within the connect timeout) is
+/// reported and the next one tried (nothing was sent, so this is safe for any method). When no replica is available,
+/// those that failed their last probe or are ejected are probed again before the answer is 503
+/// (<see cref="DestinationProber.RecheckAsync"/>). Only the replica's transport failures (no connection, no answer in
+/// time, an answer that breaks off or stalls) count towards ejecting it; the client's own (a body that cannot be read or
+/// does not arrive in time, a client gone) do not.
 /// </summary>
 public sealed class Forwarder(DestinationPools pools, DestinationProber prober, IOptions<ForwardingOptions> options, TimeProvider clock,
     ILogger<Forwarder> logger)
@@ -38,8 +41,10 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
     public async Task ForwardAsync(HttpContext context, string service)
     {
         var settings = options.Value;
+        var answerTime = TimeSpan.FromSeconds(settings.ServiceTimeoutSeconds.GetValueOrDefault(service, settings.TimeoutSeconds));
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        timeout.CancelAfter(TimeSpan.FromSeconds(settings.ServiceTimeoutSeconds.GetValueOrDefault(service, settings.TimeoutSeconds)));
+        timeout.CancelAfter(answerTime);
+        var body = HasBody(context.Request) ? new ClientBody(context.Request.Body) : null;
         var tried = new List<Destination>();
         while (tried.Count < MaxAttempts)
         {
@@ -57,24 +62,44 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
             }
 
             tried.Add(destination);
-            using var request = CreateRequest(context, destination.Address);
+            using var request = CreateRequest(context, destination.Address, body);
             HttpResponseMessage response;
             try
             {
                 response = await Http.SendAsync(request, timeout.Token);
             }
-            catch (HttpRequestException ex) when (ex.InnerException is BadHttpRequestException tooLargeOrMalformed)
+            catch (Exception) when (context.RequestAborted.IsCancellationRequested)
             {
-                // Reading the client's body failed (too large when streamed, or cut off): the client's fault, not the service's.
-                throw tooLargeOrMalformed;
+                // The client went away: nobody to answer, and nothing the replica did (499 in logs and spans).
+                context.Response.StatusCode = 499;
+                return;
+            }
+            catch (Exception) when (body?.Failure is { } clientFault)
+            {
+                // Reading the client's body failed (too large when streamed, cut off, malformed): the client's fault.
+                throw clientFault is BadHttpRequestException ? clientFault
+                    : new BadHttpRequestException("The request body could not be read.", StatusCodes.Status400BadRequest, clientFault);
             }
             catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.ConnectionError)
             {
-                destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
-                logger.LogWarning("Could not connect to {Service} at {Address}; trying another replica", service, destination.Address);
+                ConnectFailed(destination, service);
                 continue;
             }
-            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException && !context.RequestAborted.IsCancellationRequested)
+            catch (OperationCanceledException ex) when (ex.InnerException is TimeoutException && !timeout.IsCancellationRequested)
+            {
+                // The connection was not accepted within the connect timeout (a host that drops it, a full accept queue):
+                // nothing was sent, so another replica may take the request like after a refused connection.
+                ConnectFailed(destination, service);
+                continue;
+            }
+            catch (OperationCanceledException) when (timeout.IsCancellationRequested && body is { Completed: false })
+            {
+                // The client was still sending its body when the time ran out: its slowness, not the replica's.
+                await Results.Problem(statusCode: StatusCodes.Status408RequestTimeout, title: "The request body did not arrive in time.")
+                    .ExecuteAsync(context);
+                return;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
             {
                 destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
                 var timedOut = timeout.IsCancellationRequested;
@@ -92,12 +117,45 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
                 // replica out, and with them the requests they can still serve. A replica that is unready says so on
                 // /health, which the active probe acts on.
                 destination.ReportSuccess();
-                await CopyResponseAsync(context, response);
+                if (await CopyResponseAsync(context, response, timeout, answerTime) is { } broken)
+                {
+                    // The answer broke off or stalled after its headers: a transport failure of the replica.
+                    destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
+                    logger.LogWarning(broken, "The answer of {Service} at {Address} to {Method} {Path} broke off", service, destination.Address,
+                        context.Request.Method, context.Request.Path);
+                    await BrokenAnswerAsync(context, service, timedOut: broken is OperationCanceledException);
+                }
+
                 return;
             }
         }
 
         await UnavailableAsync(context, service);
+    }
+
+    private void ConnectFailed(Destination destination, string service)
+    {
+        var settings = options.Value;
+        destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
+        logger.LogWarning("Could not connect to {Service} at {Address}; trying another replica", service, destination.Address);
+    }
+
+    /// <summary>
+    /// Before anything was sent to the client it gets a 502 (504 when the answer stalled); after, the only honest signal
+    /// left is to break the connection, so that the client does not take a cut-off body for a whole one.
+    /// </summary>
+    private static async Task BrokenAnswerAsync(HttpContext context, string service, bool timedOut)
+    {
+        if (context.Response.HasStarted)
+        {
+            context.Abort();
+            return;
+        }
+
+        context.Response.Clear();
+        await Results.Problem(
+            statusCode: timedOut ? StatusCodes.Status504GatewayTimeout : StatusCodes.Status502BadGateway,
+            title: timedOut ? $"The {service} service did not answer in time." : $"The {service} service failed to answer.").ExecuteAsync(context);
     }
 
     private async Task UnavailableAsync(HttpContext context, string service)
@@ -108,35 +166,109 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
             detail: "No replica is healthy right now; try again shortly.").ExecuteAsync(context);
     }
 
-    private static async Task CopyResponseAsync(HttpContext context, HttpResponseMessage response)
+    /// <summary>
+    /// Copies the status, headers and body of the answer; returns the replica's failure if its body broke off or a read of
+    /// it waited longer than <paramref name="readTime"/> (each read gets the whole time, so a long answer that keeps
+    /// coming is not cut). A client that goes away ends the copy quietly.
+    /// </summary>
+    private static async Task<Exception?> CopyResponseAsync(HttpContext context, HttpResponseMessage response, CancellationTokenSource timeout,
+        TimeSpan readTime)
     {
         context.Response.StatusCode = (int)response.StatusCode;
+        var connection = response.Headers.Connection;
         foreach (var header in response.Headers.Concat(response.Content.Headers))
         {
-            if (!HopByHop.Contains(header.Key))
+            if (!HopByHop.Contains(header.Key) && !Named(connection, header.Key))
             {
                 context.Response.Headers[header.Key] = header.Value.ToArray();
             }
         }
 
-        await response.Content.CopyToAsync(context.Response.Body, context.RequestAborted);
+        // A read of the replica's answer that fails while the client is still there is the replica's failure.
+        static bool ReplicaFault(Exception ex, HttpContext context) =>
+            ex is IOException or HttpRequestException or OperationCanceledException && !context.RequestAborted.IsCancellationRequested;
+
+        Stream answer;
+        try
+        {
+            answer = await response.Content.ReadAsStreamAsync(timeout.Token);
+        }
+        catch (Exception ex) when (ReplicaFault(ex, context))
+        {
+            return ex;
+        }
+
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            await using (answer)
+            {
+                while (true)
+                {
+                    int read;
+                    try
+                    {
+                        timeout.CancelAfter(readTime);
+                        read = await answer.ReadAsync(buffer, timeout.Token);
+                    }
+                    catch (Exception ex) when (ReplicaFault(ex, context))
+                    {
+                        return ex;
+                    }
+
+                    if (read == 0)
+                    {
+                        return null;
+                    }
+
+                    await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException && context.RequestAborted.IsCancellationRequested)
+        {
+            return null;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
-    private static HttpRequestMessage CreateRequest(HttpContext context, Uri destination)
+    private static bool Named(IEnumerable<string> connectionTokens, string header)
+    {
+        foreach (var token in connectionTokens)
+        {
+            if (string.Equals(token, header, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    // A request has a body when it declares a length or is chunked (HTTP/1.1, which is all the Gateway serves).
+    private static bool HasBody(HttpRequest request) => request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0;
+
+    private static HttpRequestMessage CreateRequest(HttpContext context, Uri destination, ClientBody? body)
     {
         var incoming = context.Request;
         var request = new HttpRequestMessage(new HttpMethod(incoming.Method), new Uri(destination, $"{incoming.PathBase.ToUriComponent()}{incoming.Path.ToUriComponent()}{incoming.QueryString.ToUriComponent()}"))
         {
             Version = HttpVersion.Version11,
         };
-        if (incoming.ContentLength > 0 || incoming.Headers.TransferEncoding.Count > 0)
+        if (body is not null)
         {
-            request.Content = new StreamContent(incoming.Body);
+            request.Content = new StreamContent(body);
         }
 
+        // Headers named in Connection are for this hop alone (RFC 9110 7.6.1).
+        var connection = incoming.Headers.Connection;
         foreach (var header in incoming.Headers)
         {
-            if (HopByHop.Contains(header.Key) || header.Key.StartsWith("X-Forwarded-", StringComparison.OrdinalIgnoreCase))
+            if (HopByHop.Contains(header.Key) || header.Key.StartsWith("X-Forwarded-", StringComparison.OrdinalIgnoreCase)
+                || (connection.Count > 0 && Named(ConnectionTokens(connection), header.Key)))
             {
                 continue;
             }
@@ -157,4 +289,7 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         request.Headers.TryAddWithoutValidation("X-Forwarded-Host", incoming.Host.Value);
         return request;
     }
+
+    private static IEnumerable<string> ConnectionTokens(Microsoft.Extensions.Primitives.StringValues connection) =>
+        connection.SelectMany(value => (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
 }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Primitives;
 using Shop.ServiceDefaults.Correlation;
 
 namespace Shop.Gateway.Forwarding;
@@ -175,7 +176,10 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         TimeSpan readTime)
     {
         context.Response.StatusCode = (int)response.StatusCode;
-        var connection = response.Headers.Connection;
+        // Read without parsing: an answer seldom names headers in Connection, and then nothing is allocated for it.
+        string[] connection = response.Headers.NonValidated.TryGetValues("Connection", out var named)
+            ? ConnectionTokens(new StringValues([.. named]))
+            : [];
         foreach (var header in response.Headers.Concat(response.Content.Headers))
         {
             if (!HopByHop.Contains(header.Key) && !Named(connection, header.Key))
@@ -235,7 +239,7 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         }
     }
 
-    private static bool Named(IEnumerable<string> connectionTokens, string header)
+    private static bool Named(string[] connectionTokens, string header)
     {
         foreach (var token in connectionTokens)
         {
@@ -264,11 +268,11 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         }
 
         // Headers named in Connection are for this hop alone (RFC 9110 7.6.1).
-        var connection = incoming.Headers.Connection;
+        var connection = incoming.Headers.Connection.Count > 0 ? ConnectionTokens(incoming.Headers.Connection) : [];
         foreach (var header in incoming.Headers)
         {
             if (HopByHop.Contains(header.Key) || header.Key.StartsWith("X-Forwarded-", StringComparison.OrdinalIgnoreCase)
-                || (connection.Count > 0 && Named(ConnectionTokens(connection), header.Key)))
+                || Named(connection, header.Key))
             {
                 continue;
             }
@@ -290,6 +294,6 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         return request;
     }
 
-    private static IEnumerable<string> ConnectionTokens(Microsoft.Extensions.Primitives.StringValues connection) =>
-        connection.SelectMany(value => (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+    private static string[] ConnectionTokens(StringValues connection) =>
+        [.. connection.SelectMany(value => (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))];
 }

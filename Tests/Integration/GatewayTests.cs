@@ -260,6 +260,16 @@ public sealed class GatewayTests(AppFixture fixture)
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+
+        // Chunked, the length is known only once the limit is crossed, while the body streams to a replica: still 413.
+        using var chunked = new HttpRequestMessage(HttpMethod.Post, "/v1/orders")
+        {
+            Content = new StringContent($$"""{"items":[],"padding":"{{new string('x', 2 * 1024 * 1024)}}"}""", Encoding.UTF8, "application/json"),
+        };
+        chunked.Headers.TransferEncodingChunked = true;
+        using var chunkedResponse = await client.SendAsync(chunked, Cancellation);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, chunkedResponse.StatusCode);
+        Assert.Equal("application/problem+json", chunkedResponse.Content.Headers.ContentType?.MediaType);
     }
 
     private async Task<string> ForgeAsync(string kind)

@@ -173,7 +173,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
         await using (await TableLock.TakeAsync(App.GetConnectionString("ordersdb")!, "orders", "SHARE"))
         {
             var first = direct.PostOrderAsync(body, key);
-            await WaitUntilWaitingOnTheLockAsync(key, attempts: 1);
+            await WaitUntilWaitingOnTheLockAsync(key, attempts: 1, first);
             using var process = Process.GetProcessById(victim.Pid!.Value);
             process.Kill();
             await Assert.ThrowsAnyAsync<HttpRequestException>(() => first);
@@ -211,7 +211,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
         await using (await TableLock.TakeAsync(App.GetConnectionString("ordersdb")!, "orders", "SHARE"))
         {
             first = gateway.PostOrderAsync(body, key);
-            await WaitUntilWaitingOnTheLockAsync(key, attempts: 1);
+            await WaitUntilWaitingOnTheLockAsync(key, attempts: 1, first);
             await ShopData.WaitUntilAsync("the first attempt's lease ran out", async () => await ShopData.ScalarAsync<long>(App, "ordersdb",
                 $"SELECT count(*) FROM idempotency_keys WHERE key = '{key}' AND locked_at < now() - interval '{ChaosFixture.IdempotencyLeaseSeconds} seconds'") == 1, seconds: 30);
             retry = gateway.PostOrderAsync(body, key);
@@ -723,7 +723,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
                 await ShopData.ScalarAsync<long>(App, "ordersdb", $"SELECT count(*) FROM idempotency_keys WHERE key = '{key}' AND status = 'InProgress'") == 1
                 && await ShopData.ScalarAsync<long>(App, "ordersdb",
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%INSERT INTO orders%'") == attempts,
-                seconds: 30);
+                seconds: 60);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

@@ -102,12 +102,9 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
             }
             catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
             {
-                destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
-                var timedOut = timeout.IsCancellationRequested;
+                Failed(destination);
                 logger.LogWarning(ex, "Forwarding {Method} {Path} to {Service} failed", context.Request.Method, context.Request.Path, service);
-                await Results.Problem(
-                    statusCode: timedOut ? StatusCodes.Status504GatewayTimeout : StatusCodes.Status502BadGateway,
-                    title: timedOut ? $"The {service} service did not answer in time." : $"The {service} service failed to answer.").ExecuteAsync(context);
+                await ReplicaFailedAsync(context, service, timedOut: timeout.IsCancellationRequested);
                 return;
             }
 
@@ -121,10 +118,10 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
                 if (await CopyResponseAsync(context, response, timeout, answerTime) is { } broken)
                 {
                     // The answer broke off or stalled after its headers: a transport failure of the replica.
-                    destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
+                    Failed(destination);
                     logger.LogWarning(broken, "The answer of {Service} at {Address} to {Method} {Path} broke off", service, destination.Address,
                         context.Request.Method, context.Request.Path);
-                    await BrokenAnswerAsync(context, service, timedOut: broken is OperationCanceledException);
+                    await ReplicaFailedAsync(context, service, timedOut: broken is OperationCanceledException);
                 }
 
                 return;
@@ -136,16 +133,22 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
 
     private void ConnectFailed(Destination destination, string service)
     {
-        var settings = options.Value;
-        destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
+        Failed(destination);
         logger.LogWarning("Could not connect to {Service} at {Address}; trying another replica", service, destination.Address);
     }
 
+    /// <summary>A transport failure of the replica, counted towards its ejection.</summary>
+    private void Failed(Destination destination)
+    {
+        var settings = options.Value;
+        destination.ReportFailure(clock.GetUtcNow(), settings.FailuresToEject, TimeSpan.FromSeconds(settings.EjectSeconds));
+    }
+
     /// <summary>
-    /// Before anything was sent to the client it gets a 502 (504 when the answer stalled); after, the only honest signal
-    /// left is to break the connection, so that the client does not take a cut-off body for a whole one.
+    /// Before anything was sent to the client it gets a 502 (504 when the replica did not answer in time); after, the only
+    /// honest signal left is to break the connection, so that the client does not take a cut-off body for a whole one.
     /// </summary>
-    private static async Task BrokenAnswerAsync(HttpContext context, string service, bool timedOut)
+    private static async Task ReplicaFailedAsync(HttpContext context, string service, bool timedOut)
     {
         if (context.Response.HasStarted)
         {
@@ -182,7 +185,7 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
             : [];
         foreach (var header in response.Headers.Concat(response.Content.Headers))
         {
-            if (!HopByHop.Contains(header.Key) && !Named(connection, header.Key))
+            if (!HopByHop.Contains(header.Key) && !connection.Contains(header.Key, StringComparer.OrdinalIgnoreCase))
             {
                 context.Response.Headers[header.Key] = header.Value.ToArray();
             }
@@ -239,19 +242,6 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         }
     }
 
-    private static bool Named(string[] connectionTokens, string header)
-    {
-        foreach (var token in connectionTokens)
-        {
-            if (string.Equals(token, header, StringComparison.OrdinalIgnoreCase))
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
-
     // A request has a body when it declares a length or is chunked (HTTP/1.1, which is all the Gateway serves).
     private static bool HasBody(HttpRequest request) => request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0;
 
@@ -272,7 +262,7 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         foreach (var header in incoming.Headers)
         {
             if (HopByHop.Contains(header.Key) || header.Key.StartsWith("X-Forwarded-", StringComparison.OrdinalIgnoreCase)
-                || Named(connection, header.Key))
+                || connection.Contains(header.Key, StringComparer.OrdinalIgnoreCase))
             {
                 continue;
             }

@@ -36,10 +36,19 @@ internal sealed class ConsoleProgress : IDisposable
             _last[snapshot.Name] = current;
             var waiting = snapshot.State == ResourceState.Waiting ? $" for {string.Join(", ", snapshot.WaitsFor)}" : "";
             var health = snapshot.Health == HealthState.Unknown ? "" : $" ({snapshot.Health.ToString().ToLowerInvariant()})";
-            // Why it could not start (a program that is not installed) is the last line of its log: shown here too.
-            var reason = snapshot.State == ResourceState.FailedToStart && _notifications.Find(snapshot.Name).Logs.Tail(1) is [var last]
-                ? $": {last.Text}" : "";
+            var reason = snapshot.State == ResourceState.FailedToStart && FailureReason(snapshot) is { } text ? $": {text}" : "";
             _console.WriteLine($"[{_clock.Elapsed.TotalSeconds,6:F1}s] {snapshot.Name.PadRight(_width)}{snapshot.State}{waiting}{health}{reason}");
         }
+    }
+
+    /// <summary>
+    /// Why it could not start (a program that is not installed): the last line that a replica which failed to start
+    /// logged, not the last line of the resource, which another replica still running may have written since.
+    /// </summary>
+    private string? FailureReason(ResourceSnapshot snapshot)
+    {
+        var logs = _notifications.Find(snapshot.Name).Logs;
+        var failed = snapshot.Replicas.FirstOrDefault(r => r.State == ResourceState.FailedToStart);
+        return (failed is null ? logs.Tail(1) : logs.Tail(1, failed.Index)) is [var last] ? last.Text : null;
     }
 }

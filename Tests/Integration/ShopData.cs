@@ -36,6 +36,9 @@ internal static class ShopData
             using var response = await customer.PostOrderAsync(new { items = new[] { new { productId = product, quantity } } }, key);
             if (response.StatusCode is HttpStatusCode.ServiceUnavailable or HttpStatusCode.Conflict && attempt < attempts)
             {
+                // Said in the test's output, so that a run shows how often a careful client had to retry.
+                TestContext.Current.TestOutputHelper?.WriteLine(
+                    $"POST /v1/orders answered {(int)response.StatusCode} on attempt {attempt}, retried: {await response.Content.ReadAsStringAsync(Cancellation)}");
                 await Task.Delay(TimeSpan.FromSeconds(attempt), Cancellation);
                 continue;
             }

@@ -232,6 +232,12 @@ public static class OrdersApi
             errors["items"] = ["At most 100 items per order."];
         }
 
+        if (items.Any(item => item is null))
+        {
+            errors["items"] = ["No item may be null."];
+            return errors;
+        }
+
         for (var i = 0; i < items.Count; i++)
         {
             if (items[i].ProductId == Guid.Empty)

@@ -87,7 +87,7 @@ internal sealed class RequestBodyGuard(RequestDelegate next)
     private static async Task RefuseAsync(HttpContext context, IProblemDetailsService problems, int status, string title, string detail)
     {
         context.Response.StatusCode = status;
-        await problems.WriteAsync(new ProblemDetailsContext
+        await problems.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = context,
             ProblemDetails = new ProblemDetails { Status = status, Title = title, Detail = detail },

@@ -239,7 +239,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
     private Task ProblemAsync(HttpContext context, int status, string title, string detail)
     {
         context.Response.StatusCode = status;
-        return problems.WriteAsync(new ProblemDetailsContext
+        return problems.TryWriteAsync(new ProblemDetailsContext
         {
             HttpContext = context,
             ProblemDetails = new ProblemDetails { Status = status, Title = title, Detail = detail },

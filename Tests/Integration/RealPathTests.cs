@@ -77,6 +77,7 @@ public sealed class RealPathTests(AppFixture fixture)
 
     [Theory]
     [InlineData("""{"items":[]}""", "application/json", 400)]
+    [InlineData("""{"items":[null]}""", "application/json", 400)]
     [InlineData("""{"items":[{"productId":"00000000-0000-0000-0000-000000000001","quantity":1}]}""", "application/json", 422)]
     [InlineData("""{"items":[{"productId":"00000000-0000-0000-0000-000000000001","quantity":0}]}""", "application/json", 400)]
     [InlineData("""{"items":[{"productId":"00000000-0000-0000-0000-000000000001","quantity":100000}]}""", "application/json", 400)]
@@ -97,6 +98,44 @@ public sealed class RealPathTests(AppFixture fixture)
         Assert.Equal(status, problem.GetProperty("status").GetInt32());
         Assert.Equal(32, problem.GetProperty("traceId").GetString()!.Length);
         Assert.False(string.IsNullOrEmpty(problem.GetProperty("correlationId").GetString()));
+    }
+
+    [Fact]
+    public async Task A_client_that_accepts_no_json_still_gets_the_status_of_each_refusal_never_a_500()
+    {
+        using var customer = (await ShopClients.CustomerAsync(App)).Client;
+        using var anonymous = ShopClients.Anonymous(App);
+        var product = (await FirstProductAsync(customer)).GetProperty("id").GetGuid();
+
+        async Task<HttpStatusCode> SendAsync(HttpClient client, HttpMethod method, string path, string? body, string? key = null)
+        {
+            using var request = new HttpRequestMessage(method, path);
+            request.Headers.Accept.ParseAdd("text/plain");
+            if (body is not null)
+            {
+                request.Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+            }
+
+            if (key is not null)
+            {
+                request.Headers.Add("Idempotency-Key", key);
+            }
+
+            using var response = await client.SendAsync(request, Cancellation);
+            return response.StatusCode;
+        }
+
+        var order = $$"""{"items":[{"productId":"{{product}}","quantity":1}]}""";
+        Assert.Equal(HttpStatusCode.Unauthorized, await SendAsync(anonymous, HttpMethod.Get, "/v1/orders", null));
+        Assert.Equal(HttpStatusCode.Forbidden, await SendAsync(customer, HttpMethod.Post, "/v1/products", "{}"));
+        // Refused by Orders' Idempotency-Key handling: no key; then one key reused for another body.
+        Assert.Equal(HttpStatusCode.BadRequest, await SendAsync(customer, HttpMethod.Post, "/v1/orders", order));
+        var key = Guid.NewGuid().ToString("N");
+        Assert.Equal(HttpStatusCode.Accepted, await SendAsync(customer, HttpMethod.Post, "/v1/orders", order, key));
+        Assert.Equal(HttpStatusCode.UnprocessableEntity,
+            await SendAsync(customer, HttpMethod.Post, "/v1/orders", order.Replace("\"quantity\":1", "\"quantity\":2"), key));
+        // Refused by the Gateway's request guard: a NUL in the query string cannot be stored.
+        Assert.Equal(HttpStatusCode.BadRequest, await SendAsync(customer, HttpMethod.Get, "/v1/products?search=%00", null));
     }
 
     [Theory]

@@ -50,6 +50,9 @@ public sealed class OrderStatusChange
 /// </summary>
 public sealed class Order
 {
+    /// <summary>The largest total the orders table holds (numeric(12,2)); prices and quantities allowed alone can exceed it.</summary>
+    public const decimal MaxTotal = 9_999_999_999.99m;
+
     private readonly List<OrderLine> _lines = [];
     private readonly List<OrderStatusChange> _history = [];
 
@@ -109,6 +112,14 @@ public sealed class Order
         };
         order._lines.AddRange(lines.Select(l => new OrderLine(l.ProductId, l.Quantity, l.UnitPrice)));
         order.Total = order._lines.Sum(l => l.Subtotal);
+        if (order.Total > MaxTotal)
+        {
+            throw new DomainException("Order total too large.",
+                $"An order's total may be at most {MaxTotal.ToString(System.Globalization.CultureInfo.InvariantCulture)} {order.Currency}; this one is "
+                + $"{order.Total.ToString(System.Globalization.CultureInfo.InvariantCulture)}. Split it into smaller orders.",
+                StatusCodes.Status422UnprocessableEntity);
+        }
+
         order._history.Add(new OrderStatusChange(OrderStatus.Pending, null, now));
         return order;
     }

@@ -157,4 +157,16 @@ public sealed class OrderSagaTests
         Assert.Equal(422, Assert.Throws<DomainException>(() =>
             Order.Place("demo", "c", [(Guid.NewGuid(), 1, 1m, "EUR"), (Guid.NewGuid(), 1, 1m, "USD")], Now)).StatusCode);
     }
+
+    [Fact]
+    public void A_total_the_orders_table_cannot_hold_is_refused_as_422_and_the_largest_it_can_is_placed()
+    {
+        // 1000 units of a product at Inventory's highest price: each allowed alone, together past numeric(12,2).
+        var tooLarge = Assert.Throws<DomainException>(() => Order.Place("demo", "c", [(Guid.NewGuid(), 1000, 10_000_000m, "EUR")], Now));
+        Assert.Equal(422, tooLarge.StatusCode);
+        Assert.Equal("Order total too large.", tooLarge.Title);
+
+        var largest = Order.Place("demo", "c", [(Guid.NewGuid(), 1, Order.MaxTotal - 0.99m, "EUR"), (Guid.NewGuid(), 1, 0.99m, "EUR")], Now);
+        Assert.Equal(Order.MaxTotal, largest.Total);
+    }
 }

@@ -342,13 +342,29 @@ public static class ProductsApi
         }
 
         product.Delete(clock.GetUtcNow());
-        try
+        while (true)
         {
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (DbUpdateConcurrencyException)
-        {
-            return PreconditionFailed(null);
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                break;
+            }
+            catch (DbUpdateConcurrencyException) when (!ifMatch.IsPresent)
+            {
+                // Unconditional, and another write came between the read and this one: the product as it is now is
+                // deleted, unless that write deleted it (404). A client that named no version gets no 412.
+                await db.Entry(product).ReloadAsync(cancellationToken);
+                if (product.DeletedAt is not null)
+                {
+                    return TypedResults.NotFound();
+                }
+
+                product.Delete(clock.GetUtcNow());
+            }
+            catch (DbUpdateConcurrencyException)
+            {
+                return PreconditionFailed(null);
+            }
         }
 
         if (!await cache.InvalidateBeforeWriteAsync(id, product.Version))

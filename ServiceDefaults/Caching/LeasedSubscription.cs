@@ -20,8 +20,20 @@ public abstract class LeasedSubscription(string redisConnectionString, string ch
 {
     protected ILogger Logger => logger;
 
-    /// <summary>A publisher's wait after its message reached Redis: then no replica can answer from memory without it.</summary>
-    protected Task WaitOneLeaseAsync() => Task.Delay(lease, clock);
+    /// <summary>
+    /// A publisher's wait after its message reached Redis: then no replica can answer from memory without it. Leases are
+    /// counted on the timestamp clock, while a delay runs on a coarser one and can end a few milliseconds early, so the
+    /// wait is measured on the timestamp clock and topped up until a whole lease has passed there.
+    /// </summary>
+    protected async Task WaitOneLeaseAsync()
+    {
+        var start = clock.GetTimestamp();
+        await Task.Delay(lease, clock);
+        while (clock.GetElapsedTime(start) < lease)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(1), clock);
+        }
+    }
 
     /// <summary>What the channel carries, for the logs ("Product invalidation").</summary>
     protected abstract string What { get; }

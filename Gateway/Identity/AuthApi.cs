@@ -99,12 +99,14 @@ public static class AuthApi
         LoginRequest request, IdentityDbContext db, IPasswordHasher hasher, LoginThrottle throttle, SessionService sessions,
         TimeProvider clock, HttpContext context, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrEmpty(request.Tenant) || string.IsNullOrEmpty(request.Email) || request.Password is not { Length: > 0 and <= 256 })
+        // Nothing longer than a tenant id or an email can be, so no guess makes a throttle key of any size.
+        if (request.Tenant is not { Length: > 0 and <= 63 } || request.Email is not { Length: > 0 and <= 254 }
+            || request.Password is not { Length: > 0 and <= 256 })
         {
             return InvalidCredentials();
         }
 
-        if (await throttle.BlockedForAsync(request.Tenant, request.Email) is { } wait)
+        if (await throttle.BeginAttemptAsync(request.Tenant, request.Email) is { } wait)
         {
             context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             return TypedResults.Problem(statusCode: 429, title: "Too many failed logins.", detail: "This account is temporarily locked; try again later.");
@@ -125,7 +127,7 @@ public static class AuthApi
 
         if (user is null || verification == PasswordVerification.Failed)
         {
-            await throttle.RecordFailureAsync(request.Tenant, request.Email);
+            // Counted when it began.
             return InvalidCredentials();
         }
 

@@ -82,6 +82,42 @@ public sealed class IdentityTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task Guesses_sent_at_once_get_no_more_password_checks_than_the_lockout_allows_and_a_success_clears_the_count()
+    {
+        var (email, password) = await ShopClients.RegisterAsync(App);
+
+        // Each from its own address, so that the per-IP limit is not what stops them.
+        var answers = await Task.WhenAll(Enumerable.Range(0, 20).Select(async _ =>
+        {
+            using var client = ShopClients.Anonymous(App);
+            using var answer = await client.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email, password = "wrong password!" }, Cancellation);
+            return answer.StatusCode;
+        }));
+
+        // Before, each guess was checked against a count none of them had added to yet: twenty 401s.
+        Assert.Equal(5, answers.Count(a => a == HttpStatusCode.Unauthorized));
+        Assert.Equal(15, answers.Count(a => a == HttpStatusCode.TooManyRequests));
+
+        // Another account is not affected, and a correct login clears its own count.
+        var (other, otherPassword) = await ShopClients.RegisterAsync(App);
+        using var anonymous = ShopClients.Anonymous(App);
+        for (var i = 0; i < 4; i++)
+        {
+            using var failure = await anonymous.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email = other, password = "wrong password!" }, Cancellation);
+            Assert.Equal(HttpStatusCode.Unauthorized, failure.StatusCode);
+        }
+
+        await ShopClients.LoginAsync(App, other, otherPassword);
+        for (var i = 0; i < 4; i++)
+        {
+            using var failure = await anonymous.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email = other, password = "wrong password!" }, Cancellation);
+            Assert.Equal(HttpStatusCode.Unauthorized, failure.StatusCode);
+        }
+
+        await ShopClients.LoginAsync(App, other, otherPassword);
+    }
+
+    [Fact]
     public async Task Refresh_rotates_and_reusing_a_rotated_token_revokes_the_whole_family_including_the_newest()
     {
         var (email, password) = await ShopClients.RegisterAsync(App);

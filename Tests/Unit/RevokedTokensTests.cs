@@ -12,6 +12,24 @@ public sealed class RevokedTokensTests
     private RevokedTokens Revoked(int maxEntries = 100) => new(_time, Lease, maxEntries);
 
     [Fact]
+    public void A_revocation_is_kept_past_the_tokens_expiry_for_as_long_as_validators_still_accept_the_token()
+    {
+        var skew = TimeSpan.FromSeconds(30);
+        var now = DateTimeOffset.UnixEpoch.AddDays(1);
+        var expiresAt = now + TokenLife;
+
+        Assert.Equal(TokenLife + skew, RevokedTokens.KeepFor(expiresAt, now, skew));
+        // A logout within the skew after the expiry still has a token to refuse.
+        Assert.Equal(TimeSpan.FromSeconds(20), RevokedTokens.KeepFor(expiresAt, expiresAt.AddSeconds(10), skew));
+
+        var revoked = Revoked();
+        revoked.Add("a", RevokedTokens.KeepFor(expiresAt, now, skew));
+        _time.Advance(TokenLife + TimeSpan.FromSeconds(29));
+        revoked.Confirmed(_time.GetTimestamp());
+        Assert.True(revoked.IsRevoked("a"));
+    }
+
+    [Fact]
     public void Nothing_is_answered_from_memory_before_the_channel_has_answered_a_ping()
     {
         var revoked = Revoked();

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Options;
 using Shop.ServiceDefaults.Security;
 using StackExchange.Redis;
 
@@ -6,12 +7,12 @@ namespace Shop.Gateway.Identity.Tokens;
 
 /// <summary>
 /// Revoked access-token ids, shared by every Gateway replica through Redis and kept only until the token would
-/// have expired anyway. Each replica also holds them in memory (<see cref="RevokedTokens"/>) and answers from there
+/// have expired anyway (with the validators' clock skew). Each replica also holds them in memory (<see cref="RevokedTokens"/>) and answers from there
 /// while its lease on the revocation channel holds; otherwise it asks Redis. If Redis cannot be asked, the check
 /// fails open (tokens live minutes) and is counted.
 /// </summary>
-public sealed class RedisTokenRevocationList(
-    IConnectionMultiplexer redis, RevokedTokens revoked, RevocationSubscription subscription, ILogger<RedisTokenRevocationList> logger)
+public sealed class RedisTokenRevocationList(IConnectionMultiplexer redis, RevokedTokens revoked, RevocationSubscription subscription,
+    IOptions<TokenOptions> options, ILogger<RedisTokenRevocationList> logger)
     : ITokenRevocationList
 {
     public const string KeyPrefix = "revoked:jti:";
@@ -49,7 +50,7 @@ public sealed class RedisTokenRevocationList(
     /// <summary>Returns once no replica accepts the token: each has heard of it, or has stopped trusting its memory.</summary>
     public async Task RevokeAsync(string tokenId, DateTimeOffset expiresAt, DateTimeOffset now)
     {
-        var remaining = expiresAt - now;
+        var remaining = RevokedTokens.KeepFor(expiresAt, now, TimeSpan.FromSeconds(options.Value.ClockSkewSeconds));
         if (remaining <= TimeSpan.Zero)
         {
             return;

@@ -16,6 +16,12 @@ public sealed class RevokedTokens(TimeProvider clock, TimeSpan lease, int maxEnt
     private readonly Lease _lease = new(clock, lease);
     private bool _overflowed;
 
+    /// <summary>
+    /// How long a revocation must be kept, here and in Redis: until the token's expiry plus the clock skew that
+    /// validators allow past it, since until then the token's own expiry does not refuse it yet.
+    /// </summary>
+    public static TimeSpan KeepFor(DateTimeOffset expiresAt, DateTimeOffset now, TimeSpan clockSkew) => expiresAt + clockSkew - now;
+
     /// <summary>A lease of zero turns this off: every check asks Redis.</summary>
     public bool Enabled => _lease.Enabled;
 

@@ -6,10 +6,16 @@ namespace Shop.Notifications.Notifications;
 
 public sealed record OrderCreated(Guid OrderId, decimal Total, string Currency);
 
-/// <summary>Records the "order received" message for the customer (delivery channels come with their own issue).</summary>
+/// <summary>
+/// Records the "order received" message for the customer (delivery channels come with their own issue). It takes effect
+/// even after a later event of the order was applied first (an order.created retried after its order.paid went through).
+/// </summary>
 internal sealed class OrderCreatedHandler(NotificationsDbContext db, TimeProvider clock, ILogger<OrderCreatedHandler> logger) : IEventHandler
 {
     public string EventType => "order.created";
+
+    /// <summary>An order was received, whatever happened to it next: a late (retried) event still says so.</summary>
+    public bool DropsStaleVersions => false;
 
     public Task HandleAsync(EventEnvelope envelope, CancellationToken cancellationToken)
     {

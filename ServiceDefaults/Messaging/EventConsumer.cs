@@ -282,7 +282,7 @@ internal sealed class EventConsumer<TContext>(
             return;
         }
 
-        if (options.IgnoreStaleAggregateVersions && !await AdvanceAggregateVersionAsync(db, envelope, cancellationToken))
+        if (options.IgnoreStaleAggregateVersions && handler.DropsStaleVersions && !await AdvanceAggregateVersionAsync(db, envelope, cancellationToken))
         {
             logger.LogInformation("Event {EventId} is for version {AggregateVersion} of {AggregateId}, not newer than the one applied; acknowledged without effect",
                 envelope.EventId, envelope.AggregateVersion, envelope.AggregateId);

@@ -14,5 +14,13 @@ public interface IEventHandler
     /// </summary>
     int EventVersion => 1;
 
+    /// <summary>
+    /// Whether the event is dropped when a newer version of its aggregate was applied first, on a consumer that
+    /// ignores stale versions (<c>ConsumerOptions.IgnoreStaleAggregateVersions</c>). A handler whose effect stays true
+    /// whatever came after (an order was received) says no: it takes effect however late it comes, and it neither reads
+    /// nor moves the aggregate's version.
+    /// </summary>
+    bool DropsStaleVersions => true;
+
     Task HandleAsync(EventEnvelope envelope, CancellationToken cancellationToken);
 }

@@ -208,6 +208,34 @@ public sealed class SagaTests(AppFixture fixture)
         await ShopData.WaitUntilAsync(async () => (await KindsAsync(orderId)).SequenceEqual(["order-paid", "order-received", "order-shipped"]));
     }
 
+    [Fact]
+    public async Task An_order_created_event_that_arrives_after_a_later_event_of_its_order_still_tells_the_customer_it_was_received()
+    {
+        // As when order.created failed once and its retry came back after order.paid had been applied.
+        var orderId = Guid.NewGuid();
+        var paid = new EventEnvelope(Guid.CreateVersion7(), "order.paid", 1, DateTimeOffset.UtcNow, "demo", orderId.ToString(), 3, null, null, null,
+            JsonSerializer.SerializeToElement(new { orderId, paymentId = "pay-late-created", amount = 10.5m, currency = "EUR" }, EventEnvelope.JsonOptions));
+        var created = new EventEnvelope(Guid.CreateVersion7(), "order.created", 1, DateTimeOffset.UtcNow, "demo", orderId.ToString(), 1, null, null, null,
+            JsonSerializer.SerializeToElement(new
+            {
+                orderId,
+                customerId = Guid.NewGuid().ToString(),
+                total = 10.5m,
+                currency = "EUR",
+                items = new[] { new { productId = Guid.NewGuid(), quantity = 1, unitPrice = 10.5m } },
+            }, EventEnvelope.JsonOptions));
+
+        foreach (var envelope in new[] { paid, created })
+        {
+            await ShopData.PublishAsync(App, envelope);
+            await ShopData.WaitUntilAsync(async () => await ShopData.ScalarAsync<long>(App, "notificationsdb",
+                $"SELECT count(*) FROM inbox_messages WHERE event_id = '{envelope.EventId}'") == 1);
+        }
+
+        // Before, the late order.created was dropped as older than order.paid, and the order was never "received".
+        Assert.Equal(["order-paid", "order-received"], await KindsAsync(orderId));
+    }
+
     private async Task<List<string>> KindsAsync(Guid orderId) =>
         await ShopData.QueryAsync(App, "notificationsdb", $"SELECT kind FROM notifications WHERE subject_id = '{orderId}' ORDER BY kind", r => r.GetString(0));
 

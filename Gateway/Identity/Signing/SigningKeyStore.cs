@@ -50,11 +50,11 @@ public sealed class SigningKeyStore(IServiceScopeFactory scopes, IOptions<Identi
         }
 
         // Another replica may have just published a key: look once more, but not more than every few seconds.
-        if (_snapshot is null || clock.GetUtcNow() - _snapshot.LoadedAt > TimeSpan.FromSeconds(5))
+        if (!IsRecent(_snapshot))
         {
             try
             {
-                await RefreshAsync(cancellationToken);
+                await RefreshAsync(cancellationToken, unlessRecent: true);
             }
             catch (Exception ex) when (ex is DbException or TimeoutException && !cancellationToken.IsCancellationRequested)
             {
@@ -67,11 +67,24 @@ public sealed class SigningKeyStore(IServiceScopeFactory scopes, IOptions<Identi
         return _snapshot?.Keys.GetValueOrDefault(keyId);
     }
 
-    public async Task RefreshAsync(CancellationToken cancellationToken)
+    public Task RefreshAsync(CancellationToken cancellationToken) => RefreshAsync(cancellationToken, unlessRecent: false);
+
+    private bool IsRecent(Snapshot? snapshot) => snapshot is not null && clock.GetUtcNow() - snapshot.LoadedAt <= TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Loads the keys. With <paramref name="unlessRecent"/>, not when another caller loaded them while this one waited:
+    /// tokens naming unknown key ids, sent at once, then cost one load, not one each in a queue.
+    /// </summary>
+    private async Task RefreshAsync(CancellationToken cancellationToken, bool unlessRecent)
     {
         await _refresh.WaitAsync(cancellationToken);
         try
         {
+            if (unlessRecent && IsRecent(_snapshot))
+            {
+                return;
+            }
+
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<IdentityDbContext>();
             var keys = await LoadAsync(db, cancellationToken);

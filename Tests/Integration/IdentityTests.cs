@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Npgsql;
 using Shop.Hosting;
 
 namespace Shop.Tests.Integration;
@@ -115,6 +116,53 @@ public sealed class IdentityTests(AppFixture fixture)
         }
 
         await ShopClients.LoginAsync(App, other, otherPassword);
+    }
+
+    [Fact]
+    public async Task A_logout_that_waited_for_a_rotation_in_progress_also_revokes_the_token_that_rotation_added()
+    {
+        var (email, password) = await ShopClients.RegisterAsync(App);
+        var tokens = await ShopClients.LoginAsync(App, email, password);
+        await using var identity = new NpgsqlConnection(App.GetConnectionString("identitydb"));
+        await identity.OpenAsync(Cancellation);
+        var (family, user) = await ReadOneAsync(identity, "SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+            tokens.RefreshToken, r => (r.GetGuid(0), r.GetGuid(1)));
+
+        // A rotation in progress, as the Gateway's own: the family's token locked, its successor inserted, not yet committed.
+        var successor = Guid.NewGuid();
+        await using var rotation = await identity.BeginTransactionAsync(Cancellation);
+        await ExecuteAsync(identity, rotation, "SELECT 1 FROM refresh_tokens WHERE family_id = $1 FOR UPDATE", family);
+        await ExecuteAsync(identity, rotation, "UPDATE refresh_tokens SET used_at = now() WHERE family_id = $1", family);
+        await ExecuteAsync(identity, rotation,
+            $"INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, created_at, expires_at) VALUES ('{successor}', $1, '{user}', sha256(convert_to(gen_random_uuid()::text, 'UTF8')), now(), now() + interval '1 day')",
+            family);
+
+        using var client = ShopClients.Authorized(App, tokens.AccessToken);
+        var logout = client.PostAsync("/v1/auth/logout", null, Cancellation);
+        await ShopData.WaitUntilAsync("the logout waiting on the rotation's lock", async () => await ShopData.ScalarAsync<long>(App, "identitydb",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%refresh_tokens%'") == 1);
+        await rotation.CommitAsync(Cancellation);
+
+        using var answer = await logout;
+        Assert.Equal(HttpStatusCode.NoContent, answer.StatusCode);
+        // Before, the update that had waited revoked only the row it had seen: the successor stayed valid for 14 days.
+        Assert.Equal(0, await ShopData.ScalarAsync<long>(App, "identitydb", $"SELECT count(*) FROM refresh_tokens WHERE family_id = '{family}' AND revoked_at IS NULL"));
+    }
+
+    private static async Task<T> ReadOneAsync<T>(NpgsqlConnection connection, string sql, object parameter, Func<NpgsqlDataReader, T> read)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        command.Parameters.Add(new() { Value = parameter });
+        await using var reader = await command.ExecuteReaderAsync(Cancellation);
+        Assert.True(await reader.ReadAsync(Cancellation));
+        return read(reader);
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, object parameter)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        command.Parameters.Add(new() { Value = parameter });
+        await command.ExecuteNonQueryAsync(Cancellation);
     }
 
     [Fact]

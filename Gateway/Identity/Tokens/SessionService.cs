@@ -57,11 +57,18 @@ public sealed class SessionService(IdentityDbContext db, TokenIssuer issuer, IOp
         return new TokenPair(access.Token, next, access.ExpiresIn);
     }
 
-    public Task RevokeFamilyAsync(Guid familyId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Revokes every token of the family. A statement that waited for a rotation to commit still works from the rows it
+    /// saw when it began (read committed), so the token that rotation added escaped it: the update runs again until it
+    /// finds nothing left. A rotation cannot outrun it, since rotating a revoked token revokes the family.
+    /// </summary>
+    public async Task RevokeFamilyAsync(Guid familyId, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow();
-        return db.RefreshTokens.Where(t => t.FamilyId == familyId && t.RevokedAt == null)
-            .ExecuteUpdateAsync(t => t.SetProperty(r => r.RevokedAt, now), cancellationToken);
+        while (await db.RefreshTokens.Where(t => t.FamilyId == familyId && t.RevokedAt == null)
+            .ExecuteUpdateAsync(t => t.SetProperty(r => r.RevokedAt, now), cancellationToken) > 0)
+        {
+        }
     }
 
     private string AddRefreshToken(Guid userId, Guid familyId)

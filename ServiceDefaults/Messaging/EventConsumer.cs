@@ -39,11 +39,25 @@ internal sealed class EventConsumer<TContext>(
     private IChannel? _channel;
     private IChannel? _publisher;
 
+    /// <summary>How often a running consumer checks that it still consumes, and how many failed checks in a row rebuild it.</summary>
+    internal static readonly TimeSpan WatchInterval = TimeSpan.FromSeconds(2);
+
+    internal const int FailedChecksBeforeRebuild = 3;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Handlers and the inbox need the current schema: a message taken before it exists would fail for nothing.
         await services.WaitForMigrationsAsync<TContext>(stoppingToken);
-        for (var attempt = 1; !stoppingToken.IsCancellationRequested; attempt++)
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var (connection, consumer) = await StartConsumingAsync(stoppingToken);
+            await WatchAsync(connection, consumer, stoppingToken);
+        }
+    }
+
+    private async Task<(IConnection Connection, AsyncEventingBasicConsumer Consumer)> StartConsumingAsync(CancellationToken stoppingToken)
+    {
+        for (var attempt = 1; ; attempt++)
         {
             try
             {
@@ -56,19 +70,62 @@ internal sealed class EventConsumer<TContext>(
                 await _channel.BasicQosAsync(0, options.Prefetch, false, stoppingToken);
 
                 var consumer = new AsyncEventingBasicConsumer(_channel);
-                consumer.ReceivedAsync += (_, delivery) => OnReceivedAsync(delivery, stoppingToken);
+                // Acks go to the channel the delivery came on, which may no longer be the current one after a rebuild.
+                var channel = _channel;
+                consumer.ReceivedAsync += (_, delivery) => OnReceivedAsync(channel, delivery, stoppingToken);
                 await _channel.BasicConsumeAsync(options.Queue, autoAck: false, consumer, stoppingToken);
                 readiness.IsConsuming = true;
                 logger.LogInformation("Consuming {Queue} ({Bindings}); retries after {RetryDelays}", options.Queue,
                     string.Join(", ", options.RoutingKeys), string.Join(", ", options.RetryDelays));
-                return;
+                return (connection, consumer);
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
                 logger.LogWarning(ex, "Could not start consuming {Queue} (attempt {Attempt}); retrying", options.Queue, attempt);
-                await CloseAsync(CancellationToken.None);
+                await CloseQuietlyAsync();
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(2000, 250 * attempt)), clock, stoppingToken);
             }
+        }
+    }
+
+    /// <summary>
+    /// Returns when the consumer has stopped for good while its connection is up: its channel was closed by the broker
+    /// (a channel error, a delivery past the broker's consumer timeout), or the broker cancelled it (its queue was
+    /// deleted). The client's recovery brings back channels and consumers only after a lost connection, so without this
+    /// the replica would consume nothing until restarted, and still say it was ready. While the connection is down,
+    /// recovery is left to the client.
+    /// </summary>
+    private async Task WatchAsync(IConnection connection, AsyncEventingBasicConsumer consumer, CancellationToken stoppingToken)
+    {
+        var failedChecks = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            await Task.Delay(WatchInterval, clock, stoppingToken);
+            var consuming = !connection.IsOpen || (_channel is { IsOpen: true } && consumer.IsRunning);
+            failedChecks = consuming ? 0 : failedChecks + 1;
+            if (failedChecks < FailedChecksBeforeRebuild)
+            {
+                continue;
+            }
+
+            readiness.IsConsuming = false;
+            logger.LogWarning("Stopped consuming {Queue} ({Reason}); consuming again on new channels", options.Queue,
+                consumer.ShutdownReason?.ReplyText ?? (_channel is { IsOpen: true } ? "the broker cancelled the consumer" : "its channel closed"));
+            await CloseQuietlyAsync();
+            return;
+        }
+    }
+
+    private async Task CloseQuietlyAsync()
+    {
+        try
+        {
+            await CloseAsync(CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            logger.LogDebug(ex, "Closing the channels of {Queue} failed; they are dropped", options.Queue);
+            (_channel, _publisher) = (null, null);
         }
     }
 
@@ -128,7 +185,7 @@ internal sealed class EventConsumer<TContext>(
         }
     }
 
-    private async Task OnReceivedAsync(BasicDeliverEventArgs delivery, CancellationToken stoppingToken)
+    private async Task OnReceivedAsync(IChannel channel, BasicDeliverEventArgs delivery, CancellationToken stoppingToken)
     {
         var retries = MessageHeaders.RetriesOf(delivery.BasicProperties.Headers);
         var messageType = delivery.BasicProperties.Type ?? delivery.RoutingKey;
@@ -141,7 +198,7 @@ internal sealed class EventConsumer<TContext>(
         catch (JsonException ex)
         {
             logger.LogError(ex, "Unreadable message {MessageId} on {Queue}; dead-lettering it", delivery.BasicProperties.MessageId, options.Queue);
-            await DeadLetterAsync(delivery, messageType, retries + 1, ex.GetType().FullName!, $"Unreadable message: {ex.Message}", stoppingToken);
+            await DeadLetterAsync(channel, delivery, messageType, retries + 1, ex.GetType().FullName!, $"Unreadable message: {ex.Message}", stoppingToken);
             return;
         }
 
@@ -171,23 +228,23 @@ internal sealed class EventConsumer<TContext>(
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
             logger.LogError("Event {EventType} v{EventVersion} {EventId} breaks its contract; dead-lettering it without retries: {Errors}",
                 envelope.EventType, envelope.EventVersion, envelope.EventId, string.Join("; ", ex.Errors));
-            await DeadLetterAsync(delivery, envelope.EventType, retries + 1, ex.GetType().FullName!, ex.Message, stoppingToken);
+            await DeadLetterAsync(channel, delivery, envelope.EventType, retries + 1, ex.GetType().FullName!, ex.Message, stoppingToken);
             return;
         }
         catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
         {
             activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
-            await RetryOrDeadLetterAsync(delivery, envelope.EventType, retries, ex, stoppingToken);
+            await RetryOrDeadLetterAsync(channel, delivery, envelope.EventType, retries, ex, stoppingToken);
             return;
         }
 
         // Outside the try: an ack that fails after the commit must not send the message to a retry; the
         // redelivery that follows is recognised by the inbox.
-        await _channel!.BasicAckAsync(delivery.DeliveryTag, multiple: false, stoppingToken);
+        await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false, stoppingToken);
         MessagingMetrics.RecordConsumed(options.Queue, envelope.EventType);
     }
 
-    private async Task RetryOrDeadLetterAsync(BasicDeliverEventArgs delivery, string eventType, int retries, Exception failure, CancellationToken cancellationToken)
+    private async Task RetryOrDeadLetterAsync(IChannel channel, BasicDeliverEventArgs delivery, string eventType, int retries, Exception failure, CancellationToken cancellationToken)
     {
         var headers = delivery.BasicProperties.Headers;
         var outagesSoFar = MessageHeaders.OutagesOf(headers);
@@ -197,7 +254,7 @@ internal sealed class EventConsumer<TContext>(
             // retry schedule does not dead-letter the events that arrive during it.
             logger.LogWarning("Handling {EventType} could not reach a dependency ({Failure}); not counted as an attempt, waiting {Delay} in {RetryQueue} ({Outages} so far)",
                 eventType, MessageHeaders.Describe(failure), _plan.DelayAfterOutage(outagesSoFar), wait.Queue, outagesSoFar + 1);
-            if (await ForwardAsync(delivery, wait.Queue, MessageHeaders.ForOutage(headers, outagesSoFar + 1), cancellationToken))
+            if (await ForwardAsync(channel, delivery, wait.Queue, MessageHeaders.ForOutage(headers, outagesSoFar + 1), cancellationToken))
             {
                 MessagingMetrics.RecordDeferred(options.Queue, eventType);
             }
@@ -210,23 +267,23 @@ internal sealed class EventConsumer<TContext>(
         {
             logger.LogError(failure, "Handling {EventType} failed on attempt {Attempts}, the last; dead-lettering it to {DeadLetterQueue}",
                 eventType, route.Attempts, route.Queue);
-            await DeadLetterAsync(delivery, eventType, route.Attempts, failure.GetType().FullName!, MessageHeaders.Describe(failure), cancellationToken);
+            await DeadLetterAsync(channel, delivery, eventType, route.Attempts, failure.GetType().FullName!, MessageHeaders.Describe(failure), cancellationToken);
             return;
         }
 
         logger.LogWarning(failure, "Handling {EventType} failed on attempt {Attempts}; retrying in {Delay} through {RetryQueue}",
             eventType, route.Attempts, options.RetryDelays[route.Retries - 1], route.Queue);
-        if (await ForwardAsync(delivery, route.Queue, MessageHeaders.ForRetry(headers, route.Retries), cancellationToken))
+        if (await ForwardAsync(channel, delivery, route.Queue, MessageHeaders.ForRetry(headers, route.Retries), cancellationToken))
         {
             MessagingMetrics.RecordRetried(options.Queue, eventType);
         }
     }
 
-    private async Task DeadLetterAsync(BasicDeliverEventArgs delivery, string? eventType, int attempts, string exceptionType, string reason,
+    private async Task DeadLetterAsync(IChannel channel, BasicDeliverEventArgs delivery, string? eventType, int attempts, string exceptionType, string reason,
         CancellationToken cancellationToken)
     {
         var headers = MessageHeaders.ForDeadLetter(delivery.BasicProperties.Headers, options.Queue, attempts, exceptionType, reason, clock.GetUtcNow());
-        if (await ForwardAsync(delivery, _plan.DeadLetterQueue, headers, cancellationToken))
+        if (await ForwardAsync(channel, delivery, _plan.DeadLetterQueue, headers, cancellationToken))
         {
             MessagingMetrics.RecordDeadLettered(options.Queue, eventType);
         }
@@ -236,14 +293,14 @@ internal sealed class EventConsumer<TContext>(
     /// Publishes a copy (same body and properties, new headers) and acks the original only once the broker has
     /// confirmed the copy. If that fails, the original is requeued: the broker counts the delivery.
     /// </summary>
-    private async Task<bool> ForwardAsync(BasicDeliverEventArgs delivery, string queue, Dictionary<string, object?> headers, CancellationToken cancellationToken)
+    private async Task<bool> ForwardAsync(IChannel channel, BasicDeliverEventArgs delivery, string queue, Dictionary<string, object?> headers, CancellationToken cancellationToken)
     {
         try
         {
             var properties = new BasicProperties(delivery.BasicProperties) { Headers = headers, DeliveryMode = DeliveryModes.Persistent };
             // Mandatory: a queue that does not exist is an error (PublishException), not a silent drop.
             await _publisher!.BasicPublishAsync("", queue, mandatory: true, properties, delivery.Body, cancellationToken);
-            await _channel!.BasicAckAsync(delivery.DeliveryTag, multiple: false, cancellationToken);
+            await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false, cancellationToken);
             return true;
         }
         catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
@@ -251,7 +308,7 @@ internal sealed class EventConsumer<TContext>(
             logger.LogError(ex, "Could not move message {MessageId} to {TargetQueue}; requeueing it", delivery.BasicProperties.MessageId, queue);
             // A short pause so a failing broker is not hammered.
             await Task.Delay(TimeSpan.FromMilliseconds(500), clock, cancellationToken);
-            if (_channel is { IsOpen: true } channel)
+            if (channel.IsOpen)
             {
                 await channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: true, cancellationToken);
             }

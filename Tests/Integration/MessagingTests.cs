@@ -225,6 +225,36 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         await ExecuteAsync("ordersdb", $"DELETE FROM outbox_messages WHERE event_id = '{stuck}'");
     }
 
+    [Fact]
+    public async Task A_consumer_whose_queue_is_deleted_under_it_declares_it_again_and_consumes_what_comes_next()
+    {
+        var factory = new RabbitMQ.Client.ConnectionFactory { Uri = new Uri(App.GetConnectionString("messaging")!), ClientProvidedName = "tests" };
+        await using var connection = await factory.CreateConnectionAsync(Cancellation);
+        await using (var channel = await connection.CreateChannelAsync(cancellationToken: Cancellation))
+        {
+            // The broker cancels the consumer. Before, it stayed cancelled: nothing was consumed until a restart.
+            await channel.QueueDeleteAsync("notifications.orders", ifUnused: false, ifEmpty: false, cancellationToken: Cancellation);
+        }
+
+        await ShopData.WaitUntilAsync("the queue declared again with a consumer on it", async () =>
+        {
+            // A passive declare of a missing queue closes its channel: one channel per look.
+            await using var probe = await connection.CreateChannelAsync(cancellationToken: Cancellation);
+            try
+            {
+                return (await probe.QueueDeclarePassiveAsync("notifications.orders", Cancellation)).ConsumerCount > 0;
+            }
+            catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+            {
+                return false;
+            }
+        }, seconds: 60);
+
+        var orderId = Guid.NewGuid();
+        await ShopData.PublishAsync(App, OrderCreated(orderId));
+        await ShopData.WaitUntilAsync("the next event handled", async () => await NotificationCountAsync(orderId) == 1, seconds: 30);
+    }
+
     private static EventEnvelope OrderCreated(Guid orderId) => new(
         Guid.CreateVersion7(), "order.created", 1, DateTimeOffset.UtcNow, "demo", orderId.ToString(), 1, "messaging-test", null, null,
         JsonSerializer.SerializeToElement(new

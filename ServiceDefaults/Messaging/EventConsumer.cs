@@ -44,6 +44,9 @@ internal sealed class EventConsumer<TContext>(
 
     internal const int FailedChecksBeforeRebuild = 3;
 
+    /// <summary>How long moving a message to a retry or dead-letter queue waits for the broker's confirm.</summary>
+    private static readonly TimeSpan ForwardConfirmTimeout = TimeSpan.FromSeconds(15);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Handlers and the inbox need the current schema: a message taken before it exists would fail for nothing.
@@ -298,8 +301,11 @@ internal sealed class EventConsumer<TContext>(
         try
         {
             var properties = new BasicProperties(delivery.BasicProperties) { Headers = headers, DeliveryMode = DeliveryModes.Persistent };
-            // Mandatory: a queue that does not exist is an error (PublishException), not a silent drop.
-            await _publisher!.BasicPublishAsync("", queue, mandatory: true, properties, delivery.Body, cancellationToken);
+            // Mandatory: a queue that does not exist is an error (PublishException), not a silent drop. The confirm is
+            // awaited for a bounded time: messages are handled one at a time, so one that never came would stop the queue.
+            using var confirmed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            confirmed.CancelAfter(ForwardConfirmTimeout);
+            await _publisher!.BasicPublishAsync("", queue, mandatory: true, properties, delivery.Body, confirmed.Token);
             await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false, cancellationToken);
             return true;
         }

@@ -179,20 +179,31 @@ internal sealed class OutboxRelay<TContext>(
         }
 
         var sent = new List<long>(batch.Count);
+        var published = clock.GetTimestamp();
+        var timedOut = false;
         foreach (var (message, confirm) in confirms)
         {
             try
             {
                 // A confirm lost with a connection would otherwise hold the batch (and its row locks) for good; an
-                // unconfirmed row is simply published again later, and consumers' inboxes absorb the duplicate.
-                await confirm.WaitAsync(ConfirmTimeout, cancellationToken);
+                // unconfirmed row is simply published again later, and consumers' inboxes absorb the duplicate. The
+                // batch went out at once, so its confirms share one deadline, not one each in turn.
+                var left = ConfirmTimeout - clock.GetElapsedTime(published);
+                await confirm.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, clock, cancellationToken);
                 sent.Add(message.Id);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
+                timedOut |= ex is TimeoutException;
                 message.MarkFailed(ex.Message, clock.GetUtcNow());
                 logger.LogWarning(ex, "Publishing event {EventId} failed (attempt {Attempts})", message.EventId, message.Attempts);
             }
+        }
+
+        if (timedOut)
+        {
+            // A channel that stopped confirming while it stayed open would fail every later batch: the next gets a new one.
+            await CloseQuietlyAsync(channel);
         }
 
         // One statement marks the batch sent; only failures go through the change tracker.
@@ -202,6 +213,18 @@ internal sealed class OutboxRelay<TContext>(
         await db.SaveChangesAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return batch.Count;
+    }
+
+    private async Task CloseQuietlyAsync(IChannel channel)
+    {
+        try
+        {
+            await channel.CloseAsync(CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogDebug(ex, "Closing a channel that stopped confirming failed");
+        }
     }
 
     /// <returns>A task that completes when the broker has confirmed the message.</returns>

@@ -64,8 +64,9 @@ internal sealed class EventConsumer<TContext>(
         {
             try
             {
-                var connection = await connections.GetConnectionAsync(stoppingToken);
-                _publisher = await connection.CreateChannelAsync(
+                var publishing = await connections.GetConnectionAsync(RabbitMqConnectionRole.Publishing, stoppingToken);
+                var connection = await connections.GetConnectionAsync(RabbitMqConnectionRole.Consuming, stoppingToken);
+                _publisher = await publishing.CreateChannelAsync(
                     new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), stoppingToken);
                 _channel = await connection.CreateChannelAsync(cancellationToken: stoppingToken);
                 await DeclareTopologyAsync(_channel, stoppingToken);

@@ -3,20 +3,35 @@ using RabbitMQ.Client;
 
 namespace Shop.ServiceDefaults.Messaging;
 
+/// <summary>What a connection is for: a process keeps one of each.</summary>
+public enum RabbitMqConnectionRole
+{
+    /// <summary>Publishing (the outbox relay, moves to retry and dead-letter queues, the dead-letter admin API).</summary>
+    Publishing,
+
+    /// <summary>Consuming: deliveries and their acks.</summary>
+    Consuming,
+}
+
 /// <summary>
-/// One AMQP connection per process, opened on first use and kept by the client's automatic recovery
-/// (channels and consumers come back after a broker restart).
+/// Two AMQP connections per process, one to publish on and one to consume on, each opened on first use and kept by the
+/// client's automatic recovery (channels and consumers come back after a broker restart). Apart, because the broker
+/// blocks a connection that publishes during a memory or disk alarm: on a shared one, the consumers' acks would stop
+/// with it, and the queues could not drain for the alarm to clear.
 /// </summary>
 public sealed class RabbitMqConnectionProvider(string connectionString, string clientName, ILogger<RabbitMqConnectionProvider> logger) : IAsyncDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private IConnection? _connection;
+    private readonly IConnection?[] _connections = new IConnection?[2];
 
-    public bool IsOpen => _connection?.IsOpen == true;
+    public bool IsOpen => _connections[(int)RabbitMqConnectionRole.Publishing]?.IsOpen == true;
 
-    public async Task<IConnection> GetConnectionAsync(CancellationToken cancellationToken)
+    public Task<IConnection> GetConnectionAsync(CancellationToken cancellationToken) =>
+        GetConnectionAsync(RabbitMqConnectionRole.Publishing, cancellationToken);
+
+    public async Task<IConnection> GetConnectionAsync(RabbitMqConnectionRole role, CancellationToken cancellationToken)
     {
-        if (_connection is { } existing)
+        if (Volatile.Read(ref _connections[(int)role]) is { } existing)
         {
             return existing;
         }
@@ -24,23 +39,23 @@ public sealed class RabbitMqConnectionProvider(string connectionString, string c
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            if (_connection is null)
+            if (_connections[(int)role] is null)
             {
                 var factory = new ConnectionFactory
                 {
                     Uri = new Uri(connectionString),
-                    ClientProvidedName = clientName,
+                    ClientProvidedName = role == RabbitMqConnectionRole.Publishing ? clientName : $"{clientName} (consuming)",
                     AutomaticRecoveryEnabled = true,
                     TopologyRecoveryEnabled = true,
                     NetworkRecoveryInterval = TimeSpan.FromSeconds(2),
                     RequestedHeartbeat = TimeSpan.FromSeconds(20),
                     RequestedConnectionTimeout = TimeSpan.FromSeconds(5),
                 };
-                _connection = await factory.CreateConnectionAsync(cancellationToken);
-                logger.LogInformation("Connected to RabbitMQ at {Host}:{Port}", factory.HostName, factory.Port);
+                Volatile.Write(ref _connections[(int)role], await factory.CreateConnectionAsync(cancellationToken));
+                logger.LogInformation("Connected to RabbitMQ at {Host}:{Port} for {Role}", factory.HostName, factory.Port, role);
             }
 
-            return _connection;
+            return _connections[(int)role]!;
         }
         finally
         {
@@ -50,15 +65,20 @@ public sealed class RabbitMqConnectionProvider(string connectionString, string c
 
     public async ValueTask DisposeAsync()
     {
-        if (_connection is { } connection)
+        foreach (var connection in _connections)
         {
+            if (connection is null)
+            {
+                continue;
+            }
+
             try
             {
                 await connection.CloseAsync(TimeSpan.FromSeconds(2));
             }
             catch (Exception ex)
             {
-                logger.LogDebug(ex, "Closing the RabbitMQ connection failed");
+                logger.LogDebug(ex, "Closing a RabbitMQ connection failed");
             }
 
             connection.Dispose();

@@ -40,9 +40,9 @@ internal sealed class EventConsumer<TContext>(
     private IChannel? _publisher;
 
     /// <summary>How often a running consumer checks that it still consumes, and how many failed checks in a row rebuild it.</summary>
-    internal static readonly TimeSpan WatchInterval = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan WatchInterval = TimeSpan.FromSeconds(2);
 
-    internal const int FailedChecksBeforeRebuild = 3;
+    private const int FailedChecksBeforeRebuild = 3;
 
     /// <summary>How long moving a message to a retry or dead-letter queue waits for the broker's confirm.</summary>
     private static readonly TimeSpan ForwardConfirmTimeout = TimeSpan.FromSeconds(15);
@@ -105,7 +105,7 @@ internal sealed class EventConsumer<TContext>(
         while (!stoppingToken.IsCancellationRequested)
         {
             await Task.Delay(WatchInterval, clock, stoppingToken);
-            var consuming = !connection.IsOpen || (_channel is { IsOpen: true } && consumer.IsRunning);
+            var consuming = !connection.IsOpen || (consumer.Channel.IsOpen && consumer.IsRunning);
             failedChecks = consuming ? 0 : failedChecks + 1;
             if (failedChecks < FailedChecksBeforeRebuild)
             {
@@ -114,7 +114,7 @@ internal sealed class EventConsumer<TContext>(
 
             readiness.IsConsuming = false;
             logger.LogWarning("Stopped consuming {Queue} ({Reason}); consuming again on new channels", options.Queue,
-                consumer.ShutdownReason?.ReplyText ?? (_channel is { IsOpen: true } ? "the broker cancelled the consumer" : "its channel closed"));
+                consumer.ShutdownReason?.ReplyText ?? (consumer.Channel.IsOpen ? "the broker cancelled the consumer" : "its channel closed"));
             await CloseQuietlyAsync();
             return;
         }

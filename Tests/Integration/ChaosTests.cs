@@ -733,36 +733,49 @@ public sealed class ChaosTests(ChaosFixture fixture)
                         && await ShopData.ScalarAsync<long>(App, "ordersdb",
                             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%INSERT INTO orders%'") == waiting),
                     seconds: 60);
-                if (!sent.IsCompleted)
-                {
-                    return sent;
-                }
-
-                using var answer = await sent;
-                ended.Add($"send {sends}: {(int)answer.StatusCode} {await answer.Content.ReadAsStringAsync(Cancellation)}");
-                if (answer.StatusCode != HttpStatusCode.ServiceUnavailable || sends == 3 || earlier is { IsCompleted: true })
-                {
-                    throw new InvalidOperationException("The request ended before it waited on the lock.");
-                }
-
-                TestContext.Current.TestOutputHelper?.WriteLine($"Sent again after {ended[^1]}; Orders logged: {await DescribeLockWaitAsync(key)}");
-                await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                if (ex is not InvalidOperationException)
-                {
-                    ended.Add(sent.IsCompleted ? $"send {sends}: {sent.Exception?.GetBaseException().Message ?? "answered"}" : $"send {sends}: still waiting");
-                }
-
-                if (earlier is { IsCompleted: true })
-                {
-                    ended.Add($"the earlier attempt: {(earlier.IsCompletedSuccessfully ? $"{(int)earlier.Result.StatusCode} {await earlier.Result.Content.ReadAsStringAsync(Cancellation)}" : earlier.Exception?.GetBaseException().Message)}");
-                }
-
-                throw new InvalidOperationException($"{ex.Message} {await DescribeLockWaitAsync(key)} Requests: {string.Join(" | ", ended)}", ex);
+                ended.Add($"send {sends}: still waiting");
+                throw await LockWaitFailedAsync(ex.Message, key, ended, earlier, ex);
             }
+
+            if (!sent.IsCompleted)
+            {
+                return sent;
+            }
+
+            HttpStatusCode? status = null;
+            try
+            {
+                using var answer = await sent;
+                status = answer.StatusCode;
+                ended.Add($"send {sends}: {(int)answer.StatusCode} {await answer.Content.ReadAsStringAsync(Cancellation)}");
+            }
+            catch (HttpRequestException ex)
+            {
+                ended.Add($"send {sends}: {ex.Message}");
+            }
+
+            if (status != HttpStatusCode.ServiceUnavailable || sends == 3 || earlier is { IsCompleted: true })
+            {
+                throw await LockWaitFailedAsync("The request ended before it waited on the lock.", key, ended, earlier);
+            }
+
+            TestContext.Current.TestOutputHelper?.WriteLine($"Sent again after {ended[^1]}. {await DescribeLockWaitAsync(key)}");
+            await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
         }
+    }
+
+    private async Task<InvalidOperationException> LockWaitFailedAsync(string what, string key, List<string> ended, Task<HttpResponseMessage>? earlier,
+        Exception? inner = null)
+    {
+        if (earlier is { IsCompleted: true })
+        {
+            ended.Add($"the earlier attempt: {(earlier.IsCompletedSuccessfully ? $"{(int)earlier.Result.StatusCode} {await earlier.Result.Content.ReadAsStringAsync(Cancellation)}" : earlier.Exception?.GetBaseException().Message)}");
+        }
+
+        return new InvalidOperationException($"{what} {await DescribeLockWaitAsync(key)} Requests: {string.Join(" | ", ended)}", inner);
     }
 
     /// <summary>The key's row, the sessions that are not idle, and the last dependency failures Orders logged.</summary>

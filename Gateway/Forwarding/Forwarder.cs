@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net;
+using System.Text;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 using Shop.ServiceDefaults.Correlation;
@@ -27,9 +28,12 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host",
     };
 
-    // No cookies, no decompression, no redirects: responses pass through as the service sent them.
+    // No cookies, no decompression, no redirects: responses pass through as the service sent them. Header values go out
+    // in UTF-8, as Kestrel read them: by default SocketsHttpHandler refuses any that is not ASCII, which made a client's
+    // header a failure of the replica.
     private static readonly HttpMessageInvoker Http = new(new SocketsHttpHandler
     {
+        RequestHeaderEncodingSelector = static (_, _) => Encoding.UTF8,
         UseCookies = false,
         AllowAutoRedirect = false,
         AutomaticDecompression = DecompressionMethods.None,
@@ -102,7 +106,13 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
             }
             catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException)
             {
-                Failed(destination);
+                // Only a failure of the exchange itself is the replica's; one HttpClient raises before sending (a request it
+                // cannot write) says nothing about the replica, and must not take it out.
+                if (IsTransportFailure(ex))
+                {
+                    Failed(destination);
+                }
+
                 logger.LogWarning(ex, "Forwarding {Method} {Path} to {Service} failed", context.Request.Method, context.Request.Path, service);
                 await ReplicaFailedAsync(context, service, timedOut: timeout.IsCancellationRequested);
                 return;
@@ -110,11 +120,6 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
 
             using (response)
             {
-                // Any answer, a 503 included, shows the replica is up. A service's own 503 says a dependency is down
-                // (Redis for a product write, say), which its other replicas share: counting it would take every
-                // replica out, and with them the requests they can still serve. A replica that is unready says so on
-                // /health, which the active probe acts on.
-                destination.ReportSuccess();
                 if (await CopyResponseAsync(context, response, timeout, answerTime) is { } broken)
                 {
                     // The answer broke off or stalled after its headers: a transport failure of the replica.
@@ -122,14 +127,29 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
                     logger.LogWarning(broken, "The answer of {Service} at {Address} to {Method} {Path} broke off", service, destination.Address,
                         context.Request.Method, context.Request.Path);
                     await ReplicaFailedAsync(context, service, timedOut: broken is OperationCanceledException);
+                    return;
                 }
 
+                // A whole answer, a 503 included, shows the replica is up (counted only once it is whole: one counted at its
+                // headers reset the failures of answers that then broke off, so those never added up to an ejection). A
+                // service's own 503 says a dependency is down (Redis for a product write, say), which its other replicas
+                // share: counting it would take every replica out, and with them the requests they can still serve. A
+                // replica that is unready says so on /health, which the active probe acts on.
+                destination.ReportSuccess();
                 return;
             }
         }
 
         await UnavailableAsync(context, service);
     }
+
+    /// <summary>
+    /// A timeout, or an exchange that failed on the wire (an answer that ended early or was not HTTP, a connection that
+    /// broke while the request was written or the answer awaited).
+    /// </summary>
+    private static bool IsTransportFailure(Exception ex) => ex is OperationCanceledException
+        || ex is HttpRequestException { HttpRequestError: not HttpRequestError.Unknown }
+        || ex.InnerException is IOException or System.Net.Sockets.SocketException;
 
     private void ConnectFailed(Destination destination, string service)
     {
@@ -223,6 +243,10 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
                         return ex;
                     }
 
+                    // The clock is the replica's: stopped while a slow client takes the bytes, or it would run out
+                    // during the write, and the next read would fail at once, blamed on the replica.
+                    timeout.CancelAfter(Timeout.InfiniteTimeSpan);
+
                     if (read == 0)
                     {
                         return null;
@@ -248,7 +272,7 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
     private static HttpRequestMessage CreateRequest(HttpContext context, Uri destination, ClientBody? body)
     {
         var incoming = context.Request;
-        var request = new HttpRequestMessage(new HttpMethod(incoming.Method), new Uri(destination, $"{incoming.PathBase.ToUriComponent()}{incoming.Path.ToUriComponent()}{incoming.QueryString.ToUriComponent()}"))
+        var request = new HttpRequestMessage(new HttpMethod(incoming.Method), new Uri(destination, $"{Escaped(incoming.PathBase)}{Escaped(incoming.Path)}{incoming.QueryString.ToUriComponent()}"))
         {
             Version = HttpVersion.Version11,
         };
@@ -283,6 +307,16 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         request.Headers.TryAddWithoutValidation("X-Forwarded-Host", incoming.Host.Value);
         return request;
     }
+
+    /// <summary>
+    /// The path as the replica must receive it to read the same path the Gateway routed. Kestrel decoded it once (all but
+    /// <c>%2F</c>), and <see cref="PathString.ToUriComponent"/> keeps what looks like an escape as it is: a client's
+    /// <c>%252e%252e</c>, routed here as the text <c>%2e%2e</c>, went out as <c>%2e%2e</c>, which the replica decoded to a
+    /// <c>..</c> segment that climbed out of the route's prefix. Every <c>%</c> is escaped first.
+    /// </summary>
+    private static string Escaped(PathString path) =>
+        path.HasValue && path.Value.Contains('%', StringComparison.Ordinal) ? new PathString(path.Value.Replace("%", "%25", StringComparison.Ordinal)).ToUriComponent()
+            : path.ToUriComponent();
 
     private static string[] ConnectionTokens(StringValues connection) =>
         [.. connection.SelectMany(value => (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))];

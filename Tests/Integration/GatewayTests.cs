@@ -109,6 +109,20 @@ public sealed class GatewayTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task A_path_escaped_twice_stays_under_the_route_the_gateway_matched()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+
+        // Before, the Gateway sent the text "%2e%2e" it had routed on as it was, and the replica decoded it to "..":
+        // the first reached Inventory's /health, the second its internal /v1/reservations.
+        using var health = await admin.GetAsync("/v1/products/%252e%252e/%252e%252e/health", Cancellation);
+        using var reservations = await admin.GetAsync($"/v1/products/%252e%252e/reservations/{Guid.NewGuid()}", Cancellation);
+
+        Assert.Equal(HttpStatusCode.NotFound, health.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, reservations.StatusCode);
+    }
+
+    [Fact]
     public async Task No_token_is_401_and_a_user_token_on_an_internal_endpoint_is_403()
     {
         using var anonymous = ShopClients.Anonymous(App);

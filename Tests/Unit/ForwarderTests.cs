@@ -131,12 +131,97 @@ public sealed class ForwarderTests : IAsyncDisposable
         Assert.Equal("1", context.Response.Headers["X-Kept"]);
     }
 
-    private (Forwarder Forwarder, DestinationPools Pools) Create(int timeoutSeconds, params Uri[] replicas)
+    [Fact]
+    public async Task A_header_value_that_is_not_ascii_goes_to_the_replica_as_it_came_and_takes_no_replica_out()
+    {
+        var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var replica = Replica(async (stream, head, _) =>
+        {
+            received.SetResult(head);
+            await WriteAsync(stream, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        });
+        var (forwarder, pools) = Create(timeoutSeconds: 30, replica);
+        var context = Context();
+        context.Request.Headers["X-Note"] = "café";
+
+        await forwarder.ForwardAsync(context, "inventory").WaitAsync(TimeSpan.FromSeconds(20), Cancellation);
+
+        // Before, HttpClient refused to send the header, and the replica was blamed: a 502, and a step towards ejection.
+        Assert.Equal(StatusCodes.Status200OK, context.Response.StatusCode);
+        Assert.Contains("X-Note: caf\u00c3\u00a9", await received.Task.WaitAsync(Cancellation), StringComparison.Ordinal);
+        Assert.False(pools.All("inventory")[0].IsEjected(DateTimeOffset.UtcNow));
+    }
+
+    [Fact]
+    public async Task The_replica_reads_the_path_the_gateway_routed_so_an_escaped_dot_segment_cannot_leave_the_prefix()
+    {
+        var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var replica = Replica(async (stream, head, _) =>
+        {
+            received.SetResult(head);
+            await WriteAsync(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        });
+        var (forwarder, _) = Create(timeoutSeconds: 30, replica);
+        var context = Context();
+        // What Kestrel routes for /v1/products/%252e%252e/%252e%252e/health: decoded once, so the text "%2e%2e".
+        context.Request.Path = new PathString("/v1/products/%2e%2e/%2e%2e/health");
+
+        await forwarder.ForwardAsync(context, "inventory").WaitAsync(TimeSpan.FromSeconds(20), Cancellation);
+
+        // Before, it went out as /v1/products/%2e%2e/%2e%2e/health, which the replica decoded to /health.
+        var requestLine = (await received.Task.WaitAsync(Cancellation)).Split("\r\n")[0];
+        Assert.Equal("GET /v1/products/%252e%252e/%252e%252e/health HTTP/1.1", requestLine);
+    }
+
+    [Fact]
+    public async Task Answers_that_break_off_after_their_headers_add_up_to_the_replicas_ejection()
+    {
+        var breaking = Replica(async (stream, _, _) => await WriteAsync(stream, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"), connections: 2);
+        var (forwarder, pools) = Create(timeoutSeconds: 30, failuresToEject: 2, breaking);
+
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            var context = Context();
+            context.Features.Set<IHttpRequestLifetimeFeature>(new AbortRecorder());
+            context.Features.Set<IHttpResponseFeature>(new StartedOnceWritten(context.Response.Body));
+            await forwarder.ForwardAsync(context, "inventory").WaitAsync(TimeSpan.FromSeconds(20), Cancellation);
+        }
+
+        // Before, the headers of each answer counted as a success that reset the count, so it never reached two.
+        Assert.True(pools.All("inventory")[0].IsEjected(DateTimeOffset.UtcNow), "two broken answers in a row did not add up");
+    }
+
+    [Fact]
+    public async Task A_client_that_takes_the_answer_slowly_does_not_use_up_the_replicas_time_to_send_it()
+    {
+        var replica = Replica(async (stream, _, stop) =>
+        {
+            await WriteAsync(stream, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+            await Task.Delay(200, stop);
+            await WriteAsync(stream, "cd");
+        });
+        var (forwarder, pools) = Create(timeoutSeconds: 1, replica);
+        var context = Context();
+        var slow = new SlowClient();
+        context.Response.Body = slow;
+
+        await forwarder.ForwardAsync(context, "inventory").WaitAsync(TimeSpan.FromSeconds(20), Cancellation);
+
+        // Each write to the client takes longer than the replica's read timeout. Before, the timer ran through the first
+        // write, and the second read failed at once, blamed on the replica.
+        Assert.Equal("abcd", Encoding.ASCII.GetString(slow.ToArray()));
+        Assert.False(pools.All("inventory")[0].IsEjected(DateTimeOffset.UtcNow), "a slow client took a replica out");
+    }
+
+    private (Forwarder Forwarder, DestinationPools Pools) Create(int timeoutSeconds, params Uri[] replicas) =>
+        Create(timeoutSeconds, failuresToEject: 1, replicas);
+
+    private (Forwarder Forwarder, DestinationPools Pools) Create(int timeoutSeconds, int failuresToEject, params Uri[] replicas)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(
             replicas.Select((address, i) => KeyValuePair.Create($"services:inventory:http:{i}", (string?)address.ToString()))).Build();
         var pools = new DestinationPools(new ServiceEndpointResolver(configuration));
-        var options = Options.Create(new ForwardingOptions { FailuresToEject = 1, TimeoutSeconds = timeoutSeconds });
+        var options = Options.Create(new ForwardingOptions { FailuresToEject = failuresToEject, TimeoutSeconds = timeoutSeconds });
         var prober = new DestinationProber(pools, TimeProvider.System, NullLogger<DestinationProber>.Instance);
         return (new Forwarder(pools, prober, options, TimeProvider.System, NullLogger<Forwarder>.Instance), pools);
     }
@@ -160,24 +245,27 @@ public sealed class ForwarderTests : IAsyncDisposable
 
     private static async Task WriteAsync(Stream stream, string text) => await stream.WriteAsync(Encoding.ASCII.GetBytes(text), Cancellation);
 
-    /// <summary>A replica on loopback that reads one request's head and then does what it is told.</summary>
-    private Uri Replica(Func<NetworkStream, string, CancellationToken, Task> answer)
+    /// <summary>A replica on loopback that reads a request's head and then does what it is told, on each of its connections.</summary>
+    private Uri Replica(Func<NetworkStream, string, CancellationToken, Task> answer, int connections = 1)
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         var stop = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
         var serving = Task.Run(async () =>
         {
-            using var client = await listener.AcceptTcpClientAsync(stop.Token);
-            await using var stream = client.GetStream();
-            var head = new StringBuilder();
-            var buffer = new byte[1];
-            while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal) && await stream.ReadAsync(buffer, stop.Token) == 1)
+            for (var connection = 0; connection < connections; connection++)
             {
-                head.Append((char)buffer[0]);
-            }
+                using var client = await listener.AcceptTcpClientAsync(stop.Token);
+                await using var stream = client.GetStream();
+                var head = new StringBuilder();
+                var buffer = new byte[1];
+                while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal) && await stream.ReadAsync(buffer, stop.Token) == 1)
+                {
+                    head.Append((char)buffer[0]);
+                }
 
-            await answer(stream, head.ToString(), stop.Token);
+                await answer(stream, head.ToString(), stop.Token);
+            }
         }, stop.Token);
         _replicas.Add(new Stopper(listener, stop, serving));
         return new Uri($"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/");
@@ -241,6 +329,16 @@ public sealed class ForwarderTests : IAsyncDisposable
     private sealed class StartedOnceWritten(Stream body) : HttpResponseFeature
     {
         public override bool HasStarted => body.Length > 0;
+    }
+
+    /// <summary>A client that takes each write of the answer in 1.5 s.</summary>
+    private sealed class SlowClient : MemoryStream
+    {
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await Task.Delay(1500, cancellationToken);
+            await base.WriteAsync(buffer, cancellationToken);
+        }
     }
 
     /// <summary>A request body whose bytes never come.</summary>

@@ -32,6 +32,9 @@ public sealed class IfMatch
             : new IfMatch(present: true, malformed: true, []);
     }
 
+    /// <summary>The header is <c>*</c>: any current representation matches, whatever its version.</summary>
+    public bool IsAny => _tags.Any(candidate => candidate.Equals(EntityTagHeaderValue.Any));
+
     /// <summary>Whether a resource whose entity tag is <paramref name="current"/> satisfies the condition.</summary>
     public bool Matches(string current)
     {

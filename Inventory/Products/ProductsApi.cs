@@ -289,22 +289,40 @@ public static class ProductsApi
             return PreconditionFailed(product.Version);
         }
 
-        product.Update(request.Sku!.Trim(), request.Name!.Trim(), request.Description?.Trim() ?? "", Money.Of(request.Price!.Amount!.Value, request.Price.Currency!),
-            request.Active!.Value, clock.GetUtcNow());
-        int available;
-        try
+        void Apply() => product.Update(request.Sku!.Trim(), request.Name!.Trim(), request.Description?.Trim() ?? "",
+            Money.Of(request.Price!.Amount!.Value, request.Price.Currency!), request.Active!.Value, clock.GetUtcNow());
+
+        Apply();
+        while (true)
         {
-            await db.SaveChangesAsync(cancellationToken);
-            available = await db.Stock.AsNoTracking().Where(s => s.ProductId == id).Select(s => s.Quantity - s.Reserved).FirstOrDefaultAsync(cancellationToken);
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                break;
+            }
+            catch (DbUpdateConcurrencyException) when (ifMatch.IsAny)
+            {
+                // "*" asks only that the product exists (RFC 9110, 13.1.1), and another write came between the read and
+                // this one: the product as it is now is updated, unless that write deleted it.
+                await db.Entry(product).ReloadAsync(cancellationToken);
+                if (product.DeletedAt is not null)
+                {
+                    return TypedResults.NotFound();
+                }
+
+                Apply();
+            }
+            catch (DbUpdateConcurrencyException)
+            {
+                return PreconditionFailed(null);
+            }
+            catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+            {
+                return TypedResults.Problem(statusCode: 409, title: "SKU already in use.", detail: $"Another product of this tenant has SKU '{product.Sku}'.");
+            }
         }
-        catch (DbUpdateConcurrencyException)
-        {
-            return PreconditionFailed(null);
-        }
-        catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
-        {
-            return TypedResults.Problem(statusCode: 409, title: "SKU already in use.", detail: $"Another product of this tenant has SKU '{product.Sku}'.");
-        }
+
+        var available = await db.Stock.AsNoTracking().Where(s => s.ProductId == id).Select(s => s.Quantity - s.Reserved).FirstOrDefaultAsync(cancellationToken);
 
         // The row stays locked until the commit, so no other write of this product can come between.
         if (!await cache.InvalidateBeforeWriteAsync(id, product.Version))
@@ -404,15 +422,27 @@ public static class ProductsApi
         {
             errors["sku"] = ["Between 1 and 64 characters."];
         }
+        else if (sku.Any(char.IsControl))
+        {
+            errors["sku"] = ["No control characters."];
+        }
 
         if (name is not { Length: > 0 and <= 200 } || string.IsNullOrWhiteSpace(name))
         {
             errors["name"] = ["Between 1 and 200 characters."];
         }
+        else if (name.Any(char.IsControl))
+        {
+            errors["name"] = ["No control characters (a name is one line)."];
+        }
 
         if (description is { Length: > 4000 })
         {
             errors["description"] = ["At most 4000 characters."];
+        }
+        else if (description is not null && description.Any(c => char.IsControl(c) && c is not ('\n' or '\r' or '\t')))
+        {
+            errors["description"] = ["No control characters other than line breaks and tabs."];
         }
 
         if (price is null)

@@ -49,6 +49,10 @@ public sealed class LifecycleTests(AppFixture fixture)
             AssertStartedInOrderAndQuietly(second);
 
             runDirectory = second.RunDirectory;
+            // Private to the AppHost's user: PostgreSQL's socket and RabbitMQ's password are in there. (Under root the
+            // postgres group may pass through to its server's folder, not list or write.)
+            Assert.Equal(UnixFileMode.None, File.GetUnixFileMode(runDirectory) & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite
+                | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute));
             pids = ReadPids(runDirectory);
             Assert.True(pids.Count >= 10, $"expected every process of the run to be registered, saw {pids.Count}");
         }

@@ -1,3 +1,4 @@
+using Shop.Hosting.ApplicationModel;
 using Shop.Hosting.Orchestration;
 
 namespace Shop.Tests.Unit;
@@ -56,5 +57,71 @@ public sealed class ManagedProcessTests : IDisposable
     {
         Assert.True(ManagedProcess.IsInstalled("sh", "/"));
         Assert.False(ManagedProcess.IsInstalled($"shop-no-such-program-{Guid.NewGuid():N}", "/"));
+    }
+
+    [Fact]
+    public void A_run_folder_and_the_folders_in_it_are_its_users_alone_in_a_parent_where_every_user_can_make_one()
+    {
+        const UnixFileMode userOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        using var run = new RunDirectory();
+
+        Assert.Equal(userOnly, File.GetUnixFileMode(run.Path));
+        Assert.Equal(userOnly, File.GetUnixFileMode(run.Combine("messaging")));
+        Assert.Equal(userOnly | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute | UnixFileMode.StickyBit,
+            File.GetUnixFileMode(Path.GetDirectoryName(run.Path)!));
+    }
+
+    [Fact]
+    public async Task On_stop_every_service_has_exited_before_a_backing_service_is_sent_its_stop_signal()
+    {
+        var postgres = new PostgresServerResource("postgres");
+        var orders = new ProjectResource("orders", new StandInProject());
+        orders.Annotations.Add(new EndpointAnnotation("http", Port: null, IsExternal: false));
+        orders.Annotations.Add(new WaitAnnotation(postgres));
+        // The service takes a second to stop, as one finishing its work does; the server stops at once.
+        var launchers = new Dictionary<Resource, IResourceLauncher> { [postgres] = new StandIn("exit 0"), [orders] = new StandIn("sleep 1; exit 0") };
+        var orchestrator = new Orchestrator([postgres, orders], new OrchestratorOptions("Testing", null, null), resource => launchers[resource]);
+        var changes = new List<(string Name, ResourceState State)>();
+        orchestrator.Notifications.Changed += snapshot =>
+        {
+            lock (changes)
+            {
+                changes.Add((snapshot.Name, snapshot.State));
+            }
+        };
+        try
+        {
+            await orchestrator.StartAsync();
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(30));
+            await orchestrator.Notifications.WaitForResourceHealthyAsync("orders", timeout.Token);
+        }
+        finally
+        {
+            await orchestrator.DisposeAsync();
+        }
+
+        var serviceExited = changes.IndexOf(("orders", ResourceState.Stopped));
+        var serverAsked = changes.IndexOf(("postgres", ResourceState.Stopping));
+        Assert.True(serviceExited >= 0 && serverAsked > serviceExited, string.Join(", ", changes));
+    }
+
+    /// <summary>A process that runs until SIGTERM and then runs <paramref name="onStop"/>; healthy all along.</summary>
+    private sealed class StandIn(string onStop) : IResourceLauncher
+    {
+        public TimeSpan StopGrace => TimeSpan.FromSeconds(10);
+
+        public Task<ProcessSpec> PrepareAsync(ReplicaRuntime replica, CancellationToken cancellationToken) =>
+            Task.FromResult(new ProcessSpec("sh", ["-c", $"trap '{onStop}' TERM; while :; do sleep 0.1; done"], "/", new Dictionary<string, string?>()));
+
+        public Task<bool> ProbeAsync(ReplicaRuntime replica, CancellationToken cancellationToken) => Task.FromResult(true);
+    }
+
+    private sealed class StandInProject : IProjectMetadata
+    {
+        public string ProjectPath => "";
+
+        public string TargetPath => "";
     }
 }

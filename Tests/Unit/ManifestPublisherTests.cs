@@ -47,6 +47,29 @@ public sealed partial class ManifestPublisherTests
         }
     }
 
+    [Fact]
+    public async Task Redis_and_RabbitMQ_passwords_are_generated_without_special_characters_and_Redis_reads_its_own_from_the_environment()
+    {
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Program>(cancellationToken: TestContext.Current.CancellationToken);
+        var resources = ManifestPublisher.Build(builder.Resources, AppContext.BaseDirectory);
+        JsonNode Generate(string parameter) => resources[parameter]!["inputs"]!["value"]!["default"]!["generate"]!;
+
+        // Aspire's shape: special is written only when false. A comma breaks a StackExchange.Redis connection string, and
+        // the RabbitMQ password goes into an amqp:// URI.
+        Assert.Equal(22, Generate("redis-password")["minLength"]!.GetValue<int>());
+        Assert.False(Generate("redis-password")["special"]!.GetValue<bool>());
+        Assert.False(Generate("messaging-password")["special"]!.GetValue<bool>());
+        Assert.Null(Generate("postgres-password")["special"]);
+
+        var redis = resources["redis"]!;
+        var args = redis["args"]!.AsArray().Select(a => a!.GetValue<string>()).ToList();
+        Assert.Equal("{redis-password.value}", redis["env"]!["REDIS_PASSWORD"]!.GetValue<string>());
+        Assert.Equal("/bin/sh", redis["entrypoint"]!.GetValue<string>());
+        Assert.Equal("-c", args[0]);
+        Assert.Contains("redis-server --requirepass \"$REDIS_PASSWORD\"", args[1], StringComparison.Ordinal);
+        Assert.DoesNotContain(args, a => a.Contains("password.value", StringComparison.Ordinal));
+    }
+
     [GeneratedRegex(@"\{([a-z][a-z0-9-]*)\.(?:connectionString|value|inputs|bindings)[^}]*\}")]
     private static partial Regex Reference();
 }

@@ -27,9 +27,19 @@ internal sealed class Orchestrator : IAsyncDisposable
     private readonly Dictionary<ResourceRuntime, SemaphoreSlim> _actionLocks = [];
     private readonly List<EndpointProxy> _proxies = [];
     private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>
+    /// The parents of every replica's lifetime, one per stop phase, each cancelled only once the phase before it has
+    /// exited: services still finishing their work (an outbox batch, consumer acks, requests in flight) need their
+    /// database and broker. Were lifetimes linked to <see cref="_stopping"/>, every replica would get its stop signal
+    /// at once.
+    /// </summary>
+    private readonly CancellationTokenSource _servicesLifetime = new();
+    private readonly CancellationTokenSource _backingLifetime = new();
     private readonly List<Task> _launches = [];
 
-    public Orchestrator(IReadOnlyList<Resource> resources, OrchestratorOptions options)
+    /// <param name="launcherFor">Replaces the launcher of every resource with a process (tests run stand-in processes).</param>
+    public Orchestrator(IReadOnlyList<Resource> resources, OrchestratorOptions options, Func<Resource, IResourceLauncher>? launcherFor = null)
     {
         _options = options;
         Run = new RunDirectory();
@@ -41,13 +51,7 @@ internal sealed class Orchestrator : IAsyncDisposable
                 case ServerResource server:
                     server.Port = PortAllocator.GetFreePort();
                     runtime.Replicas.Add(new ReplicaRuntime(runtime, 0, 0));
-                    _launchers[runtime] = server switch
-                    {
-                        PostgresServerResource postgres => new PostgresLauncher(postgres, Run, options.PostgresBinDirectory),
-                        RedisResource redis => new RedisLauncher(redis, Run),
-                        RabbitMQServerResource rabbit => new RabbitMqLauncher(rabbit, Run),
-                        _ => throw new NotSupportedException(server.TypeName),
-                    };
+                    _launchers[runtime] = launcherFor?.Invoke(server) ?? ServerLauncher(server);
                     break;
                 case ProjectResource project:
                     for (var i = 0; i < project.Replicas; i++)
@@ -55,7 +59,7 @@ internal sealed class Orchestrator : IAsyncDisposable
                         runtime.Replicas.Add(new ReplicaRuntime(runtime, i, PortAllocator.GetFreePort()));
                     }
 
-                    _launchers[runtime] = new ProjectLauncher(project, ProjectEnvironment);
+                    _launchers[runtime] = launcherFor?.Invoke(project) ?? new ProjectLauncher(project, ProjectEnvironment);
                     break;
                 default:
                     runtime.Replicas.Add(new ReplicaRuntime(runtime, 0, 0));
@@ -106,8 +110,8 @@ internal sealed class Orchestrator : IAsyncDisposable
 
         await _stopping.CancelAsync();
         await Task.WhenAll(_launches).ContinueWith(_ => { }, TaskScheduler.Default);
-        await StopAllAsync(_runtimes.Where(r => r.Resource is ProjectResource));
-        await StopAllAsync(_runtimes.Where(r => r.Resource is not ProjectResource));
+        await StopPhaseAsync(_servicesLifetime, _runtimes.Where(r => r.Resource is ProjectResource));
+        await StopPhaseAsync(_backingLifetime, _runtimes.Where(r => r.Resource is not ProjectResource));
         foreach (var launcher in _launchers.Values)
         {
             await launcher.StopAuxiliaryAsync();
@@ -124,6 +128,8 @@ internal sealed class Orchestrator : IAsyncDisposable
         await StopAsync();
         Run.Dispose();
         _stopping.Dispose();
+        _servicesLifetime.Dispose();
+        _backingLifetime.Dispose();
     }
 
     public Task StartResourceAsync(string name) => WithActionLock(name, runtime =>
@@ -170,6 +176,16 @@ internal sealed class Orchestrator : IAsyncDisposable
         {
             gate.Release();
         }
+    }
+
+    /// <summary>
+    /// Cancels the phase first, so a replica a concurrent start or restart action starts now gets a lifetime that has
+    /// already ended, then stops the phase's replicas and waits until they have exited.
+    /// </summary>
+    private static async Task StopPhaseAsync(CancellationTokenSource phase, IEnumerable<ResourceRuntime> runtimes)
+    {
+        await phase.CancelAsync();
+        await StopAllAsync(runtimes);
     }
 
     private static async Task StopAllAsync(IEnumerable<ResourceRuntime> runtimes)
@@ -232,7 +248,8 @@ internal sealed class Orchestrator : IAsyncDisposable
     private void StartReplica(ReplicaRuntime replica)
     {
         replica.Lifetime?.Dispose();
-        replica.Lifetime = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        var phase = replica.Owner.Resource is ProjectResource ? _servicesLifetime : _backingLifetime;
+        replica.Lifetime = CancellationTokenSource.CreateLinkedTokenSource(phase.Token);
         replica.Supervisor = SuperviseAsync(replica, _launchers[replica.Owner], replica.Lifetime.Token);
     }
 
@@ -502,6 +519,14 @@ internal sealed class Orchestrator : IAsyncDisposable
 
         return environment;
     }
+
+    private IResourceLauncher ServerLauncher(ServerResource server) => server switch
+    {
+        PostgresServerResource postgres => new PostgresLauncher(postgres, Run, _options.PostgresBinDirectory),
+        RedisResource redis => new RedisLauncher(redis, Run),
+        RabbitMQServerResource rabbit => new RabbitMqLauncher(rabbit, Run),
+        _ => throw new NotSupportedException(server.TypeName),
+    };
 
     private static IReadOnlyList<Uri> RunningEndpoints(ResourceRuntime runtime) =>
         runtime.Replicas.Where(r => r.State == ResourceState.Running && r.Health != HealthState.Unhealthy).Select(r => r.Endpoint!).ToList();

@@ -23,12 +23,14 @@ internal sealed class PostgresLauncher(PostgresServerResource resource, RunDirec
             await File.WriteAllTextAsync(passwordFile, resource.Password, cancellationToken);
             if (NativeMethods.IsRoot)
             {
+                await LetServerUserThroughAsync(cancellationToken);
                 await RunToEndAsync("chown", ["-R", "postgres:postgres", folder], cancellationToken);
             }
 
+            // The socket asks for the password as TCP does: the run's private folder is the first wall, not the only one.
             var initdb = AsServerUser(Path.Combine(bin, "initdb"),
                 ["-D", data, "-U", PostgresServerResource.UserName, $"--pwfile={passwordFile}", "--auth-host=scram-sha-256",
-                 "--auth-local=trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
+                 "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]);
             await RunToEndAsync(initdb.FileName, initdb.Arguments, cancellationToken);
             File.Delete(passwordFile);
         }
@@ -92,6 +94,16 @@ internal sealed class PostgresLauncher(PostgresServerResource resource, RunDirec
 
         await using var connection = new NpgsqlConnection($"{database.ConnectionString};Pooling=false;Timeout=5");
         await connection.OpenAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// The server, run as postgres, reaches its folder through the run's, which is root's and private: the postgres
+    /// group may pass through it (search, not list), and finds every other folder in it private.
+    /// </summary>
+    private async Task LetServerUserThroughAsync(CancellationToken cancellationToken)
+    {
+        await RunToEndAsync("chgrp", ["postgres", run.Path], cancellationToken);
+        File.SetUnixFileMode(run.Path, RunDirectory.Private | UnixFileMode.GroupExecute);
     }
 
     private static (string FileName, IReadOnlyList<string> Arguments) AsServerUser(string executable, IReadOnlyList<string> arguments) =>

@@ -13,12 +13,15 @@ internal sealed class RedisLauncher(RedisResource resource, RunDirectory run) : 
     public Task<ProcessSpec> PrepareAsync(ReplicaRuntime replica, CancellationToken cancellationToken)
     {
         var folder = run.Combine(resource.Name);
+        // The password is in a file of the run's private folder: on the command line every user would see it with ps.
+        var config = Path.Combine(folder, "redis.conf");
+        File.WriteAllText(config, $"requirepass {resource.Password}\n");
         return Task.FromResult(new ProcessSpec("redis-server",
         [
+            config,
             "--port", resource.Port.ToString(CultureInfo.InvariantCulture),
             "--bind", "127.0.0.1",
             "--protected-mode", "yes",
-            "--requirepass", resource.Password,
             "--dir", folder,
             "--save", "",
             "--appendonly", "no",

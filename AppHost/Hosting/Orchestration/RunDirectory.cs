@@ -8,6 +8,16 @@ namespace Shop.Hosting.Orchestration;
 /// </summary>
 internal sealed class RunDirectory : IDisposable
 {
+    /// <summary>
+    /// A run's folder and the folders in it are its user's alone: they hold PostgreSQL's socket, RabbitMQ's
+    /// configuration with its password, and every server's data.
+    /// </summary>
+    public const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>The parent of every run's folder is shared as /tmp is: every user's AppHost makes its run's folder there, and none can remove another's.</summary>
+    public const UnixFileMode Shared = Private | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute | UnixFileMode.StickyBit;
+
     private const string PidsFile = "pids";
     private readonly Dictionary<int, string> _pids = [];
     private Process? _watchdog;
@@ -15,18 +25,19 @@ internal sealed class RunDirectory : IDisposable
     public RunDirectory()
     {
         var root = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "shop-apphost");
-        Directory.CreateDirectory(root);
+        Share(root);
         Id = $"{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
-        Path = Directory.CreateDirectory(System.IO.Path.Combine(root, Id)).FullName;
-        File.SetUnixFileMode(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
-            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        // Private from the start: open while its files were written, the folder could be entered and kept by anyone.
+        Path = Directory.CreateDirectory(System.IO.Path.Combine(root, Id), Private).FullName;
+        // Set again, whatever the umask took; and chmod is refused on a folder another user made under this name.
+        File.SetUnixFileMode(Path, Private);
     }
 
     public string Id { get; }
 
     public string Path { get; }
 
-    public string Combine(string name) => Directory.CreateDirectory(System.IO.Path.Combine(Path, name)).FullName;
+    public string Combine(string name) => Directory.CreateDirectory(System.IO.Path.Combine(Path, name), Private).FullName;
 
     public void Register(int pid)
     {
@@ -96,6 +107,19 @@ internal sealed class RunDirectory : IDisposable
             catch (IOException)
             {
             }
+        }
+    }
+
+    /// <summary>Only the parent's owner may share it; for anyone else's AppHost, its owner's did.</summary>
+    private static void Share(string root)
+    {
+        Directory.CreateDirectory(root);
+        try
+        {
+            File.SetUnixFileMode(root, Shared);
+        }
+        catch (UnauthorizedAccessException)
+        {
         }
     }
 

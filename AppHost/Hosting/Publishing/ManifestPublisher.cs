@@ -50,14 +50,20 @@ public static class ManifestPublisher
                     };
                     break;
                 case RedisResource redis:
-                    result[$"{redis.Name}-password"] = GeneratedSecret($"{redis.Name}-password");
+                    // StackExchange.Redis connection strings break on a comma: no special characters, as Aspire generates it.
+                    result[$"{redis.Name}-password"] = GeneratedSecret($"{redis.Name}-password", special: false);
                     var container = Container("docker.io/library/redis:7.4", 6379,
-                        $"{{{redis.Name}.bindings.tcp.host}}:{{{redis.Name}.bindings.tcp.port}},password={{{redis.Name}-password.value}}", new JsonObject());
-                    container["args"] = new JsonArray("--requirepass", $"{{{redis.Name}-password.value}}", "--save", "", "--appendonly", "no");
+                        $"{{{redis.Name}.bindings.tcp.host}}:{{{redis.Name}.bindings.tcp.port}},password={{{redis.Name}-password.value}}",
+                        new JsonObject { ["REDIS_PASSWORD"] = $"{{{redis.Name}-password.value}}" });
+                    // As Aspire does, the password reaches redis-server through the environment: in the container's
+                    // arguments it would show in ps and in the deployed spec. exec, so redis-server gets the stop signal.
+                    container["entrypoint"] = "/bin/sh";
+                    container["args"] = new JsonArray("-c", "exec redis-server --requirepass \"$REDIS_PASSWORD\" --save '' --appendonly no");
                     result[redis.Name] = container;
                     break;
                 case RabbitMQServerResource rabbit:
-                    result[$"{rabbit.Name}-password"] = GeneratedSecret($"{rabbit.Name}-password");
+                    // The password goes into an amqp:// URI: no special characters, as Aspire generates it.
+                    result[$"{rabbit.Name}-password"] = GeneratedSecret($"{rabbit.Name}-password", special: false);
                     result[rabbit.Name] = Container("docker.io/library/rabbitmq:3.13", 5672,
                         $"amqp://{RabbitMQServerResource.UserName}:{{{rabbit.Name}-password.value}}@{{{rabbit.Name}.bindings.tcp.host}}:{{{rabbit.Name}.bindings.tcp.port}}",
                         new JsonObject
@@ -145,18 +151,28 @@ public static class ManifestPublisher
         },
     };
 
-    private static JsonObject GeneratedSecret(string name, bool secret = true) => new()
+    /// <param name="special">Whether the generated value may hold special characters; Aspire writes <c>special</c> only when false.</param>
+    private static JsonObject GeneratedSecret(string name, bool secret = true, bool special = true)
     {
-        ["type"] = "parameter.v0",
-        ["value"] = $"{{{name}.inputs.value}}",
-        ["inputs"] = new JsonObject
+        var generate = new JsonObject { ["minLength"] = 22 };
+        if (!special)
         {
-            ["value"] = new JsonObject
+            generate["special"] = false;
+        }
+
+        return new JsonObject
+        {
+            ["type"] = "parameter.v0",
+            ["value"] = $"{{{name}.inputs.value}}",
+            ["inputs"] = new JsonObject
             {
-                ["type"] = "string",
-                ["secret"] = secret,
-                ["default"] = new JsonObject { ["generate"] = new JsonObject { ["minLength"] = 22 } },
+                ["value"] = new JsonObject
+                {
+                    ["type"] = "string",
+                    ["secret"] = secret,
+                    ["default"] = new JsonObject { ["generate"] = generate },
+                },
             },
-        },
-    };
+        };
+    }
 }

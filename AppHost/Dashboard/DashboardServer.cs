@@ -17,6 +17,12 @@ namespace Shop.Hosting.Dashboard;
 /// </summary>
 internal sealed class DashboardServer : IAsyncDisposable
 {
+    /// <summary>
+    /// Sent by the dashboard's page with every action. A page of another site cannot send it without asking first (a CORS
+    /// preflight, which nothing here answers), so it cannot stop a resource or replay a queue behind the developer's back.
+    /// </summary>
+    public const string ActionHeader = "X-Dashboard-Action";
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         Converters = { new JsonStringEnumConverter() },
@@ -68,6 +74,7 @@ internal sealed class DashboardServer : IAsyncDisposable
 
     private void Map(WebApplication app)
     {
+        app.Use(GuardAsync);
         app.MapGet("/", () => Results.Stream(
             typeof(DashboardServer).Assembly.GetManifestResourceStream("dashboard/index.html")!, "text/html; charset=utf-8"));
 
@@ -89,6 +96,37 @@ internal sealed class DashboardServer : IAsyncDisposable
         app.MapPost("/v1/metrics", () => EmptyOtlpResponse());
         app.MapPost("/v1/logs", () => EmptyOtlpResponse());
     }
+
+    /// <summary>
+    /// Loopback alone does not keep other sites out: a page the developer visits can post to 127.0.0.1 (no CORS needed for
+    /// a request it does not read), and through DNS rebinding even read the answers under a name of its own. So the
+    /// dashboard answers only to its own host name, an action needs <see cref="ActionHeader"/> and, when the browser names
+    /// an origin, this one; an OTLP export must say it is protobuf, which no form can.
+    /// </summary>
+    private async Task GuardAsync(HttpContext context, RequestDelegate next)
+    {
+        var request = context.Request;
+        var refusal = !IsOwnHost(request.Host) ? (StatusCodes.Status421MisdirectedRequest, "This dashboard answers only to 127.0.0.1 and localhost.")
+            : !HttpMethods.IsPost(request.Method) ? default
+            : request.Headers.Origin is [{ } origin] && !IsOwnOrigin(origin) ? (StatusCodes.Status403Forbidden, "Actions come only from the dashboard's own page.")
+            : request.Path.StartsWithSegments("/api") && !request.Headers.ContainsKey(ActionHeader)
+                ? (StatusCodes.Status403Forbidden, $"An action needs the {ActionHeader} header, which the dashboard's page sends.")
+            : request.Path.StartsWithSegments("/v1") && request.ContentType?.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) != true
+                ? (StatusCodes.Status415UnsupportedMediaType, "OTLP exports are application/x-protobuf.")
+            : default;
+        if (refusal.Item1 == 0)
+        {
+            await next(context);
+            return;
+        }
+
+        await Results.Problem(statusCode: refusal.Item1, title: refusal.Item2).ExecuteAsync(context);
+    }
+
+    private bool IsOwnHost(HostString host) => host.Port == Url.Port && host.Host is "127.0.0.1" or "localhost" or "[::1]";
+
+    private bool IsOwnOrigin(string origin) =>
+        Uri.TryCreate(origin, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttp && IsOwnHost(new HostString(uri.Authority));
 
     private IResult WithResource(string name, Func<ResourceRuntime, IResult> action)
     {

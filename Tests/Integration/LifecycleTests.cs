@@ -194,6 +194,34 @@ public sealed class LifecycleTests(AppFixture fixture)
         var logs = await dashboard.GetFromJsonAsync<JsonElement>("/api/resources/inventory/logs?replica=1&tail=50", Cancellation);
         Assert.NotEqual(0, logs.GetArrayLength());
         Assert.All(logs.EnumerateArray(), l => Assert.Equal(1, l.GetProperty("replica").GetInt32()));
+        // Another site's page can post to loopback, but cannot send the action header without a preflight nothing answers.
+        using (var crossSite = await dashboard.PostAsync("/api/resources/notifications/stop", null, Cancellation))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Forbidden, crossSite.StatusCode);
+        }
+
+        dashboard.DefaultRequestHeaders.Add("X-Dashboard-Action", "1");
+        using (var otherOrigin = new HttpRequestMessage(HttpMethod.Post, "/api/resources/notifications/stop"))
+        {
+            otherOrigin.Headers.Add("Origin", "http://attacker.example");
+            using var refusedOrigin = await dashboard.SendAsync(otherOrigin, Cancellation);
+            Assert.Equal(System.Net.HttpStatusCode.Forbidden, refusedOrigin.StatusCode);
+        }
+
+        // A name that resolves to loopback (DNS rebinding) is not the dashboard's: the answers stay unread.
+        using (var rebound = new HttpRequestMessage(HttpMethod.Get, "/api/resources/postgres/logs"))
+        {
+            rebound.Headers.Host = $"attacker.example:{app.DashboardUrl.Port}";
+            using var refusedHost = await dashboard.SendAsync(rebound, Cancellation);
+            Assert.Equal(System.Net.HttpStatusCode.MisdirectedRequest, refusedHost.StatusCode);
+        }
+
+        // A form can post text, not protobuf: no exports made up by a page.
+        using (var form = await dashboard.PostAsync("/v1/traces", new StringContent("x"), Cancellation))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.UnsupportedMediaType, form.StatusCode);
+        }
+
         using (var refused = await dashboard.PostAsync("/api/resources/ordersdb/stop", null, Cancellation))
         {
             Assert.Equal(System.Net.HttpStatusCode.Conflict, refused.StatusCode);

@@ -147,6 +147,7 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         Assert.Equal(0L, await NotificationCountAsync(orderId));
 
         using var dashboard = new HttpClient { BaseAddress = App.DashboardUrl };
+        dashboard.DefaultRequestHeaders.Add("X-Dashboard-Action", "1");
         var queues = await dashboard.GetFromJsonAsync<JsonElement>("/api/messaging/dead-letters", Cancellation);
         var queue = queues.EnumerateArray().Single(q => q.GetProperty("queue").GetString() == "notifications.orders.dlq");
         Assert.Equal("notifications.orders", queue.GetProperty("originalQueue").GetString());

@@ -454,6 +454,26 @@ public sealed class TraceStoreTests
     }
 
     [Fact]
+    public void A_trace_keeps_at_most_its_share_of_spans_and_the_store_at_most_its_total_evicting_the_first_seen()
+    {
+        var store = new TraceStore(maxTraces: 10, maxSpans: 5, maxSpansPerTrace: 3);
+
+        // One trace id sent over and over (a long-lived root, or any local client): before, it grew without bound.
+        store.Add(Enumerable.Range(0, 10).Select(i => Span("endless", $"e{i}", null, startMs: i, endMs: i + 1)));
+        store.Add([Span("endless", "e0", null, startMs: 0, endMs: 2)]);
+        Assert.Equal(3, store.GetTrace("endless")!.Count);
+        Assert.Equal(7, store.DroppedSpans);
+
+        // Five spans in all: a new trace's third span takes the store past it, and the first-seen trace goes.
+        store.Add([Span("second", "s0", null, startMs: 20, endMs: 21), Span("second", "s1", "s0", startMs: 20, endMs: 21)]);
+        Assert.NotNull(store.GetTrace("endless"));
+        store.Add([Span("second", "s2", "s0", startMs: 20, endMs: 21)]);
+        Assert.Null(store.GetTrace("endless"));
+        Assert.Equal(3, store.GetTrace("second")!.Count);
+        Assert.Equal(1, store.Count);
+    }
+
+    [Fact]
     public void Lists_newest_traces_first_up_to_the_limit()
     {
         var store = new TraceStore();

@@ -10,23 +10,33 @@ public sealed record TraceSummary(
     bool HasError);
 
 /// <summary>
-/// Thread-safe, bounded in-memory store of received spans grouped by trace. When full, the trace
-/// that was first seen earliest is evicted.
+/// Thread-safe, bounded in-memory store of received spans grouped by trace. When it holds too many traces or spans, the
+/// trace that was first seen earliest is evicted; a trace keeps at most <c>maxSpansPerTrace</c> spans (one long-lived
+/// root, or any local client posting spans of one trace id, would otherwise grow it without bound) and the rest of its
+/// spans are dropped.
 /// </summary>
 public sealed class TraceStore
 {
     private readonly int _maxTraces;
+    private readonly int _maxSpans;
+    private readonly int _maxSpansPerTrace;
     private readonly Lock _gate = new();
+    private int _spanCount;
 
     // Spans are keyed by span id so that a batch re-sent by an exporter retry replaces rather than duplicates.
     private readonly Dictionary<string, Dictionary<string, SpanRecord>> _traces = new(StringComparer.OrdinalIgnoreCase);
     private readonly Queue<string> _firstSeenOrder = new();
 
-    public TraceStore(int maxTraces = 2000)
+    public TraceStore(int maxTraces = 2000, int maxSpans = 100_000, int maxSpansPerTrace = 1000)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxTraces);
-        _maxTraces = maxTraces;
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxSpansPerTrace);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxSpans, maxSpansPerTrace);
+        (_maxTraces, _maxSpans, _maxSpansPerTrace) = (maxTraces, maxSpans, maxSpansPerTrace);
     }
+
+    /// <summary>Spans not kept because their trace already held as many as a trace may.</summary>
+    public long DroppedSpans { get; private set; }
 
     public int Count
     {
@@ -53,7 +63,7 @@ public sealed class TraceStore
                 {
                     if (_traces.Count >= _maxTraces)
                     {
-                        _traces.Remove(_firstSeenOrder.Dequeue());
+                        EvictOldest();
                     }
 
                     trace = new Dictionary<string, SpanRecord>(StringComparer.OrdinalIgnoreCase);
@@ -61,9 +71,33 @@ public sealed class TraceStore
                     _firstSeenOrder.Enqueue(span.TraceId);
                 }
 
-                trace[span.SpanId] = span;
+                if (trace.ContainsKey(span.SpanId))
+                {
+                    trace[span.SpanId] = span;
+                    continue;
+                }
+
+                if (trace.Count >= _maxSpansPerTrace)
+                {
+                    DroppedSpans++;
+                    continue;
+                }
+
+                trace.Add(span.SpanId, span);
+                _spanCount++;
+                while (_spanCount > _maxSpans && _firstSeenOrder.Peek() != span.TraceId)
+                {
+                    EvictOldest();
+                }
             }
         }
+    }
+
+    private void EvictOldest()
+    {
+        var oldest = _firstSeenOrder.Dequeue();
+        _spanCount -= _traces[oldest].Count;
+        _traces.Remove(oldest);
     }
 
     public IReadOnlyList<SpanRecord>? GetTrace(string traceId)

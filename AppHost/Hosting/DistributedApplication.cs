@@ -17,6 +17,7 @@ public sealed class DistributedApplication : IAsyncDisposable
     private readonly TextWriter _console;
     private readonly string? _publisher;
     private readonly string? _outputPath;
+    private int _disposed;
 
     internal DistributedApplication(IDistributedApplicationBuilder builder, IReadOnlyList<Resource> resources)
     {
@@ -64,6 +65,20 @@ public sealed class DistributedApplication : IAsyncDisposable
     /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {
+        try
+        {
+            await RunUntilStoppedAsync(cancellationToken);
+        }
+        finally
+        {
+            // Also when the start failed (the dashboard's port taken, say): the run's folder exists from Build on, and
+            // no watchdog is there yet to remove it.
+            await DisposeAsync();
+        }
+    }
+
+    private async Task RunUntilStoppedAsync(CancellationToken cancellationToken)
+    {
         if (_publisher is { } publisher)
         {
             if (publisher != "manifest")
@@ -74,7 +89,6 @@ public sealed class DistributedApplication : IAsyncDisposable
             var output = _outputPath ?? "aspire-manifest.json";
             Publishing.ManifestPublisher.Write(Resources, output);
             await _console.WriteLineAsync($"Wrote the Aspire manifest to {Path.GetFullPath(output)}");
-            await DisposeAsync();
             return;
         }
 
@@ -124,6 +138,11 @@ public sealed class DistributedApplication : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await _orchestrator.DisposeAsync();
         await _dashboard.DisposeAsync();
     }

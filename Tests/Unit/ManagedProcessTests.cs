@@ -60,6 +60,60 @@ public sealed class ManagedProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task The_watchdog_takes_an_apphost_that_has_ended_but_is_not_yet_reaped_for_gone()
+    {
+        var cancellation = TestContext.Current.CancellationToken;
+        // bash starts `sleep 0` and becomes `sleep 30`, which never reaps it: a zombie for as long as the test runs.
+        using var holder = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("bash", ["-c", "sleep 0 & echo $!; exec sleep 30"])
+        {
+            RedirectStandardOutput = true,
+        })!;
+        using var child = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("setsid", ["sleep", "60"]))!;
+        try
+        {
+            var zombie = int.Parse((await holder.StandardOutput.ReadLineAsync(cancellation))!, System.Globalization.CultureInfo.InvariantCulture);
+            for (var wait = 0; File.ReadAllText($"/proc/{zombie}/stat").Split(") ")[1][0] != 'Z'; wait++)
+            {
+                Assert.True(wait < 100, "the stand-in AppHost did not end");
+                await Task.Delay(50, cancellation);
+            }
+
+            using var run = new RunDirectory();
+            run.Register(child.Id);
+            run.StartWatchdog(zombie);
+
+            // Before, a zombie passed for alive (its start time still matched), and the run's processes outlived it.
+            Assert.True(child.WaitForExit(TimeSpan.FromSeconds(10)), "the watchdog took a zombie AppHost for a live one");
+        }
+        finally
+        {
+            holder.Kill();
+            if (!child.HasExited)
+            {
+                child.Kill();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_run_that_fails_to_start_removes_its_folder()
+    {
+        using var busy = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        busy.Start();
+        var port = ((System.Net.IPEndPoint)busy.LocalEndpoint).Port;
+        var builder = Shop.Hosting.DistributedApplication.CreateBuilder([$"--AppHost:DashboardPort={port}"]);
+        builder.AddParameter("greeting", "hello");
+        var app = builder.Build();
+        var runDirectory = app.RunDirectory;
+        Assert.True(Directory.Exists(runDirectory));
+
+        // The dashboard cannot listen: before, the exception left the folder behind, with no watchdog to remove it.
+        await Assert.ThrowsAnyAsync<IOException>(() => app.RunAsync(TestContext.Current.CancellationToken));
+
+        Assert.False(Directory.Exists(runDirectory), "the run's folder outlived its failed start");
+    }
+
+    [Fact]
     public void A_run_folder_and_the_folders_in_it_are_its_users_alone_in_a_parent_where_every_user_can_make_one()
     {
         const UnixFileMode userOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;

@@ -62,7 +62,10 @@ internal sealed class RunDirectory : IDisposable
     /// SIGTERM to every registered process group, SIGKILL to what is left after 5 s, and removes the folder.
     /// Parent-death signals are not used because .NET forks from pool threads (see DEPENDENCIES.md).
     /// </summary>
-    public void StartWatchdog()
+    public void StartWatchdog() => StartWatchdog(Environment.ProcessId);
+
+    /// <summary>The watchdog of a run whose AppHost is <paramref name="parent"/> (tests stand in another process).</summary>
+    internal void StartWatchdog(int parent)
     {
         var script = System.IO.Path.Combine(Path, "watchdog.sh");
         File.WriteAllText(script, WatchdogScript);
@@ -73,7 +76,7 @@ internal sealed class RunDirectory : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        foreach (var arg in new[] { "bash", script, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), NativeMethods.StartTime(Environment.ProcessId) ?? "", Path })
+        foreach (var arg in new[] { "bash", script, parent.ToString(System.Globalization.CultureInfo.InvariantCulture), NativeMethods.StartTime(parent) ?? "", Path })
         {
             start.ArgumentList.Add(arg);
         }
@@ -134,8 +137,11 @@ internal sealed class RunDirectory : IDisposable
         #!/usr/bin/env bash
         # Usage: watchdog.sh <apphost pid> <apphost start time> <run dir>
         parent=$1; parent_start=$2; dir=$3
-        start_time() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "${20}"; }
-        alive() { [ "$(start_time "$1")" = "$2" ]; }
+        # Alive: the pid has the recorded start time and has not ended; a zombie (ended, not yet reaped) is gone.
+        alive() {
+          local s expected=$2; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s
+          [ "$1" != Z ] && [ "$1" != X ] && [ "${20}" = "$expected" ]
+        }
         signal_all() {
           [ -f "$dir/pids" ] || return 0
           while read -r pid start; do

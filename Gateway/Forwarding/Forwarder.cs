@@ -114,19 +114,20 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
                 }
 
                 logger.LogWarning(ex, "Forwarding {Method} {Path} to {Service} failed", context.Request.Method, context.Request.Path, service);
-                await ReplicaFailedAsync(context, service, timedOut: timeout.IsCancellationRequested);
+                await ReplicaFailedAsync(context, service, timedOut: timeout.IsCancellationRequested, bodyWritten: false);
                 return;
             }
 
             using (response)
             {
-                if (await CopyResponseAsync(context, response, timeout, answerTime) is { } broken)
+                var (broken, wrote) = await CopyResponseAsync(context, response, timeout, answerTime);
+                if (broken is not null)
                 {
                     // The answer broke off or stalled after its headers: a transport failure of the replica.
                     Failed(destination);
                     logger.LogWarning(broken, "The answer of {Service} at {Address} to {Method} {Path} broke off", service, destination.Address,
                         context.Request.Method, context.Request.Path);
-                    await ReplicaFailedAsync(context, service, timedOut: broken is OperationCanceledException);
+                    await ReplicaFailedAsync(context, service, timedOut: broken is OperationCanceledException, bodyWritten: wrote);
                     return;
                 }
 
@@ -167,10 +168,12 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
     /// <summary>
     /// Before anything was sent to the client it gets a 502 (504 when the replica did not answer in time); after, the only
     /// honest signal left is to break the connection, so that the client does not take a cut-off body for a whole one.
+    /// Bytes of the body count as sent even while the response has not started: the compression of the answer holds them,
+    /// and clearing the response would drop its Content-Encoding but not them, a problem after a compressed fragment.
     /// </summary>
-    private static async Task ReplicaFailedAsync(HttpContext context, string service, bool timedOut)
+    private static async Task ReplicaFailedAsync(HttpContext context, string service, bool timedOut, bool bodyWritten)
     {
-        if (context.Response.HasStarted)
+        if (context.Response.HasStarted || bodyWritten)
         {
             context.Abort();
             return;
@@ -193,9 +196,9 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
     /// <summary>
     /// Copies the status, headers and body of the answer; returns the replica's failure if its body broke off or a read of
     /// it waited longer than <paramref name="readTime"/> (each read gets the whole time, so a long answer that keeps
-    /// coming is not cut). A client that goes away ends the copy quietly.
+    /// coming is not cut), and whether any of the body was written. A client that goes away ends the copy quietly.
     /// </summary>
-    private static async Task<Exception?> CopyResponseAsync(HttpContext context, HttpResponseMessage response, CancellationTokenSource timeout,
+    private static async Task<(Exception? Failure, bool Wrote)> CopyResponseAsync(HttpContext context, HttpResponseMessage response, CancellationTokenSource timeout,
         TimeSpan readTime)
     {
         context.Response.StatusCode = (int)response.StatusCode;
@@ -222,9 +225,10 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         }
         catch (Exception ex) when (ReplicaFault(ex, context))
         {
-            return ex;
+            return (ex, false);
         }
 
+        var wrote = false;
         var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
         try
         {
@@ -240,7 +244,7 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
                     }
                     catch (Exception ex) when (ReplicaFault(ex, context))
                     {
-                        return ex;
+                        return (ex, wrote);
                     }
 
                     // The clock is the replica's: stopped while a slow client takes the bytes, or it would run out
@@ -249,16 +253,17 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
 
                     if (read == 0)
                     {
-                        return null;
+                        return (null, wrote);
                     }
 
+                    wrote = true;
                     await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
                 }
             }
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException && context.RequestAborted.IsCancellationRequested)
         {
-            return null;
+            return (null, wrote);
         }
         finally
         {

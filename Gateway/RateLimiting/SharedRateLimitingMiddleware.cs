@@ -111,17 +111,7 @@ public sealed class SharedRateLimitingMiddleware
         return false;
     }
 
-    private static string ClientIp(HttpContext context)
-    {
-        var address = context.Connection.RemoteIpAddress;
-        if (address is null)
-        {
-            return "unknown";
-        }
-
-        // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; one client must map to one partition.
-        return (address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address).ToString();
-    }
+    private static string ClientIp(HttpContext context) => ClientPartition.Of(context.Connection.RemoteIpAddress);
 
     // Routing matches paths case-insensitively and with a trailing slash, so the auth limit must too.
     private static string NormalizePath(string? path) => (path ?? string.Empty).TrimEnd('/');

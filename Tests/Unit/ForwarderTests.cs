@@ -62,6 +62,23 @@ public sealed class ForwarderTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task An_answer_that_breaks_off_inside_the_compression_of_the_response_breaks_the_client_connection_too()
+    {
+        var breaking = Replica(async (stream, _, _) => await WriteAsync(stream, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc"));
+        var (forwarder, _) = Create(timeoutSeconds: 30, breaking);
+        var context = Context();
+        var lifetime = new AbortRecorder();
+        context.Features.Set<IHttpRequestLifetimeFeature>(lifetime);
+        // As the response compression's stream: it holds the bytes, and the response has not started.
+        context.Response.Body = new Compressing();
+
+        await forwarder.ForwardAsync(context, "inventory").WaitAsync(TimeSpan.FromSeconds(20), Cancellation);
+
+        // Before, the response was cleared (its Content-Encoding with it) and a 502 written after the compressed fragment.
+        Assert.True(lifetime.Aborted, "a 502 followed part of the answer");
+    }
+
+    [Fact]
     public async Task An_answer_that_stalls_after_its_headers_is_a_504_before_anything_was_sent_and_the_replicas_failure()
     {
         var stalling = Replica(async (stream, _, stop) =>
@@ -329,6 +346,12 @@ public sealed class ForwarderTests : IAsyncDisposable
     private sealed class StartedOnceWritten(Stream body) : HttpResponseFeature
     {
         public override bool HasStarted => body.Length > 0;
+    }
+
+    /// <summary>A body that keeps what is written and cannot take it back, as a compressing stream.</summary>
+    private sealed class Compressing : MemoryStream
+    {
+        public override bool CanSeek => false;
     }
 
     /// <summary>A client that takes each write of the answer in 1.5 s.</summary>

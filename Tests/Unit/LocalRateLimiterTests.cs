@@ -6,6 +6,18 @@ public sealed class LocalRateLimiterTests
 {
     private static readonly TimeSpan Window = TimeSpan.FromSeconds(10);
 
+    [Theory]
+    [InlineData("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64")]
+    [InlineData("2001:db8:1:2::1", "2001:db8:1:2::/64")]
+    [InlineData("2001:db8:1:3::1", "2001:db8:1:3::/64")]
+    [InlineData("::ffff:10.1.2.3", "10.1.2.3")]
+    [InlineData("10.1.2.3", "10.1.2.3")]
+    public void An_ipv6_client_is_limited_by_its_64_and_an_ipv4_one_by_its_address(string address, string partition)
+    {
+        // Before, every IPv6 address had its own limit: a client with a /64 could change address for a fresh one.
+        Assert.Equal(partition, ClientPartition.Of(System.Net.IPAddress.Parse(address)));
+    }
+
     [Fact]
     public void Exactly_the_permit_limit_is_allowed_within_a_window()
     {

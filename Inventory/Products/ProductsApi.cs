@@ -26,7 +26,8 @@ public sealed record UpdateProductRequest(string? Sku, string? Name, string? Des
 
 public sealed record LookupRequest(string? TenantId, IReadOnlyList<Guid>? ProductIds);
 
-public sealed record PagedResponse<T>(IReadOnlyList<T> Items, int Page, int PageSize, int Total);
+/// <param name="Page">The page's number; null for a page asked for by a cursor (<c>after</c>).</param>
+public sealed record PagedResponse<T>(IReadOnlyList<T> Items, int? Page, int PageSize, int Total);
 
 public static class ProductsApi
 {
@@ -47,12 +48,24 @@ public static class ProductsApi
     /// or those whose name or SKU contains <paramref name="q"/> in any case. That search filters the tenant's live
     /// products as read through their (tenant, active, name) index: a trigram index could not serve it, because under
     /// row-level security PostgreSQL applies the policy before any operator that is not leakproof, and ILIKE is not.
+    /// <para>
+    /// A page is asked for by its number or by <paramref name="after"/>, a cursor after the previous page's last product.
+    /// A numbered page is an offset, so products created, renamed or deleted between two pages shift the next one (a
+    /// product is skipped or shown twice); a cursor page starts after the last product shown, whatever changed. Every page
+    /// that has a next one names it, by cursor, in a <c>Link</c> header (RFC 8288, <c>rel="next"</c>).
+    /// </para>
     /// </summary>
     public static async Task<Results<Ok<PagedResponse<ProductResponse>>, ValidationProblem>> ListProducts(
-        ClaimsPrincipal user, InventoryDbContext db, int page = 1, int pageSize = 20, bool? active = null, string? sku = null, string? q = null,
-        CancellationToken cancellationToken = default)
+        ClaimsPrincipal user, InventoryDbContext db, HttpContext context, int? page = null, int pageSize = 20, string? after = null, bool? active = null,
+        string? sku = null, string? q = null, CancellationToken cancellationToken = default)
     {
-        var errors = PageRequest.Errors(page, pageSize);
+        var errors = PageRequest.Errors(page ?? 1, pageSize);
+        var from = after is null ? null : ProductCursor.Parse(after);
+        if (after is not null && (from is null || page is not null))
+        {
+            errors["after"] = [page is not null ? "Either page or after, not both." : "Not a cursor this list gave out: follow the Link header's next page."];
+        }
+
         if (sku is not null && (sku.Length > 64 || string.IsNullOrWhiteSpace(sku)))
         {
             errors["sku"] = ["Between 1 and 64 characters."];
@@ -88,11 +101,25 @@ public static class ProductsApi
         }
 
         var total = await query.CountAsync(cancellationToken);
-        var rows = await query.OrderBy(p => p.Name).ThenBy(p => p.Id).Skip((page - 1) * pageSize).Take(pageSize)
+        var ordered = from is { } last
+            ? query.Where(p => EF.Functions.GreaterThan(ValueTuple.Create(p.Name, p.Id), ValueTuple.Create(last.Name, last.Id))).OrderBy(p => p.Name).ThenBy(p => p.Id)
+            : query.OrderBy(p => p.Name).ThenBy(p => p.Id).Skip(((page ?? 1) - 1) * pageSize);
+        // One more than the page, to know whether a next page follows.
+        var rows = await ordered.Take(pageSize + 1)
             .Select(p => new { Product = p, Available = db.Stock.Where(s => s.ProductId == p.Id).Select(s => s.Quantity - s.Reserved).FirstOrDefault() })
             .ToListAsync(cancellationToken);
+        if (rows.Count > pageSize)
+        {
+            rows.RemoveAt(pageSize);
+            var next = QueryString.Create(context.Request.Query
+                .Where(parameter => parameter.Key is not ("page" or "after"))
+                .SelectMany(parameter => parameter.Value.Select(value => KeyValuePair.Create(parameter.Key, value)))
+                .Append(KeyValuePair.Create("after", (string?)ProductCursor.Format(rows[^1].Product.Name, rows[^1].Product.Id))));
+            context.Response.Headers.Link = $"<{context.Request.PathBase}{context.Request.Path}{next}>; rel=\"next\"";
+        }
+
         return TypedResults.Ok(new PagedResponse<ProductResponse>(
-            rows.Select(r => ProductResponse.From(r.Product.ToCached(), r.Available)).ToList(), page, pageSize, total));
+            rows.Select(r => ProductResponse.From(r.Product.ToCached(), r.Available)).ToList(), from is null ? page ?? 1 : null, pageSize, total));
     }
 
     /// <summary>The text matched literally by LIKE with <c>\</c> as the escape: its wildcards and escapes escaped.</summary>

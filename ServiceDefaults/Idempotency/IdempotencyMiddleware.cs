@@ -124,8 +124,13 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
             context.Response.Headers.ETag = reader.GetString(6);
         }
 
+        // An answer without a body of its own (a bare 404) got its problem details from the status-code pages further out,
+        // which write only into a response nothing has started: writing the empty body would start it.
         var body = reader.GetFieldValue<byte[]>(5);
-        await context.Response.Body.WriteAsync(body, context.RequestAborted);
+        if (body.Length > 0)
+        {
+            await context.Response.Body.WriteAsync(body, context.RequestAborted);
+        }
     }
 
     private async Task RunAndStoreAsync(HttpContext context, IdempotencyClaim claim)

@@ -1279,6 +1279,54 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task The_product_list_by_cursor_shows_each_product_once_when_an_earlier_one_is_deleted_between_pages()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var token = Guid.NewGuid().ToString("N")[..12];
+        var ids = new Dictionary<string, Guid>();
+        foreach (var letter in new[] { "A", "B", "C", "D", "E" })
+        {
+            using var created = await admin.PostAsJsonAsync("/v1/products",
+                new { sku = $"SKU-{Guid.NewGuid():N}", name = $"{token} {letter}", price = new { amount = 1m, currency = "EUR" }, initialStock = 1 }, Cancellation);
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            ids[letter] = (await created.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        }
+
+        async Task<(List<string> Names, string? Next, JsonElement Body)> PageAsync(string address)
+        {
+            using var response = await admin.GetAsync(address, Cancellation);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+            var link = response.Headers.TryGetValues("Link", out var values) ? values.Single() : null;
+            var next = link is null ? null : System.Text.RegularExpressions.Regex.Match(link, "^<([^>]+)>; rel=\"next\"$").Groups[1].Value;
+            return ([.. body.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("name").GetString()![(token.Length + 1)..])], next, body);
+        }
+
+        var first = await PageAsync($"/v1/products?q={token}&pageSize=2");
+        Assert.Equal(["A", "B"], first.Names);
+        Assert.Equal(1, first.Body.GetProperty("page").GetInt32());
+        Assert.NotNull(first.Next);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/v1/products/{ids["A"]}", Cancellation)).StatusCode);
+
+        // By number, page 2 now starts at D: C, which moved to the first page, is never shown. The cursor goes on after B.
+        Assert.Equal(["D", "E"], (await PageAsync($"/v1/products?q={token}&pageSize=2&page=2")).Names);
+        var second = await PageAsync(first.Next!);
+        Assert.Equal(["C", "D"], second.Names);
+        Assert.Equal(JsonValueKind.Null, second.Body.GetProperty("page").ValueKind);
+        var third = await PageAsync(second.Next!);
+        Assert.Equal(["E"], third.Names);
+        Assert.Null(third.Next);
+
+        foreach (var (query, title) in new[] { ($"q={token}&after=bm90LWEtY3Vyc29y", "Not a cursor"), ($"page=2&{first.Next!.Split('?')[1]}", "Either page or after") })
+        {
+            using var refused = await admin.GetAsync($"/v1/products?{query}", Cancellation);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            var problem = await refused.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+            Assert.StartsWith(title, problem.GetProperty("errors").GetProperty("after")[0].GetString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Products_are_found_by_their_sku_or_by_any_part_of_their_name_or_sku_in_any_case()
     {
         using var admin = await ShopClients.AdminAsync(App);
@@ -1451,6 +1499,32 @@ public sealed class InventoryTests(AppFixture fixture)
             SELECT k.xmin::text = a.xmin::text FROM idempotency_keys k, stock_adjustments a
             WHERE k.key = '{key}' AND a.product_id = '{product}'
             """), "the stored answer and the adjustment were committed by different transactions");
+    }
+
+    [Fact]
+    public async Task A_retried_request_whose_answer_had_no_body_of_its_own_gets_the_same_problem_details_again()
+    {
+        // Straight to a replica: the Gateway's own status-code pages would give a bare 404 a body on the way back.
+        using var viaGateway = await ShopClients.AdminAsync(App);
+        using var admin = App.CreateHttpClient("inventory", 0);
+        admin.DefaultRequestHeaders.Authorization = viaGateway.DefaultRequestHeaders.Authorization;
+        var (key, unknown) = (Guid.NewGuid().ToString("N"), Guid.NewGuid());
+        async Task<(HttpStatusCode Status, string? Type, string? Replayed)> AdjustAsync()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/inventory/{unknown}/adjustments")
+            {
+                Content = JsonContent.Create(new { delta = 1, reason = "delivery" }),
+            };
+            request.Headers.Add("Idempotency-Key", key);
+            using var response = await admin.SendAsync(request, Cancellation);
+            return (response.StatusCode, response.Content.Headers.ContentType?.MediaType,
+                response.Headers.TryGetValues("Idempotent-Replayed", out var replayed) ? replayed.Single() : null);
+        }
+
+        // The 404 of an unknown product is the status-code pages' problem details. Before, its replay wrote the stored
+        // empty body, which started the response: a 404 with no body and no content type.
+        Assert.Equal((HttpStatusCode.NotFound, "application/problem+json", null), await AdjustAsync());
+        Assert.Equal((HttpStatusCode.NotFound, "application/problem+json", "true"), await AdjustAsync());
     }
 
     [Fact]

@@ -22,10 +22,12 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
 {
     private const int MaxAttempts = 3;
 
+    // Expect too: Kestrel has already answered the client's 100-continue by reading its body, and forwarded, it would
+    // have HttpClient hold the body back for a 100 from the replica.
     private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
     {
         "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-        "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host",
+        "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Expect",
     };
 
     // No cookies, no decompression, no redirects: responses pass through as the service sent them. Header values go out

@@ -50,9 +50,10 @@ public static class ProductsApi
     /// row-level security PostgreSQL applies the policy before any operator that is not leakproof, and ILIKE is not.
     /// <para>
     /// A page is asked for by its number or by <paramref name="after"/>, a cursor after the previous page's last product.
-    /// A numbered page is an offset, so products created, renamed or deleted between two pages shift the next one (a
-    /// product is skipped or shown twice); a cursor page starts after the last product shown, whatever changed. Every page
-    /// that has a next one names it, by cursor, in a <c>Link</c> header (RFC 8288, <c>rel="next"</c>).
+    /// A numbered page is an offset, so products created or deleted between two pages shift the next one (a product is
+    /// skipped or shown twice); a cursor page starts after the last product shown, whatever was created or deleted. (A
+    /// product renamed across the cursor moves in the list either way.) Every page that has a next one names it, by
+    /// cursor, in a <c>Link</c> header (RFC 8288, <c>rel="next"</c>).
     /// </para>
     /// </summary>
     public static async Task<Results<Ok<PagedResponse<ProductResponse>>, ValidationProblem>> ListProducts(
@@ -112,7 +113,8 @@ public static class ProductsApi
         {
             rows.RemoveAt(pageSize);
             var next = QueryString.Create(context.Request.Query
-                .Where(parameter => parameter.Key is not ("page" or "after"))
+                .Where(parameter => !string.Equals(parameter.Key, "page", StringComparison.OrdinalIgnoreCase)
+                    && !string.Equals(parameter.Key, "after", StringComparison.OrdinalIgnoreCase))
                 .SelectMany(parameter => parameter.Value.Select(value => KeyValuePair.Create(parameter.Key, value)))
                 .Append(KeyValuePair.Create("after", (string?)ProductCursor.Format(rows[^1].Product.Name, rows[^1].Product.Id))));
             context.Response.Headers.Link = $"<{context.Request.PathBase}{context.Request.Path}{next}>; rel=\"next\"";

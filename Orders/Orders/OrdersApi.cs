@@ -148,12 +148,17 @@ public static class OrdersApi
         OrderStatus? wanted = null;
         if (status is not null)
         {
-            if (!Enum.TryParse<OrderStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed) || int.TryParse(status, out _))
+            // One name, matched as a name: Enum.TryParse also takes numbers and ORs comma-joined names together
+            // ("StockReserved,Paid" is 1 | 2, Shipped).
+            var name = Enum.GetNames<OrderStatus>().FirstOrDefault(n => string.Equals(n, status.Trim(), StringComparison.OrdinalIgnoreCase));
+            if (name is null)
             {
                 errors["status"] = [$"One of {string.Join(", ", Enum.GetNames<OrderStatus>())}."];
             }
-
-            wanted = parsed;
+            else
+            {
+                wanted = Enum.Parse<OrderStatus>(name);
+            }
         }
 
         if (errors.Count > 0)

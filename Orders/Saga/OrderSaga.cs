@@ -34,11 +34,12 @@ public sealed class OrderSaga(
         var step = Enum.Parse<SagaStep>(claim.Step);
         var attempts = claim.Attempts;
         var conflicts = 0;
+        var lostCommit = false;
         while (step != SagaStep.Done)
         {
             db.ChangeTracker.Clear();
             var order = await db.Orders.SingleAsync(o => o.Id == claim.OrderId, cancellationToken);
-            var transition = await StepAsync(step, order, attempts + 1, cancellationToken);
+            var transition = await StepAsync(step, order, attempts + 1, lostCommit, cancellationToken);
             try
             {
                 await CommitAsync(claim, order, transition, attempts + 1, cancellationToken);
@@ -46,8 +47,11 @@ public sealed class OrderSaga(
             catch (DbUpdateConcurrencyException) when (++conflicts <= MaxVersionConflicts)
             {
                 logger.LogInformation("Order {OrderId} changed during step {Step}; deciding again", order.Id, step);
+                lostCommit = true;
                 continue;
             }
+
+            lostCommit = false;
 
             if (transition.RetryAfter is { } delay)
             {
@@ -62,11 +66,16 @@ public sealed class OrderSaga(
         }
     }
 
-    private async Task<SagaTransition> StepAsync(SagaStep step, Order order, int attempt, CancellationToken cancellationToken)
+    /// <param name="afterLostCommit">The step's call was made, but its commit lost to a change of the order (a cancellation).</param>
+    private async Task<SagaTransition> StepAsync(SagaStep step, Order order, int attempt, bool afterLostCommit, CancellationToken cancellationToken)
     {
         var settings = options.Value;
         var now = clock.GetUtcNow();
-        if (order.CancellationRequested && step is SagaStep.Reserve or SagaStep.Pay or SagaStep.Confirm)
+        // A cancellation skips the steps still to come. A reservation, though, may already be Inventory's when the
+        // cancellation came while the call was out: the call is made again (per order, so Inventory answers the
+        // reservation it made) to keep it on the order, and compensation releases it. Skipped, the units stayed held
+        // until order.cancelled reached Inventory, or the reservation expired.
+        if (order.CancellationRequested && step is SagaStep.Pay or SagaStep.Confirm || order.CancellationRequested && step is SagaStep.Reserve && !afterLostCommit)
         {
             return new SagaTransition(SagaStep.Compensate);
         }

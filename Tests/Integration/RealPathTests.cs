@@ -164,7 +164,10 @@ public sealed class RealPathTests(AppFixture fixture)
     [InlineData("/v1/products?page=2147483647", "page")]
     [InlineData("/v1/products?pageSize=101", "pageSize")]
     [InlineData("/v1/inventory/00000000-0000-0000-0000-000000000001/adjustments?page=0", "page")]
-    public async Task A_page_out_of_bounds_is_a_400_naming_its_field_in_every_list(string path, string field)
+    [InlineData("/v1/orders?status=StockReserved,Paid", "status")] // before, 1 | 2: the Shipped orders
+    [InlineData("/v2/orders?status=3", "status")]
+    [InlineData("/v1/products?after=%21", "after")]
+    public async Task A_page_or_filter_out_of_bounds_is_a_400_naming_its_field_in_every_list(string path, string field)
     {
         using var admin = await ShopClients.AdminAsync(App);
 

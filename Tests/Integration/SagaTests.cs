@@ -125,6 +125,41 @@ public sealed class SagaTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task A_cancel_that_comes_while_the_stock_is_being_reserved_has_the_saga_release_the_reservation_it_got()
+    {
+        var product = await ShopData.CreateProductAsync(App, stock: 5);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+
+        // The product's stock row held: the saga's reservation waits on it, with the order still Pending.
+        await using var connection = new Npgsql.NpgsqlConnection(App.GetConnectionString("inventorydb"));
+        await connection.OpenAsync(Cancellation);
+        await using var hold = await connection.BeginTransactionAsync(Cancellation);
+        await using (var lockRow = new Npgsql.NpgsqlCommand($"SELECT 1 FROM stock WHERE product_id = '{product}' FOR UPDATE", connection, hold))
+        {
+            await lockRow.ExecuteScalarAsync(Cancellation);
+        }
+
+        var orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
+        await ShopData.WaitUntilAsync("the reservation to wait for the held stock row", async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%stock%'") >= 1, seconds: 30);
+        using (var cancel = await customer.PostAsync($"/v1/orders/{orderId}/cancel", null, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        }
+
+        await hold.RollbackAsync(Cancellation);
+        var order = await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Cancelled");
+
+        // The reservation Inventory made is the order's, and the saga released it itself ("released"). Before, the saga
+        // dropped it, and the units stayed held until order.cancelled reached Inventory ("order_cancelled") or it expired.
+        Assert.Equal("Released:released", await ShopData.ScalarAsync<string>(App, "inventorydb",
+            $"SELECT status || ':' || coalesce(release_reason, '') FROM reservations WHERE order_id = '{orderId}'"));
+        Assert.Equal((5, 0), await ShopData.StockAsync(App, product));
+        Assert.Equal("cancelled_by_customer", order.GetProperty("statusReason").GetString());
+    }
+
+    [Fact]
     public async Task Only_an_admin_ships_only_a_paid_order_and_a_shipped_order_cannot_be_cancelled()
     {
         var product = await ShopData.CreateProductAsync(App, stock: 5);

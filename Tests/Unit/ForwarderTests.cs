@@ -125,7 +125,7 @@ public sealed class ForwarderTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task Headers_named_in_Connection_stay_on_their_hop_both_ways()
+    public async Task Headers_named_in_Connection_and_Expect_stay_on_their_hop_both_ways()
     {
         var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         var replica = Replica(async (stream, head, _) =>
@@ -138,11 +138,13 @@ public sealed class ForwarderTests : IAsyncDisposable
         context.Request.Headers.Connection = "keep-alive, X-Client-Only";
         context.Request.Headers["X-Client-Only"] = "1";
         context.Request.Headers["X-Other"] = "1";
+        context.Request.Headers.Expect = "100-continue";
 
         await forwarder.ForwardAsync(context, "inventory").WaitAsync(TimeSpan.FromSeconds(20), Cancellation);
 
         var head = await received.Task.WaitAsync(Cancellation);
         Assert.DoesNotContain("X-Client-Only", head, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Expect", head, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("X-Other: 1", head, StringComparison.OrdinalIgnoreCase);
         Assert.False(context.Response.Headers.ContainsKey("X-Replica-Only"));
         Assert.Equal("1", context.Response.Headers["X-Kept"]);

@@ -63,8 +63,9 @@ public sealed class ManagedProcessTests : IDisposable
     public async Task The_watchdog_takes_an_apphost_that_has_ended_but_is_not_yet_reaped_for_gone()
     {
         var cancellation = TestContext.Current.CancellationToken;
-        // bash starts `sleep 0` and becomes `sleep 30`, which never reaps it: a zombie for as long as the test runs.
-        using var holder = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("bash", ["-c", "sleep 0 & echo $!; exec sleep 30"])
+        // A parent that never reaps its child, which ends at once: a zombie for as long as the test runs.
+        using var holder = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("perl",
+            ["-e", "$| = 1; my $child = fork(); exit 0 unless $child; print \"$child\\n\"; sleep 30"])
         {
             RedirectStandardOutput = true,
         })!;
@@ -114,16 +115,35 @@ public sealed class ManagedProcessTests : IDisposable
     }
 
     [Fact]
-    public void A_run_folder_and_the_folders_in_it_are_its_users_alone_in_a_parent_where_every_user_can_make_one()
+    public void A_run_folder_and_the_folders_in_it_are_its_users_alone_in_a_parent_only_its_user_may_write_in()
     {
         const UnixFileMode userOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
         using var run = new RunDirectory();
 
         Assert.Equal(userOnly, File.GetUnixFileMode(run.Path));
         Assert.Equal(userOnly, File.GetUnixFileMode(run.Combine("messaging")));
-        Assert.Equal(userOnly | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute | UnixFileMode.StickyBit,
-            File.GetUnixFileMode(Path.GetDirectoryName(run.Path)!));
+        // Others may pass through the parent (PostgreSQL, run as postgres under root), not list it or rename in it.
+        Assert.Equal(userOnly | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute, File.GetUnixFileMode(Path.GetDirectoryName(run.Path)!));
+    }
+
+    [Fact]
+    public void A_parent_that_is_a_link_is_refused()
+    {
+        var target = Directory.CreateTempSubdirectory("shop-test-");
+        var link = Path.Combine(Path.GetTempPath(), $"shop-test-link-{Guid.NewGuid():N}");
+        File.CreateSymbolicLink(link, target.FullName);
+        try
+        {
+            // Whoever made the link decides where the run's passwords go.
+            var refused = Assert.Throws<IOException>(() => new RunDirectory(link));
+            Assert.Contains("link or another user's folder", refused.Message, StringComparison.Ordinal);
+            Assert.Empty(target.EnumerateFileSystemInfos());
+        }
+        finally
+        {
+            File.Delete(link);
+            target.Delete(recursive: true);
+        }
     }
 
     [Fact]

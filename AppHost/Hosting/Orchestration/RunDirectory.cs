@@ -14,18 +14,25 @@ internal sealed class RunDirectory : IDisposable
     /// </summary>
     public const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
-    /// <summary>The parent of every run's folder is shared as /tmp is: every user's AppHost makes its run's folder there, and none can remove another's.</summary>
-    public const UnixFileMode Shared = Private | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
-        | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute | UnixFileMode.StickyBit;
+    /// <summary>
+    /// The parent of a user's run folders is that user's: nobody else may write in it (and so rename a run's folder and put
+    /// one of their own in its place), and others may only pass through, as PostgreSQL, run as postgres under root, must.
+    /// </summary>
+    public const UnixFileMode Parent = Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
 
     private const string PidsFile = "pids";
     private readonly Dictionary<int, string> _pids = [];
     private Process? _watchdog;
 
     public RunDirectory()
+        : this(System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"shop-apphost-{NativeMethods.EffectiveUserId}"))
     {
-        var root = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "shop-apphost");
-        Share(root);
+    }
+
+    /// <param name="root">The parent of the run's folder (tests use one of their own).</param>
+    internal RunDirectory(string root)
+    {
+        OwnParent(root);
         Id = $"{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
         // Private from the start: open while its files were written, the folder could be entered and kept by anyone.
         Path = Directory.CreateDirectory(System.IO.Path.Combine(root, Id), Private).FullName;
@@ -113,17 +120,19 @@ internal sealed class RunDirectory : IDisposable
         }
     }
 
-    /// <summary>Only the parent's owner may share it; for anyone else's AppHost, its owner's did.</summary>
-    private static void Share(string root)
+    /// <summary>
+    /// Makes sure the parent is this user's own folder: another user who made it first (or a link in its place) could
+    /// rename a run's folder and slip in one of theirs, where the run then writes its passwords.
+    /// </summary>
+    private static void OwnParent(string root)
     {
-        Directory.CreateDirectory(root);
-        try
+        Directory.CreateDirectory(root, Parent);
+        if (new DirectoryInfo(root).LinkTarget is not null || !NativeMethods.Own(root))
         {
-            File.SetUnixFileMode(root, Shared);
+            throw new IOException($"{root} is a link or another user's folder; remove it, and run again.");
         }
-        catch (UnauthorizedAccessException)
-        {
-        }
+
+        File.SetUnixFileMode(root, Parent);
     }
 
     private void WritePids()

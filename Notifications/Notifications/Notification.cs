@@ -4,6 +4,9 @@ public sealed class Notification
 {
     public Guid Id { get; init; }
     public Guid EventId { get; init; }
+
+    /// <summary>The tenant of the event the notification was made from.</summary>
+    public string TenantId { get; init; } = "";
     public string Kind { get; init; } = "";
     public string SubjectId { get; init; } = "";
     public string Body { get; init; } = "";

@@ -24,6 +24,7 @@ internal sealed class OrderCreatedHandler(NotificationsDbContext db, TimeProvide
         {
             Id = Guid.CreateVersion7(),
             EventId = envelope.EventId,
+            TenantId = envelope.TenantId,
             Kind = "order-received",
             SubjectId = order.OrderId.ToString(),
             Body = string.Create(CultureInfo.InvariantCulture, $"We received your order {order.OrderId} for {order.Total:F2} {order.Currency}."),

@@ -29,6 +29,7 @@ internal sealed class OrderStatusHandler(string eventType, NotificationsDbContex
         {
             Id = Guid.CreateVersion7(),
             EventId = envelope.EventId,
+            TenantId = envelope.TenantId,
             Kind = kind,
             SubjectId = orderId.ToString(),
             Body = body,

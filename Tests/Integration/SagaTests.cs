@@ -241,6 +241,10 @@ public sealed class SagaTests(AppFixture fixture)
         }
 
         await ShopData.WaitUntilAsync(async () => (await KindsAsync(orderId)).SequenceEqual(["order-paid", "order-received", "order-shipped"]));
+
+        // Each is the tenant's data, as every business row is (before, they carried no tenant).
+        Assert.Equal(["demo"], await ShopData.QueryAsync(App, "notificationsdb",
+            $"SELECT DISTINCT coalesce(tenant_id, '(none)') FROM notifications WHERE subject_id = '{orderId}'", r => r.GetString(0)));
     }
 
     [Fact]

@@ -417,34 +417,20 @@ public sealed class InventoryTests(AppFixture fixture)
     [Fact]
     public async Task A_delete_without_if_match_that_races_another_write_deletes_the_product_or_finds_it_gone_and_is_never_412()
     {
-        using var admin = await ShopClients.AdminAsync(App);
-        using var first = App.CreateHttpClient("inventory", 0);
-        using var second = App.CreateHttpClient("inventory", 1);
-        first.DefaultRequestHeaders.Authorization = second.DefaultRequestHeaders.Authorization = admin.DefaultRequestHeaders.Authorization;
-
-        async Task<HttpStatusCode> SendAsync(HttpClient client, HttpMethod method, Guid id)
-        {
-            using var request = new HttpRequestMessage(method, $"/v1/products/{id}");
-            if (method == HttpMethod.Put)
-            {
-                request.Content = JsonContent.Create(new { sku = $"SKU-{id:N}", name = "Renamed", price = new { amount = 10.5m, currency = "EUR" }, active = true });
-                request.Headers.TryAddWithoutValidation("If-Match", "*");
-            }
-
-            using var response = await client.SendAsync(request, Cancellation);
-            return response.StatusCode;
-        }
+        var (first, second) = await AdminOfEachReplicaAsync();
+        using var _f = first;
+        using var _s = second;
 
         // Sent at once, both read the same version, and the later write finds it changed: before, that delete was 412.
         var answers = new List<string>();
         for (var round = 0; round < 10; round++)
         {
             var twice = await ShopData.CreateProductAsync(App, stock: 1);
-            var deletes = await Task.WhenAll(SendAsync(first, HttpMethod.Delete, twice), SendAsync(second, HttpMethod.Delete, twice));
+            var deletes = await Task.WhenAll(WriteAsync(first, HttpMethod.Delete, twice), WriteAsync(second, HttpMethod.Delete, twice));
             answers.Add($"delete+delete {string.Join("/", deletes.Order().Select(d => (int)d))}");
 
             var changed = await ShopData.CreateProductAsync(App, stock: 1);
-            var both = await Task.WhenAll(SendAsync(first, HttpMethod.Put, changed), SendAsync(second, HttpMethod.Delete, changed));
+            var both = await Task.WhenAll(WriteAsync(first, HttpMethod.Put, changed), WriteAsync(second, HttpMethod.Delete, changed));
             answers.Add($"put+delete {(int)both[0]}/{(int)both[1]}");
             Assert.True(await ScalarAsync<bool>($"SELECT deleted_at IS NOT NULL FROM products WHERE id = '{changed}'"));
         }
@@ -456,31 +442,43 @@ public sealed class InventoryTests(AppFixture fixture)
     [Fact]
     public async Task Two_updates_with_if_match_star_at_once_on_two_replicas_both_apply_and_neither_gets_412()
     {
-        using var admin = await ShopClients.AdminAsync(App);
-        using var first = App.CreateHttpClient("inventory", 0);
-        using var second = App.CreateHttpClient("inventory", 1);
-        first.DefaultRequestHeaders.Authorization = second.DefaultRequestHeaders.Authorization = admin.DefaultRequestHeaders.Authorization;
-
-        async Task<HttpStatusCode> PutAnyAsync(HttpClient client, Guid id, string name)
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Put, $"/v1/products/{id}")
-            {
-                Content = JsonContent.Create(new { sku = $"SKU-{id:N}", name, price = new { amount = 10.5m, currency = "EUR" }, active = true }),
-            };
-            request.Headers.TryAddWithoutValidation("If-Match", "*");
-            using var response = await client.SendAsync(request, Cancellation);
-            return response.StatusCode;
-        }
+        var (first, second) = await AdminOfEachReplicaAsync();
+        using var _f = first;
+        using var _s = second;
 
         // "*" asks only that the product exists (RFC 9110, 13.1.1): the later write finding the version changed is no reason
         // to refuse it. Before, one of the two was 412 whenever both read the same version.
         for (var round = 0; round < 10; round++)
         {
             var product = await ShopData.CreateProductAsync(App, stock: 1);
-            var answers = await Task.WhenAll(PutAnyAsync(first, product, "First"), PutAnyAsync(second, product, "Second"));
+            var answers = await Task.WhenAll(WriteAsync(first, HttpMethod.Put, product), WriteAsync(second, HttpMethod.Put, product));
             Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK], answers);
             Assert.Equal(3L, await ScalarAsync<long>($"SELECT version FROM products WHERE id = '{product}'"));
         }
+    }
+
+    /// <summary>An admin's client of each Inventory replica (to dispose), so that two writes race across replicas.</summary>
+    private async Task<(HttpClient First, HttpClient Second)> AdminOfEachReplicaAsync()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var first = App.CreateHttpClient("inventory", 0);
+        var second = App.CreateHttpClient("inventory", 1);
+        first.DefaultRequestHeaders.Authorization = second.DefaultRequestHeaders.Authorization = admin.DefaultRequestHeaders.Authorization;
+        return (first, second);
+    }
+
+    /// <summary>A DELETE without If-Match, or a PUT with If-Match: * that renames the product.</summary>
+    private static async Task<HttpStatusCode> WriteAsync(HttpClient client, HttpMethod method, Guid id)
+    {
+        using var request = new HttpRequestMessage(method, $"/v1/products/{id}");
+        if (method == HttpMethod.Put)
+        {
+            request.Content = JsonContent.Create(new { sku = $"SKU-{id:N}", name = "Renamed", price = new { amount = 10.5m, currency = "EUR" }, active = true });
+            request.Headers.TryAddWithoutValidation("If-Match", "*");
+        }
+
+        using var response = await client.SendAsync(request, Cancellation);
+        return response.StatusCode;
     }
 
     [Fact]

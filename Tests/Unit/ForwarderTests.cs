@@ -127,12 +127,7 @@ public sealed class ForwarderTests : IAsyncDisposable
     [Fact]
     public async Task Headers_named_in_Connection_and_Expect_stay_on_their_hop_both_ways()
     {
-        var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var replica = Replica(async (stream, head, _) =>
-        {
-            received.SetResult(head);
-            await WriteAsync(stream, "HTTP/1.1 200 OK\r\nConnection: X-Replica-Only\r\nX-Replica-Only: 1\r\nX-Kept: 1\r\nContent-Length: 0\r\n\r\n");
-        });
+        var (replica, received) = RecordingReplica("HTTP/1.1 200 OK\r\nConnection: X-Replica-Only\r\nX-Replica-Only: 1\r\nX-Kept: 1\r\nContent-Length: 0\r\n\r\n");
         var (forwarder, _) = Create(timeoutSeconds: 30, replica);
         var context = Context();
         context.Request.Headers.Connection = "keep-alive, X-Client-Only";
@@ -142,7 +137,7 @@ public sealed class ForwarderTests : IAsyncDisposable
 
         await forwarder.ForwardAsync(context, "inventory").WaitAsync(TimeSpan.FromSeconds(20), Cancellation);
 
-        var head = await received.Task.WaitAsync(Cancellation);
+        var head = await received.WaitAsync(Cancellation);
         Assert.DoesNotContain("X-Client-Only", head, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("Expect", head, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("X-Other: 1", head, StringComparison.OrdinalIgnoreCase);
@@ -153,12 +148,7 @@ public sealed class ForwarderTests : IAsyncDisposable
     [Fact]
     public async Task A_header_value_that_is_not_ascii_goes_to_the_replica_as_it_came_and_takes_no_replica_out()
     {
-        var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var replica = Replica(async (stream, head, _) =>
-        {
-            received.SetResult(head);
-            await WriteAsync(stream, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        });
+        var (replica, received) = RecordingReplica("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         var (forwarder, pools) = Create(timeoutSeconds: 30, replica);
         var context = Context();
         context.Request.Headers["X-Note"] = "café";
@@ -167,19 +157,14 @@ public sealed class ForwarderTests : IAsyncDisposable
 
         // Before, HttpClient refused to send the header, and the replica was blamed: a 502, and a step towards ejection.
         Assert.Equal(StatusCodes.Status200OK, context.Response.StatusCode);
-        Assert.Contains("X-Note: caf\u00c3\u00a9", await received.Task.WaitAsync(Cancellation), StringComparison.Ordinal);
+        Assert.Contains("X-Note: caf\u00c3\u00a9", await received.WaitAsync(Cancellation), StringComparison.Ordinal);
         Assert.False(pools.All("inventory")[0].IsEjected(DateTimeOffset.UtcNow));
     }
 
     [Fact]
     public async Task The_replica_reads_the_path_the_gateway_routed_so_an_escaped_dot_segment_cannot_leave_the_prefix()
     {
-        var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var replica = Replica(async (stream, head, _) =>
-        {
-            received.SetResult(head);
-            await WriteAsync(stream, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-        });
+        var (replica, received) = RecordingReplica("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
         var (forwarder, _) = Create(timeoutSeconds: 30, replica);
         var context = Context();
         // What Kestrel routes for /v1/products/%252e%252e/%252e%252e/health: decoded once, so the text "%2e%2e".
@@ -188,7 +173,7 @@ public sealed class ForwarderTests : IAsyncDisposable
         await forwarder.ForwardAsync(context, "inventory").WaitAsync(TimeSpan.FromSeconds(20), Cancellation);
 
         // Before, it went out as /v1/products/%2e%2e/%2e%2e/health, which the replica decoded to /health.
-        var requestLine = (await received.Task.WaitAsync(Cancellation)).Split("\r\n")[0];
+        var requestLine = (await received.WaitAsync(Cancellation)).Split("\r\n")[0];
         Assert.Equal("GET /v1/products/%252e%252e/%252e%252e/health HTTP/1.1", requestLine);
     }
 
@@ -263,6 +248,18 @@ public sealed class ForwarderTests : IAsyncDisposable
     private static string Body(HttpContext context) => Encoding.UTF8.GetString(((MemoryStream)context.Response.Body).ToArray());
 
     private static async Task WriteAsync(Stream stream, string text) => await stream.WriteAsync(Encoding.ASCII.GetBytes(text), Cancellation);
+
+    /// <summary>A replica that answers one request with <paramref name="answer"/>; <c>Head</c> is the head of the request it got.</summary>
+    private (Uri Address, Task<string> Head) RecordingReplica(string answer)
+    {
+        var received = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var address = Replica(async (stream, head, _) =>
+        {
+            received.SetResult(head);
+            await WriteAsync(stream, answer);
+        });
+        return (address, received.Task);
+    }
 
     /// <summary>A replica on loopback that reads a request's head and then does what it is told, on each of its connections.</summary>
     private Uri Replica(Func<NetworkStream, string, CancellationToken, Task> answer, int connections = 1)

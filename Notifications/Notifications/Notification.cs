@@ -5,8 +5,8 @@ public sealed class Notification
     public Guid Id { get; init; }
     public Guid EventId { get; init; }
 
-    /// <summary>The tenant of the event the notification was made from.</summary>
-    public string TenantId { get; init; } = "";
+    /// <summary>The tenant of the event the notification was made from (none on rows made before it was recorded).</summary>
+    public string? TenantId { get; init; }
     public string Kind { get; init; } = "";
     public string SubjectId { get; init; } = "";
     public string Body { get; init; } = "";

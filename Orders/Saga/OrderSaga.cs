@@ -47,7 +47,8 @@ public sealed class OrderSaga(
             catch (DbUpdateConcurrencyException) when (++conflicts <= MaxVersionConflicts)
             {
                 logger.LogInformation("Order {OrderId} changed during step {Step}; deciding again", order.Id, step);
-                lostCommit = true;
+                // Only a reservation Inventory made is worth asking for again.
+                lostCommit = step == SagaStep.Reserve && order.ReservationId is not null;
                 continue;
             }
 
@@ -75,7 +76,8 @@ public sealed class OrderSaga(
         // cancellation came while the call was out: the call is made again (per order, so Inventory answers the
         // reservation it made) to keep it on the order, and compensation releases it. Skipped, the units stayed held
         // until order.cancelled reached Inventory, or the reservation expired.
-        if (order.CancellationRequested && step is SagaStep.Pay or SagaStep.Confirm || order.CancellationRequested && step is SagaStep.Reserve && !afterLostCommit)
+        var askAgain = afterLostCommit && step == SagaStep.Reserve && order.Status == OrderStatus.Pending && order.ReservationId is null;
+        if (order.CancellationRequested && step is SagaStep.Reserve or SagaStep.Pay or SagaStep.Confirm && !askAgain)
         {
             return new SagaTransition(SagaStep.Compensate);
         }
@@ -109,6 +111,8 @@ public sealed class OrderSaga(
             var error = $"{ex.GetType().Name}: {ex.Message}";
             return step switch
             {
+                // Asked again for a cancelled order's reservation: cancel without it (Inventory releases it on order.cancelled).
+                SagaStep.Reserve when order.CancellationRequested => new SagaTransition(SagaStep.Compensate),
                 SagaStep.Reserve => SagaTransitions.ReserveUnavailable(order, attempt, error, settings, now),
                 SagaStep.Pay => SagaTransitions.PaymentUnavailable(order, attempt, error, settings, now),
                 _ => SagaTransitions.MustRetry(step, attempt, error, settings),

@@ -14,18 +14,7 @@ internal static partial class NativeMethods
     [LibraryImport("libc", EntryPoint = "geteuid")]
     private static partial uint GetEffectiveUserId();
 
-    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int LChown(string path, uint owner, uint group);
-
     public static bool IsRoot => GetEffectiveUserId() == 0;
-
-    public static uint EffectiveUserId => GetEffectiveUserId();
-
-    /// <summary>
-    /// Makes this process's user the owner of <paramref name="path"/> (not of what a symbolic link points at), its group
-    /// unchanged. Only the owner, or root, can: false means the path is another user's.
-    /// </summary>
-    public static bool Own(string path) => LChown(path, GetEffectiveUserId(), uint.MaxValue) == 0;
 
     public static bool Signal(int pid, int signal) => pid > 1 && Kill(pid, signal) == 0;
 

@@ -14,31 +14,22 @@ internal sealed class RunDirectory : IDisposable
     /// </summary>
     public const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
-    /// <summary>
-    /// The parent of a user's run folders is that user's: nobody else may write in it (and so rename a run's folder and put
-    /// one of their own in its place), and others may only pass through, as PostgreSQL, run as postgres under root, must.
-    /// </summary>
-    public const UnixFileMode Parent = Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
-
     private const string PidsFile = "pids";
     private readonly Dictionary<int, string> _pids = [];
     private Process? _watchdog;
 
     public RunDirectory()
-        : this(System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"shop-apphost-{NativeMethods.EffectiveUserId}"))
     {
+        // mkdtemp(3) in the temporary folder: made new under a name nobody could guess or take first, and its user's
+        // alone (0700) from the start. (A shared parent of run folders could be made first by another user, or
+        // replaced by a link, who could then put a folder of theirs where the run writes its passwords.)
+        var folder = Directory.CreateTempSubdirectory(FolderPrefix);
+        Path = folder.FullName;
+        Id = $"{Environment.ProcessId}-{folder.Name[FolderPrefix.Length..]}";
     }
 
-    /// <param name="root">The parent of the run's folder (tests use one of their own).</param>
-    internal RunDirectory(string root)
-    {
-        OwnParent(root);
-        Id = $"{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
-        // Private from the start: open while its files were written, the folder could be entered and kept by anyone.
-        Path = Directory.CreateDirectory(System.IO.Path.Combine(root, Id), Private).FullName;
-        // Set again, whatever the umask took; and chmod is refused on a folder another user made under this name.
-        File.SetUnixFileMode(Path, Private);
-    }
+    /// <summary>The start of every run folder's name, in the temporary folder.</summary>
+    public const string FolderPrefix = "shop-apphost-";
 
     public string Id { get; }
 
@@ -118,21 +109,6 @@ internal sealed class RunDirectory : IDisposable
             {
             }
         }
-    }
-
-    /// <summary>
-    /// Makes sure the parent is this user's own folder: another user who made it first (or a link in its place) could
-    /// rename a run's folder and slip in one of theirs, where the run then writes its passwords.
-    /// </summary>
-    private static void OwnParent(string root)
-    {
-        Directory.CreateDirectory(root, Parent);
-        if (new DirectoryInfo(root).LinkTarget is not null || !NativeMethods.Own(root))
-        {
-            throw new IOException($"{root} is a link or another user's folder; remove it, and run again.");
-        }
-
-        File.SetUnixFileMode(root, Parent);
     }
 
     private void WritePids()

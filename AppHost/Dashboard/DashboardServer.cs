@@ -105,22 +105,40 @@ internal sealed class DashboardServer : IAsyncDisposable
     /// </summary>
     private async Task GuardAsync(HttpContext context, RequestDelegate next)
     {
-        var request = context.Request;
-        var refusal = !IsOwnHost(request.Host) ? (StatusCodes.Status421MisdirectedRequest, "This dashboard answers only to 127.0.0.1 and localhost.")
-            : !HttpMethods.IsPost(request.Method) ? default
-            : request.Headers.Origin is [{ } origin] && !IsOwnOrigin(origin) ? (StatusCodes.Status403Forbidden, "Actions come only from the dashboard's own page.")
-            : request.Path.StartsWithSegments("/api") && !request.Headers.ContainsKey(ActionHeader)
-                ? (StatusCodes.Status403Forbidden, $"An action needs the {ActionHeader} header, which the dashboard's page sends.")
-            : request.Path.StartsWithSegments("/v1") && request.ContentType?.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) != true
-                ? (StatusCodes.Status415UnsupportedMediaType, "OTLP exports are application/x-protobuf.")
-            : default;
-        if (refusal.Item1 == 0)
+        if (Refusal(context.Request) is { } refusal)
         {
-            await next(context);
+            await Results.Problem(statusCode: refusal.Status, title: refusal.Title).ExecuteAsync(context);
             return;
         }
 
-        await Results.Problem(statusCode: refusal.Item1, title: refusal.Item2).ExecuteAsync(context);
+        await next(context);
+    }
+
+    private (int Status, string Title)? Refusal(HttpRequest request)
+    {
+        if (!IsOwnHost(request.Host))
+        {
+            return (StatusCodes.Status421MisdirectedRequest, "This dashboard answers only to 127.0.0.1 and localhost.");
+        }
+
+        if (!HttpMethods.IsPost(request.Method))
+        {
+            return null;
+        }
+
+        if (request.Headers.Origin is [{ } origin] && !IsOwnOrigin(origin))
+        {
+            return (StatusCodes.Status403Forbidden, "Actions come only from the dashboard's own page.");
+        }
+
+        if (request.Path.StartsWithSegments("/api") && !request.Headers.ContainsKey(ActionHeader))
+        {
+            return (StatusCodes.Status403Forbidden, $"An action needs the {ActionHeader} header, which the dashboard's page sends.");
+        }
+
+        return request.Path.StartsWithSegments("/v1") && request.ContentType?.StartsWith("application/x-protobuf", StringComparison.OrdinalIgnoreCase) != true
+            ? (StatusCodes.Status415UnsupportedMediaType, "OTLP exports are application/x-protobuf.")
+            : null;
     }
 
     private bool IsOwnHost(HostString host) => host.Port == Url.Port && host.Host is "127.0.0.1" or "localhost" or "[::1]";

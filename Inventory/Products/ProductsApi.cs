@@ -112,12 +112,7 @@ public static class ProductsApi
         if (rows.Count > pageSize)
         {
             rows.RemoveAt(pageSize);
-            var next = QueryString.Create(context.Request.Query
-                .Where(parameter => !string.Equals(parameter.Key, "page", StringComparison.OrdinalIgnoreCase)
-                    && !string.Equals(parameter.Key, "after", StringComparison.OrdinalIgnoreCase))
-                .SelectMany(parameter => parameter.Value.Select(value => KeyValuePair.Create(parameter.Key, value)))
-                .Append(KeyValuePair.Create("after", (string?)ProductCursor.Format(rows[^1].Product.Name, rows[^1].Product.Id))));
-            context.Response.Headers.Link = $"<{context.Request.PathBase}{context.Request.Path}{next}>; rel=\"next\"";
+            context.Response.Headers.Link = PageCursor.NextLink(context.Request, ProductCursor.Format(rows[^1].Product.Name, rows[^1].Product.Id));
         }
 
         return TypedResults.Ok(new PagedResponse<ProductResponse>(

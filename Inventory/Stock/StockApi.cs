@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Claims;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -261,14 +260,7 @@ public static class StockApi
         if (rows.Count > limit)
         {
             rows.RemoveAt(limit);
-            var last = rows[^1];
-            var next = QueryString.Create(new KeyValuePair<string, string?>[]
-            {
-                new("threshold", threshold.ToString(CultureInfo.InvariantCulture)),
-                new("limit", limit.ToString(CultureInfo.InvariantCulture)),
-                new("after", LowStockCursor.Format(last.Available, last.ProductId)),
-            });
-            context.Response.Headers.Link = $"<{context.Request.PathBase}{context.Request.Path}{next}>; rel=\"next\"";
+            context.Response.Headers.Link = PageCursor.NextLink(context.Request, LowStockCursor.Format(rows[^1].Available, rows[^1].ProductId));
         }
 
         return TypedResults.Ok(rows.Select(From).ToList());

@@ -19,11 +19,7 @@ builder.AddIdempotency();
 builder.AddRedisClient("redis");
 builder.AddRabbitMQClient("messaging");
 builder.AddOutboxRelay<InventoryDbContext>();
-builder.AddEventConsumer<InventoryDbContext>(new ConsumerOptions(
-    Consumer: "inventory",
-    Queue: "inventory.orders",
-    Exchange: "orders.events",
-    RoutingKeys: ["order.cancelled", "order.failed"]));
+builder.AddEventConsumer<InventoryDbContext>(Subscriptions.InventoryClosedOrders);
 builder.Services.AddScoped<IEventHandler>(services => ActivatorUtilities.CreateInstance<OrderClosedHandler>(services, "order.cancelled"));
 builder.Services.AddScoped<IEventHandler>(services => ActivatorUtilities.CreateInstance<OrderClosedHandler>(services, "order.failed"));
 builder.Services.AddOptions<ReservationOptions>().BindConfiguration(ReservationOptions.Section).ValidateDataAnnotations().ValidateOnStart();

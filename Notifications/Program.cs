@@ -12,11 +12,7 @@ builder.AddShopAuthentication();
 builder.AddNpgsqlDbContext<NotificationsDbContext>("notificationsdb");
 builder.AddDatabaseMigrations<NotificationsDbContext>();
 builder.AddRabbitMQClient("messaging");
-builder.AddEventConsumer<NotificationsDbContext>(new ConsumerOptions(
-    Consumer: "notifications",
-    Queue: "notifications.orders",
-    Exchange: "orders.events",
-    RoutingKeys: ["order.*"])
+builder.AddEventConsumer<NotificationsDbContext>(Subscriptions.NotificationsOrders with
 {
     // What the customer is told follows the order's own history: an event older than one applied is dropped.
     IgnoreStaleAggregateVersions = true,

@@ -156,37 +156,8 @@ internal sealed class EventConsumer<TContext>(
 
     private async Task DeclareTopologyAsync(IChannel channel, CancellationToken cancellationToken)
     {
-        await channel.ExchangeDeclareAsync(options.Exchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(_plan.DeadLetterQueue, durable: true, exclusive: false, autoDelete: false,
-            new Dictionary<string, object?> { ["x-queue-type"] = "quorum" }, cancellationToken: cancellationToken);
-        await channel.QueueDeclareAsync(options.Queue, durable: true, exclusive: false, autoDelete: false,
-            new Dictionary<string, object?>
-            {
-                ["x-queue-type"] = "quorum",
-                ["x-delivery-limit"] = options.DeliveryLimit,
-                ["x-dead-letter-exchange"] = "",
-                ["x-dead-letter-routing-key"] = _plan.DeadLetterQueue,
-            },
-            cancellationToken: cancellationToken);
-
-        // A retry queue has no consumer: its TTL expires the message back into the queue through the default exchange.
-        foreach (var (retryQueue, delay) in _plan.RetryQueues)
-        {
-            await channel.QueueDeclareAsync(retryQueue, durable: true, exclusive: false, autoDelete: false,
-                new Dictionary<string, object?>
-                {
-                    ["x-queue-type"] = "classic",
-                    ["x-message-ttl"] = (long)delay.TotalMilliseconds,
-                    ["x-dead-letter-exchange"] = "",
-                    ["x-dead-letter-routing-key"] = options.Queue,
-                },
-                cancellationToken: cancellationToken);
-        }
-
-        foreach (var routingKey in options.RoutingKeys)
-        {
-            await channel.QueueBindAsync(options.Queue, options.Exchange, routingKey, cancellationToken: cancellationToken);
-        }
+        await SubscriptionTopology.DeclareQueueAsync(channel, options, cancellationToken);
+        await SubscriptionTopology.DeclareRetryQueuesAsync(channel, options, cancellationToken);
     }
 
     private async Task OnReceivedAsync(IChannel channel, BasicDeliverEventArgs delivery, CancellationToken stoppingToken)

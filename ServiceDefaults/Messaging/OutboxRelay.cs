@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
 using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Telemetry;
 
@@ -20,6 +21,7 @@ namespace Shop.ServiceDefaults.Messaging;
 /// hand) and then deleted in small batches every <c>Messaging:Outbox:CleanupInterval</c>; unsent rows never are.
 /// </remarks>
 internal sealed class OutboxRelay<TContext>(
+    SubscriptionCatalog subscriptions,
     IServiceProvider services,
     IServiceScopeFactory scopes,
     RabbitMqConnectionProvider connections,
@@ -133,6 +135,26 @@ internal sealed class OutboxRelay<TContext>(
         }
     }
 
+    /// <summary>
+    /// On a channel of its own, as a refusal closes the channel it came on. A queue the broker refuses to declare exists
+    /// already with other arguments (another version of its consumer declared it): events reach it all the same, and the
+    /// consumer reports the mismatch when it declares the queue itself. A lost connection is thrown: the cycle is retried.
+    /// </summary>
+    private async Task DeclareSubscriptionAsync(ConsumerOptions subscription, CancellationToken cancellationToken)
+    {
+        var connection = await connections.GetConnectionAsync(cancellationToken);
+        await using var topology = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        try
+        {
+            await SubscriptionTopology.DeclareQueueAsync(topology, subscription, cancellationToken);
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.Initiator == ShutdownInitiator.Peer && connection.IsOpen)
+        {
+            logger.LogWarning(ex, "The broker refused to declare queue {Queue} of {Consumer}; publishing to {Exchange} goes on",
+                subscription.Queue, subscription.Consumer, subscription.Exchange);
+        }
+    }
+
     private async Task<int> PublishBatchAsync(IChannel channel, CancellationToken cancellationToken)
     {
         await using var scope = scopes.CreateAsyncScope();
@@ -155,9 +177,17 @@ internal sealed class OutboxRelay<TContext>(
 
         foreach (var exchange in batch.Select(m => m.Exchange).Distinct())
         {
-            if (_declaredExchanges.Add(exchange))
+            if (!_declaredExchanges.Contains(exchange))
             {
+                // The subscribed queues first: an exchange with nothing bound to it drops what it is given, and the
+                // consumer may not have run yet. Remembered only once all of it is declared, so a failure is tried again.
                 await channel.ExchangeDeclareAsync(exchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+                foreach (var subscription in subscriptions.To(exchange))
+                {
+                    await DeclareSubscriptionAsync(subscription, cancellationToken);
+                }
+
+                _declaredExchanges.Add(exchange);
             }
         }
 

@@ -33,10 +33,16 @@ public static class RabbitMqExtensions
         return builder;
     }
 
-    /// <summary>Publishes this service's outbox. Safe to run on every replica (rows are claimed with SKIP LOCKED).</summary>
-    public static IHostApplicationBuilder AddOutboxRelay<TContext>(this IHostApplicationBuilder builder) where TContext : DbContext
+    /// <summary>
+    /// Publishes this service's outbox. Safe to run on every replica (rows are claimed with SKIP LOCKED). Before the
+    /// first publish to an exchange, the queues that <paramref name="subscriptions"/> (by default
+    /// <see cref="Subscriptions.All"/>) bind to it are declared, so nothing is published into an exchange with no queue.
+    /// </summary>
+    public static IHostApplicationBuilder AddOutboxRelay<TContext>(this IHostApplicationBuilder builder, SubscriptionCatalog? subscriptions = null)
+        where TContext : DbContext
     {
-        builder.Services.AddHostedService<OutboxRelay<TContext>>();
+        builder.Services.AddSingleton<IHostedService>(services =>
+            ActivatorUtilities.CreateInstance<OutboxRelay<TContext>>(services, subscriptions ?? Subscriptions.All));
         return builder;
     }
 

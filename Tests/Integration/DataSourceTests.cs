@@ -21,7 +21,7 @@ public sealed class DataSourceTests(AppFixture fixture)
     [Fact]
     public async Task A_statement_whose_first_prepared_run_fails_on_a_value_in_a_transaction_runs_again_on_that_connection()
     {
-        await ScratchDatabase.RunAsync(fixture, "datasource", async (server, database) =>
+        await ScratchDatabase.RunAsync(fixture.App, "datasource", async (server, database) =>
         {
             await ScratchDatabase.ExecuteAsync(new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = database }.ConnectionString,
                 "CREATE TABLE codes (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, code varchar(5) NOT NULL)");

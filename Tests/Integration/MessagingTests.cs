@@ -4,10 +4,13 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Shop.Hosting;
 using Shop.Hosting.ApplicationModel;
 using Shop.Hosting.Testing;
+using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Messaging;
 
 namespace Shop.Tests.Integration;
@@ -254,6 +257,87 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         var orderId = Guid.NewGuid();
         await ShopData.PublishAsync(App, OrderCreated(orderId));
         await ShopData.WaitUntilAsync("the next event handled", async () => await NotificationCountAsync(orderId) == 1, seconds: 30);
+    }
+
+    [Fact]
+    public async Task An_event_published_before_its_consumer_ever_ran_waits_in_the_consumers_queue()
+    {
+        // A producer and a subscription of their own: no consumer of it has ever run, so nothing but the relay declares its queue.
+        var name = $"relaytest_{Guid.NewGuid():N}";
+        var subscription = new ConsumerOptions("relay-test", $"{name}.queue", $"{name}.events", ["order.*"]);
+        var envelope = OrderCreated(Guid.NewGuid());
+        var factory = new RabbitMQ.Client.ConnectionFactory { Uri = new Uri(App.GetConnectionString("messaging")!), ClientProvidedName = "tests" };
+        await using var broker = await factory.CreateConnectionAsync(Cancellation);
+        try
+        {
+            await ScratchDatabase.RunAsync(App, "relay", async (server, database) =>
+            {
+                var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+                builder.Configuration["ConnectionStrings:relaydb"] = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = database }.ConnectionString;
+                builder.Configuration["ConnectionStrings:messaging"] = App.GetConnectionString("messaging");
+                builder.Services.AddSingleton(TimeProvider.System);
+                builder.AddNpgsqlDbContext<RelayTestDbContext>("relaydb");
+                builder.AddDatabaseMigrations<RelayTestDbContext>();
+                builder.AddRabbitMQClient("messaging");
+                builder.AddOutboxRelay<RelayTestDbContext>(new SubscriptionCatalog([subscription]));
+                using var host = builder.Build();
+                await host.StartAsync(Cancellation);
+                try
+                {
+                    await host.Services.WaitForMigrationsAsync<RelayTestDbContext>(Cancellation);
+                    await using (var connection = new NpgsqlConnection(builder.Configuration["ConnectionStrings:relaydb"]))
+                    {
+                        await connection.OpenAsync(Cancellation);
+                        await OutboxSql.InsertAsync(connection, null, subscription.Exchange, envelope, Cancellation);
+                    }
+
+                    var row = "";
+                    try
+                    {
+                        await ShopData.WaitUntilAsync("the event published", async () =>
+                        {
+                            await using var connection = new NpgsqlConnection(builder.Configuration["ConnectionStrings:relaydb"]);
+                            await connection.OpenAsync(Cancellation);
+                            await using var sent = new NpgsqlCommand("SELECT sent_at IS NOT NULL, attempts, last_error FROM outbox_messages", connection);
+                            await using var reader = await sent.ExecuteReaderAsync(Cancellation);
+                            await reader.ReadAsync(Cancellation);
+                            row = $"attempts {reader.GetInt32(1)}, last error: {(reader.IsDBNull(2) ? "none" : reader.GetString(2))}";
+                            return reader.GetBoolean(0);
+                        }, seconds: 30);
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException)
+                    {
+                        throw new InvalidOperationException($"{ex.Message} The outbox row: {row}.", ex);
+                    }
+                }
+                finally
+                {
+                    await host.StopAsync(CancellationToken.None);
+                }
+            });
+
+            // Before, the exchange had no queue bound to it and dropped the event: this queue did not exist.
+            await using var channel = await broker.CreateChannelAsync(cancellationToken: Cancellation);
+            var waiting = await channel.BasicGetAsync(subscription.Queue, autoAck: true, Cancellation);
+            Assert.NotNull(waiting);
+            Assert.Equal(envelope.EventId.ToString(), waiting.BasicProperties.MessageId);
+            Assert.Equal("order.created", waiting.RoutingKey);
+        }
+        finally
+        {
+            await using var cleanup = await broker.CreateChannelAsync(cancellationToken: CancellationToken.None);
+            foreach (var queue in new[] { subscription.Queue, subscription.DeadLetterQueue })
+            {
+                await cleanup.QueueDeleteAsync(queue, ifUnused: false, ifEmpty: false, cancellationToken: CancellationToken.None);
+            }
+
+            await cleanup.ExchangeDeleteAsync(subscription.Exchange, ifUnused: false, cancellationToken: CancellationToken.None);
+        }
+    }
+
+    private sealed class RelayTestDbContext(DbContextOptions<RelayTestDbContext> options) : DbContext(options)
+    {
+        protected override void OnModelCreating(ModelBuilder modelBuilder) => modelBuilder.AddMessagingTables().UseSnakeCaseNames();
     }
 
     private static EventEnvelope OrderCreated(Guid orderId) => new(

@@ -110,7 +110,7 @@ public sealed class MigrationTests(AppFixture fixture)
         });
     }
 
-    private Task InScratchDatabaseAsync(Func<NpgsqlConnectionStringBuilder, string, Task> test) => ScratchDatabase.RunAsync(fixture, "migrations", test);
+    private Task InScratchDatabaseAsync(Func<NpgsqlConnectionStringBuilder, string, Task> test) => ScratchDatabase.RunAsync(fixture.App, "migrations", test);
 
     private static async Task<string> ScalarAsync(string connectionString, string sql)
     {

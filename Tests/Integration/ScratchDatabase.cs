@@ -1,4 +1,5 @@
 using Npgsql;
+using Shop.Hosting;
 
 namespace Shop.Tests.Integration;
 
@@ -6,10 +7,10 @@ namespace Shop.Tests.Integration;
 internal static class ScratchDatabase
 {
     /// <summary>Runs <paramref name="test"/> with the server (a superuser on <c>postgres</c>, unpooled) and the new database's name.</summary>
-    public static async Task RunAsync(AppFixture fixture, string prefix, Func<NpgsqlConnectionStringBuilder, string, Task> test)
+    public static async Task RunAsync(DistributedApplication app, string prefix, Func<NpgsqlConnectionStringBuilder, string, Task> test)
     {
         var database = $"{prefix}_{Guid.NewGuid():N}";
-        var server = new NpgsqlConnectionStringBuilder(fixture.App.GetConnectionString("postgres")) { Database = "postgres", Pooling = false };
+        var server = new NpgsqlConnectionStringBuilder(app.GetConnectionString("postgres")) { Database = "postgres", Pooling = false };
         await ExecuteAsync(server.ConnectionString, $"CREATE DATABASE {database}");
         try
         {

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
+using Shop.ServiceDefaults.Data;
 using StackExchange.Redis;
 
 namespace Shop.Gateway.RateLimiting;
@@ -97,27 +98,10 @@ public sealed class RedisSlidingWindowLimiter
         }
     }
 
-    private async Task<RedisResult> EvaluateAsync(string key, RateLimitPolicy limits, CancellationToken cancellationToken)
-    {
-        var call = _redis.GetDatabase().ScriptEvaluateAsync(
-            Script,
-            [key],
-            [limits.PermitLimit, limits.WindowSeconds * 1000L, Guid.NewGuid().ToString("N")]);
-        try
-        {
-            return await call.WaitAsync(TimeSpan.FromMilliseconds(_options.RedisTimeoutMs), _timeProvider, cancellationToken);
-        }
-        catch when (!call.IsCompleted)
-        {
-            // The abandoned call may still fault later; observe it so it is not reported as unobserved.
-            _ = call.ContinueWith(
-                static task => _ = task.Exception,
-                CancellationToken.None,
-                TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
-            throw;
-        }
-    }
+    private Task<RedisResult> EvaluateAsync(string key, RateLimitPolicy limits, CancellationToken cancellationToken) =>
+        _redis.GetDatabase()
+            .ScriptEvaluateAsync(Script, [key], [limits.PermitLimit, limits.WindowSeconds * 1000L, Guid.NewGuid().ToString("N")])
+            .WithinAsync(TimeSpan.FromMilliseconds(_options.RedisTimeoutMs), _timeProvider, cancellationToken);
 
     private void MarkHealthy()
     {

@@ -6,13 +6,19 @@ public sealed record Money(decimal Amount, string Currency)
 
     public static Money Of(decimal amount, string currency)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(amount);
+        // Compared, not ThrowIfNegative: that reads the sign bit, and JSON's -0 is a decimal zero with its sign set.
+        if (amount < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(amount), amount, "A price cannot be negative.");
+        }
+
         if (!IsValidCurrency(currency))
         {
             throw new ArgumentException("Currency must be a three-letter ISO 4217 code.", nameof(currency));
         }
 
-        return new Money(decimal.Round(amount, 2), currency);
+        var rounded = decimal.Round(amount, 2);
+        return new Money(rounded == 0 ? 0m : rounded, currency);
     }
 }
 

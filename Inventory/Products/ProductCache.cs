@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
+using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Telemetry;
 using StackExchange.Redis;
 
@@ -31,6 +32,9 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
 {
     private static readonly TimeSpan Ttl = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan FloorTtl = TimeSpan.FromDays(1);
+
+    /// <summary>How long any Redis call here is waited for (see <see cref="RedisExtensions.WithinAsync{T}"/>); then the cache is skipped.</summary>
+    private TimeSpan Budget => TimeSpan.FromMilliseconds(options.Value.RedisTimeoutMilliseconds);
     private static readonly Counter<long> Reads = ShopDiagnostics.Meter.CreateCounter<long>(
         "shop.inventory.product_cache.reads", description: "Single-product reads by where they were answered: memory, redis or database.");
 
@@ -86,7 +90,7 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     {
         try
         {
-            var values = await redis.GetDatabase().StringGetAsync([Key(id), AvailableKey(id)]);
+            var values = await redis.GetDatabase().StringGetAsync([Key(id), AvailableKey(id)]).WithinAsync(Budget, clock);
             var value = (string?)values[0];
             var separator = value?.IndexOf('|', StringComparison.Ordinal) ?? -1;
             // Redis may have let its copy expire while memory still holds one: that copy is served, but its own expiry stands.
@@ -160,7 +164,7 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         try
         {
             await redis.GetDatabase().ScriptEvaluateAsync(RaiseFloor, [AvailableKey(id), AvailableFloorKey(id)],
-                [stockVersion, (long)FloorTtl.TotalMilliseconds, ProductInvalidations.Channel, id.ToString("N")]);
+                [stockVersion, (long)FloorTtl.TotalMilliseconds, ProductInvalidations.Channel, id.ToString("N")]).WithinAsync(Budget, clock);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -188,8 +192,9 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     {
         try
         {
+            // A script that runs after its wait ran out does no harm: it only raises the floor, removes and tells.
             await redis.GetDatabase().ScriptEvaluateAsync(RaiseFloor, [Key(id), FloorKey(id)],
-                [version, (long)FloorTtl.TotalMilliseconds, ProductInvalidations.Channel, id.ToString("N")]);
+                [version, (long)FloorTtl.TotalMilliseconds, ProductInvalidations.Channel, id.ToString("N")]).WithinAsync(Budget, clock);
             return true;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -215,7 +220,7 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         try
         {
             return (int)await redis.GetDatabase().ScriptEvaluateAsync(SetIfNotOlder, [Key(id), FloorKey(id)],
-                [version, payload, (long)Ttl.TotalMilliseconds]) == 1;
+                [version, payload, (long)Ttl.TotalMilliseconds]).WithinAsync(Budget, clock) == 1;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -263,4 +268,11 @@ public sealed class ProductCacheOptions
 
     [System.ComponentModel.DataAnnotations.Range(1, 1_000_000)]
     public int NearCacheMaxEntries { get; set; } = 10_000;
+
+    /// <summary>
+    /// How long a Redis call of the cache is waited for. Past it a read goes to the database and a product write is
+    /// refused (503), as when Redis is down, instead of waiting on a Redis that stalls.
+    /// </summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 10_000)]
+    public int RedisTimeoutMilliseconds { get; set; } = 500;
 }

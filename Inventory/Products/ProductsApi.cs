@@ -391,10 +391,11 @@ public static class ProductsApi
                 await db.SaveChangesAsync(cancellationToken);
                 break;
             }
-            catch (DbUpdateConcurrencyException) when (!ifMatch.IsPresent)
+            catch (DbUpdateConcurrencyException) when (!ifMatch.IsPresent || ifMatch.IsAny)
             {
-                // Unconditional, and another write came between the read and this one: the product as it is now is
-                // deleted, unless that write deleted it (404). A client that named no version gets no 412.
+                // Unconditional (or If-Match: *, which asks only that the product exists), and another write came
+                // between the read and this one: the product as it is now is deleted, unless that write deleted it
+                // (404). A client that named no version gets no 412.
                 await db.Entry(product).ReloadAsync(cancellationToken);
                 if (product.DeletedAt is not null)
                 {
@@ -427,13 +428,26 @@ public static class ProductsApi
     public static async Task<Results<Ok<List<ProductResponse>>, ValidationProblem>> LookupProducts(
         LookupRequest request, InventoryDbContext db, CancellationToken cancellationToken)
     {
-        if (request.ProductIds is not { Count: > 0 and <= 100 } ids || string.IsNullOrEmpty(request.TenantId))
+        var errors = new Dictionary<string, string[]>();
+        if (request.ProductIds is not { Count: > 0 and <= 100 } ids)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["productIds"] = ["Between 1 and 100 ids, with the tenantId they belong to."] });
+            errors["productIds"] = ["Between 1 and 100 ids."];
+            ids = [];
         }
 
-        await using var scope = await db.Database.BeginTenantTransactionAsync(request.TenantId, cancellationToken);
-        var rows = await db.Products.AsNoTracking().Where(p => ids.Contains(p.Id) && p.TenantId == request.TenantId && p.DeletedAt == null)
+        if (request.TenantId is not { Length: > 0 } tenant)
+        {
+            errors["tenantId"] = ["Required: the tenant the products belong to."];
+            tenant = "";
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+
+        await using var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken);
+        var rows = await db.Products.AsNoTracking().Where(p => ids.Contains(p.Id) && p.TenantId == tenant && p.DeletedAt == null)
             .Select(p => new { Product = p, Available = db.Stock.Where(s => s.ProductId == p.Id).Select(s => s.Quantity - s.Reserved).FirstOrDefault() })
             .ToListAsync(cancellationToken);
         return TypedResults.Ok(rows.Select(r => ProductResponse.From(r.Product.ToCached(), r.Available)).ToList());
@@ -442,22 +456,22 @@ public static class ProductsApi
     private static Dictionary<string, string[]> Validate(string? sku, string? name, string? description, MoneyRequest? price)
     {
         var errors = new Dictionary<string, string[]>();
-        if (sku is not { Length: > 0 and <= 64 } || string.IsNullOrWhiteSpace(sku))
+        if (sku is not { Length: > 0 and <= 64 } || !ProductText.HasVisibleCharacter(sku))
         {
             errors["sku"] = ["Between 1 and 64 characters."];
         }
-        else if (sku.Any(char.IsControl))
+        else if (sku.Any(c => char.IsControl(c) || ProductText.IsFormat(c)))
         {
-            errors["sku"] = ["No control characters."];
+            errors["sku"] = ["No control or invisible formatting characters."];
         }
 
-        if (name is not { Length: > 0 and <= 200 } || string.IsNullOrWhiteSpace(name))
+        if (name is not { Length: > 0 and <= 200 } || !ProductText.HasVisibleCharacter(name))
         {
-            errors["name"] = ["Between 1 and 200 characters."];
+            errors["name"] = ["Between 1 and 200 characters, some of them visible."];
         }
-        else if (name.Any(char.IsControl))
+        else if (name.Any(c => char.IsControl(c) || ProductText.IsDirectionOverride(c)))
         {
-            errors["name"] = ["No control characters (a name is one line)."];
+            errors["name"] = ["No control characters (a name is one line) and no direction overrides."];
         }
 
         if (description is { Length: > 4000 })

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using Shop.Inventory.Products;
+using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Idempotency;
 using Shop.ServiceDefaults.Paging;
 using Shop.ServiceDefaults.Security;
@@ -27,6 +28,9 @@ public sealed record StockStats(int Products, long Quantity, long Reserved, long
 public static class StockApi
 {
     private static readonly TimeSpan StatsTtl = TimeSpan.FromSeconds(5);
+
+    /// <summary>The stats are computed from the database when Redis does not answer within this (it may stall without failing).</summary>
+    private static readonly TimeSpan StatsRedisBudget = TimeSpan.FromMilliseconds(500);
 
     public static IEndpointRouteBuilder MapStockApi(this IEndpointRouteBuilder app)
     {
@@ -67,9 +71,13 @@ public static class StockApi
             errors["delta"] = ["A non-zero change of at most 1000000 units either way."];
         }
 
-        if (request.Reason is not { Length: > 0 and <= 500 } || string.IsNullOrWhiteSpace(request.Reason))
+        if (request.Reason is not { Length: > 0 and <= 500 } || !ProductText.HasVisibleCharacter(request.Reason))
         {
             errors["reason"] = ["Between 1 and 500 characters."];
+        }
+        else if (request.Reason.Any(c => (char.IsControl(c) && c is not ('\n' or '\r' or '\t')) || ProductText.IsDirectionOverride(c)))
+        {
+            errors["reason"] = ["No control characters other than line breaks and tabs, and no direction overrides."];
         }
 
         if (errors.Count > 0)
@@ -274,7 +282,7 @@ public static class StockApi
         var key = $"stock-stats:{tenant}";
         try
         {
-            if ((string?)await redis.GetDatabase().StringGetAsync(key) is { } cached)
+            if ((string?)await redis.GetDatabase().StringGetAsync(key).WithinAsync(StatsRedisBudget, clock, cancellationToken) is { } cached)
             {
                 return TypedResults.Ok(JsonSerializer.Deserialize<StockStats>(cached, JsonSerializerOptions.Web)!);
             }
@@ -299,7 +307,8 @@ public static class StockApi
             totals?.OutOfStock ?? 0, active, clock.GetUtcNow());
         try
         {
-            await redis.GetDatabase().StringSetAsync(key, JsonSerializer.Serialize(stats, JsonSerializerOptions.Web), StatsTtl);
+            await redis.GetDatabase().StringSetAsync(key, JsonSerializer.Serialize(stats, JsonSerializerOptions.Web), StatsTtl)
+                .WithinAsync(StatsRedisBudget, clock, cancellationToken);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {

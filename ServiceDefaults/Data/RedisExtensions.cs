@@ -41,6 +41,26 @@ public static class RedisExtensions
         return builder;
     }
 
+    /// <summary>
+    /// The reply of a Redis command within <paramref name="budget"/>, else a <see cref="TimeoutException"/>. In
+    /// StackExchange.Redis 1.x an awaited command has no timeout of its own: a server that stalls without closing the
+    /// connection (paused, swapping, a network that drops packets) would hold the caller for as long as that lasts. The
+    /// abandoned command is observed, so its late failure is not reported as an unobserved exception.
+    /// </summary>
+    public static async Task<T> WithinAsync<T>(this Task<T> call, TimeSpan budget, TimeProvider clock, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await call.WaitAsync(budget, clock, cancellationToken);
+        }
+        catch when (!call.IsCompleted)
+        {
+            _ = call.ContinueWith(static task => _ = task.Exception, CancellationToken.None,
+                TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            throw;
+        }
+    }
+
     private sealed class RedisHealthCheck(IConnectionMultiplexer redis) : IHealthCheck
     {
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)

@@ -55,9 +55,11 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
             return;
         }
 
-        if (key.Length > 255 || context.Request.Headers[HeaderName].Count > 1)
+        // Visible ASCII only: a key is logged and compared byte for byte, and a comma is how a proxy joins two headers into one.
+        if (key.Length > 255 || context.Request.Headers[HeaderName].Count > 1 || key.Any(c => c is < '!' or > '~' or ','))
         {
-            await ProblemAsync(context, 400, "Idempotency-Key is not valid.", "Send one Idempotency-Key header of 1 to 255 characters.");
+            await ProblemAsync(context, 400, "Idempotency-Key is not valid.",
+                "Send one Idempotency-Key header of 1 to 255 visible ASCII characters, without commas (a UUID, say).");
             return;
         }
 
@@ -152,8 +154,10 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
             context.Response.Body = original;
         }
 
-        if (context.Response.StatusCode >= 500)
+        if (context.Response.StatusCode >= 500 || IsRefusedRequest(context.Response.StatusCode))
         {
+            // Nothing ran that a retry must not repeat: the corrected request may use the same key (Stripe keeps no
+            // result for a request that failed validation). A response the endpoint stored with its own change stays.
             await ForgetAsync(claim);
         }
         else if (!claim.Completed)
@@ -207,6 +211,10 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
     }
 
     /// <summary>Frees the key for a retry, unless the attempt completed it after all or a retry has taken it over.</summary>
+    /// <summary>The request itself was refused (malformed, too large, of a type not accepted) before the endpoint did anything.</summary>
+    private static bool IsRefusedRequest(int status) => status is StatusCodes.Status400BadRequest or StatusCodes.Status413PayloadTooLarge
+        or StatusCodes.Status415UnsupportedMediaType;
+
     private async Task ForgetAsync(IdempotencyClaim claim)
     {
         try

@@ -63,7 +63,8 @@ public static class OpenApiExtensions
             return app;
         }
 
-        app.MapOpenApi().AllowAnonymous();
+        // Only the one document's name is routed: any other would reach the library's own plain-text 404, not a problem.
+        app.MapOpenApi("/openapi/{documentName:regex(^" + DocumentName + "$)}.json").AllowAnonymous();
         var service = app.Environment.ApplicationName;
         // Only requests for the UI pass through its middleware (a path pattern and a static-file lookup on every
         // request otherwise).

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Text;
 using System.Text.Json;
 using Npgsql;
 using Shop.Hosting;
@@ -266,6 +267,17 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(["items", "orderId", "ttlSeconds"], ErrorFields(await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
         Assert.Equal(HttpStatusCode.BadRequest, mistyped.StatusCode);
         Assert.Equal(["items[1].quantity"], ErrorFields(await mistyped.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
+
+        // The lookup names each missing field (before, a missing tenant was blamed on the product ids).
+        using var lookup = await inventory.PostAsJsonAsync("/v1/products/lookup", new { productIds = Array.Empty<Guid>() }, Cancellation);
+        Assert.Equal(HttpStatusCode.BadRequest, lookup.StatusCode);
+        Assert.Equal(["productIds", "tenantId"], ErrorFields(await lookup.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
+        using var tenantless = await inventory.PostAsJsonAsync("/v1/products/lookup", new { productIds = new[] { Guid.NewGuid() } }, Cancellation);
+        Assert.Equal(["tenantId"], ErrorFields(await tenantless.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
+
+        // A reservation id that is not one is not found, with problem details.
+        using var notAnId = await inventory.PostAsync("/v1/reservations/not-a-guid/confirm", null, Cancellation);
+        Assert.Equal((HttpStatusCode.NotFound, "application/problem+json"), (notAnId.StatusCode, notAnId.Content.Headers.ContentType?.MediaType));
     }
 
     [Fact]
@@ -295,6 +307,12 @@ public sealed class InventoryTests(AppFixture fixture)
             await CreateAsync($$$"""{"sku":"{{{sku}}}\u0001","name":"Mug\u001b[2J","description":"ok\n\tline\u0007","price":{"amount":1,"currency":"EUR"},"initialStock":1}"""));
         Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "name"),
             await CreateAsync($$$"""{"sku":"{{{sku}}}","name":"Mug\nTwo","description":"line one\r\nline two\tend","price":{"amount":1,"currency":"EUR"},"initialStock":1}"""));
+        // Invisible text: a direction override (it makes a list or a log read differently from what it holds), a name
+        // of nothing but a zero-width space, a SKU with one in it.
+        Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "name,sku"),
+            await CreateAsync($$$"""{"sku":"{{{sku}}}\u200B","name":"Mug\u202Egpj.exe","price":{"amount":1,"currency":"EUR"},"initialStock":1}"""));
+        Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "name"),
+            await CreateAsync($$$"""{"sku":"{{{sku}}}","name":"\u200B","price":{"amount":1,"currency":"EUR"},"initialStock":1}"""));
         Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "initialStock"),
             await CreateAsync($$"""{"sku":"{{sku}}","name":"Mug","price":{"amount":1,"currency":"EUR"},"initialStock":"five"}"""));
         Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""),
@@ -325,7 +343,26 @@ public sealed class InventoryTests(AppFixture fixture)
             Assert.Equal("Idempotency-Key is not valid.", (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("title").GetString());
         }
 
+        // Keys that are not one visible ASCII token: two headers a proxy joined into one, an escape sequence, spaces.
+        foreach (var key in new[] { "first, second", "key\u001b[2J", "key with spaces" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/products")
+            {
+                Content = JsonContent.Create(new { sku, name = "Mug", price = new { amount = 1m, currency = "EUR" }, initialStock = 1 }),
+            };
+            request.Headers.TryAddWithoutValidation("Idempotency-Key", key);
+            using var response = await admin.SendAsync(request, Cancellation);
+            Assert.Equal((HttpStatusCode.BadRequest, "Idempotency-Key is not valid."),
+                (response.StatusCode, (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("title").GetString()));
+        }
+
         Assert.Equal(0L, await ScalarAsync<long>($"SELECT count(*) FROM products WHERE sku = '{sku}'"));
+
+        // JSON's -0 is a decimal zero with its sign set: it is a price of zero, not a negative one (before: a 500).
+        using var minusZero = await admin.PostAsync("/v1/products", new StringContent(
+            $$"""{"sku":"{{sku}}-0","name":"Free sample","price":{"amount":-0.00,"currency":"EUR"},"initialStock":1}""", Encoding.UTF8, "application/json"), Cancellation);
+        Assert.Equal(HttpStatusCode.Created, minusZero.StatusCode);
+        Assert.Equal("0", (await minusZero.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("price").GetProperty("amount").GetRawText());
     }
 
     [Fact]
@@ -415,7 +452,7 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
-    public async Task A_delete_without_if_match_that_races_another_write_deletes_the_product_or_finds_it_gone_and_is_never_412()
+    public async Task A_delete_without_if_match_or_with_a_star_that_races_another_write_deletes_the_product_or_finds_it_gone_and_is_never_412()
     {
         var (first, second) = await AdminOfEachReplicaAsync();
         using var _f = first;
@@ -433,6 +470,12 @@ public sealed class InventoryTests(AppFixture fixture)
             var both = await Task.WhenAll(WriteAsync(first, HttpMethod.Put, changed), WriteAsync(second, HttpMethod.Delete, changed));
             answers.Add($"put+delete {(int)both[0]}/{(int)both[1]}");
             Assert.True(await ScalarAsync<bool>($"SELECT deleted_at IS NOT NULL FROM products WHERE id = '{changed}'"));
+
+            // If-Match: * asks only that the product exists (RFC 9110, 13.1.1); before, this delete was 412 when it lost the race.
+            var starred = await ShopData.CreateProductAsync(App, stock: 1);
+            var star = await Task.WhenAll(WriteAsync(first, HttpMethod.Put, starred), WriteAsync(second, HttpMethod.Delete, starred, ifMatchAny: true));
+            answers.Add($"put+delete {(int)star[0]}/{(int)star[1]}");
+            Assert.True(await ScalarAsync<bool>($"SELECT deleted_at IS NOT NULL FROM products WHERE id = '{starred}'"));
         }
 
         // A PUT with "*" that finds the product deleted by the time it writes finds it gone, as one that came later would.
@@ -467,13 +510,17 @@ public sealed class InventoryTests(AppFixture fixture)
         return (first, second);
     }
 
-    /// <summary>A DELETE without If-Match, or a PUT with If-Match: * that renames the product.</summary>
-    private static async Task<HttpStatusCode> WriteAsync(HttpClient client, HttpMethod method, Guid id)
+    /// <summary>A DELETE without If-Match (or with If-Match: * when asked), or a PUT with If-Match: * that renames the product.</summary>
+    private static async Task<HttpStatusCode> WriteAsync(HttpClient client, HttpMethod method, Guid id, bool ifMatchAny = false)
     {
         using var request = new HttpRequestMessage(method, $"/v1/products/{id}");
         if (method == HttpMethod.Put)
         {
             request.Content = JsonContent.Create(new { sku = $"SKU-{id:N}", name = "Renamed", price = new { amount = 10.5m, currency = "EUR" }, active = true });
+        }
+
+        if (method == HttpMethod.Put || ifMatchAny)
+        {
             request.Headers.TryAddWithoutValidation("If-Match", "*");
         }
 
@@ -584,6 +631,7 @@ public sealed class InventoryTests(AppFixture fixture)
         using var response = await inventory.SendAsync(request, Cancellation);
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
     }
 
     /// <summary>RFC 9110 (section 9.3.2): HEAD wherever GET is served, with the GET's status and headers and no content.</summary>
@@ -1385,6 +1433,13 @@ public sealed class InventoryTests(AppFixture fixture)
             Assert.Equal("application/problem+json", answer.Type);
         }
 
+        foreach (var reason in new[] { "count\u001b[2J\u0007", "count\u0085", "count \u202Edaer", "\u200B " })
+        {
+            using var refused = await Adjust(new { delta = 1, reason });
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal(["reason"], ErrorFields(await refused.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
+        }
+
         var withNul = await AnswerAsync(Adjust(new { delta = 1, reason = "bad\u0000reason" }));
         Assert.Equal((HttpStatusCode.BadRequest, "The request contains text that cannot be stored."), (withNul.Status, withNul.Title));
         var created = await AnswerAsync(admin.PostAsJsonAsync("/v1/products",
@@ -1456,6 +1511,28 @@ public sealed class InventoryTests(AppFixture fixture)
         {
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         }
+    }
+
+    [Fact]
+    public async Task A_request_refused_as_invalid_keeps_no_answer_under_its_key_so_the_corrected_request_runs()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        var key = Guid.NewGuid().ToString("N");
+        async Task<HttpStatusCode> AdjustAsync(int delta)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/inventory/{product}/adjustments") { Content = JsonContent.Create(new { delta, reason = "count" }) };
+            request.Headers.Add("Idempotency-Key", key);
+            using var response = await admin.SendAsync(request, Cancellation);
+            return response.StatusCode;
+        }
+
+        // Stripe keeps no result for a request that failed validation. Before, the 400 was stored as the key's answer and
+        // the corrected request was refused for 24 hours as a different request under the same key (422).
+        Assert.Equal(HttpStatusCode.BadRequest, await AdjustAsync(0));
+        Assert.Equal(HttpStatusCode.OK, await AdjustAsync(3));
+        Assert.Equal(HttpStatusCode.OK, await AdjustAsync(3));
+        Assert.Equal((8, 0), await StockAsync(product));
     }
 
     [Fact]

@@ -32,6 +32,11 @@ public sealed class OpenApiTests(AppFixture fixture)
         Assert.Equal("http", bearer.GetProperty("type").GetString());
         Assert.Equal("bearer", bearer.GetProperty("scheme").GetString());
         Assert.Equal("JWT", bearer.GetProperty("bearerFormat").GetString());
+
+        // Another document name is not routed to the library, whose own 404 was plain text: it is a path like any other
+        // that is not there, which without a token is a 401 problem.
+        using var unknown = await client.GetAsync("/openapi/v2.json", TestContext.Current.CancellationToken);
+        Assert.Equal((HttpStatusCode.Unauthorized, "application/problem+json"), (unknown.StatusCode, unknown.Content.Headers.ContentType?.MediaType));
     }
 
     [Fact]

@@ -180,43 +180,64 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     /// Expires due reservations and returns their stock, once each: rows are claimed with SKIP LOCKED, so replicas
     /// sweeping at the same time share the work instead of repeating it.
     /// </summary>
+    /// <remarks>
+    /// In the order every transition follows: the reservations locked, then their stock rows in product-id order, and
+    /// only then anything changed. A reservation changed before its stock is locked would deadlock with a repeated
+    /// reservation of the same order: that one holds its stock rows and, inserting the order's id, waits for a row that
+    /// is being changed under the same key (a unique index does not wait for a row that is only locked; it refuses the
+    /// duplicate at once, and the repeat is answered from the stored reservation).
+    /// </remarks>
     public async Task<int> ExpireDueAsync(int batchSize, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using var expire = new NpgsqlCommand("""
-            WITH due AS (
-                SELECT id FROM reservations
-                WHERE status = 'Active' AND expires_at <= now()
-                ORDER BY expires_at
-                LIMIT $1
-                FOR UPDATE SKIP LOCKED),
-            expired AS (
-                UPDATE reservations r SET status = 'Expired', updated_at = now()
-                FROM due WHERE r.id = due.id
-                RETURNING r.id)
-            SELECT i.product_id, sum(i.quantity)::int
-            FROM reservation_items i JOIN expired e ON e.id = i.reservation_id
-            GROUP BY i.product_id
-            ORDER BY i.product_id
-            """, connection, transaction);
-        expire.Parameters.Add(new() { Value = batchSize });
-        var returned = new List<(Guid ProductId, int Quantity)>();
-        await using (var reader = await expire.ExecuteReaderAsync(cancellationToken))
+        var due = new List<Guid>();
+        await using (var claim = new NpgsqlCommand("""
+            SELECT id FROM reservations
+            WHERE status = 'Active' AND expires_at <= now()
+            ORDER BY expires_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+            """, connection, transaction))
         {
+            claim.Parameters.Add(new() { Value = batchSize });
+            await using var reader = await claim.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                due.Add(reader.GetGuid(0));
+            }
+        }
+
+        if (due.Count == 0)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return 0;
+        }
+
+        var returned = new List<(Guid ProductId, int Quantity)>();
+        await using (var items = new NpgsqlCommand("""
+            SELECT product_id, sum(quantity)::int FROM reservation_items
+            WHERE reservation_id = ANY($1)
+            GROUP BY product_id
+            ORDER BY product_id
+            """, connection, transaction))
+        {
+            items.Parameters.Add(new() { Value = due.ToArray() });
+            await using var reader = await items.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
                 returned.Add((reader.GetGuid(0), reader.GetInt32(1)));
             }
         }
 
-        if (returned.Count == 0)
+        await ReleaseStockAsync(connection, transaction, returned, cancellationToken);
+        await using (var expire = new NpgsqlCommand(
+            "UPDATE reservations SET status = 'Expired', updated_at = now() WHERE id = ANY($1)", connection, transaction))
         {
-            await transaction.RollbackAsync(cancellationToken);
-            return 0;
+            expire.Parameters.Add(new() { Value = due.ToArray() });
+            await expire.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        await ReleaseStockAsync(connection, transaction, returned, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return returned.Count;
     }

@@ -200,6 +200,49 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task A_repeated_reservation_of_an_order_that_the_sweep_is_expiring_is_answered_and_never_deadlocks_with_it()
+    {
+        var products = (await Task.WhenAll(CreateProductAsync(stock: 5), CreateProductAsync(stock: 5), CreateProductAsync(stock: 5))).Order().ToArray();
+        var (a, b, c) = (products[0], products[1], products[2]);
+        using var inventory = await ServiceClientAsync();
+        var orderId = Guid.NewGuid();
+        await ReservationIdAsync(inventory, new { orderId, items = new[] { new { productId = a, quantity = 1 }, new { productId = b, quantity = 1 } }, ttlSeconds = 1 });
+
+        Task<HttpResponseMessage> repeat;
+        await using (var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await connection.OpenAsync(Cancellation);
+            await using var transaction = await connection.BeginTransactionAsync(Cancellation);
+            await ExecuteAsync(connection, $"SELECT 1 FROM stock WHERE product_id = '{a}' FOR UPDATE");
+            // The sweep claims the expired reservation and waits for A's stock row, held here.
+            await ShopData.WaitUntilAsync("the sweep waiting for the first stock row", async () =>
+                await WaitingOnALockAsync("SELECT product_id FROM stock WHERE product_id = ANY%FOR UPDATE%") == 1, seconds: 30);
+
+            // The same order again with other items: it locks B and C, then inserts the order's id. Before, the sweep had
+            // already changed the reservation, so the insert waited for the sweep, which would next wait for B: a deadlock.
+            repeat = inventory.PostAsJsonAsync("/v1/reservations",
+                new { orderId, items = new[] { new { productId = b, quantity = 1 }, new { productId = c, quantity = 1 } } }, Cancellation);
+            await ShopData.WaitUntilAsync("the repeat answered or waiting", async () =>
+                repeat.IsCompleted || await WaitingOnALockAsync("%INSERT INTO reservations%") == 1, seconds: 30);
+            await transaction.RollbackAsync(Cancellation);
+        }
+
+        using var answer = await repeat;
+        Assert.Equal(HttpStatusCode.Conflict, answer.StatusCode);
+        Assert.Equal("The order already has a different reservation.", (await answer.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("title").GetString());
+        await ShopData.WaitUntilAsync("the reservation expired", async () =>
+            await ScalarAsync<string>($"SELECT status FROM reservations WHERE order_id = '{orderId}'") == "Expired", seconds: 30);
+        foreach (var product in products)
+        {
+            Assert.Equal((5, 0), await StockAsync(product));
+        }
+    }
+
+    /// <summary>How many of Inventory's statements like <paramref name="pattern"/> are waiting for a lock now.</summary>
+    private Task<long> WaitingOnALockAsync(string pattern) => ScalarAsync<long>(
+        $"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '{pattern}'");
+
+    [Fact]
     public async Task A_confirmation_that_waited_for_its_reservation_until_after_the_deadline_is_refused_as_expired()
     {
         var product = await CreateProductAsync(stock: 5);

@@ -5,7 +5,7 @@ namespace Shop.Benchmarks;
 /// <summary>Bulk test data in inventorydb (tenant demo) and the oversell check after the run.</summary>
 internal sealed class BenchData(string connectionString, List<Guid> spread, Guid hot, string folder) : IDisposable
 {
-    private const int MissBatchSize = 40_000;
+    public const int MissBatchSize = 40_000;
 
     public IReadOnlyList<Guid> Spread => spread;
 
@@ -70,6 +70,39 @@ internal sealed class BenchData(string connectionString, List<Guid> spread, Guid
         await using var reader = await check.ExecuteReaderAsync();
         await reader.ReadAsync();
         return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    /// <summary>A product of its own with <paramref name="stock"/> units, for the sell-out: every other bench product has a billion.</summary>
+    public async Task<Guid> CreateSellOutProductAsync(int stock)
+    {
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using var insert = dataSource.CreateCommand("""
+            WITH p AS (
+                INSERT INTO products (id, tenant_id, sku, name, description, price_amount, price_currency, active, version, created_at, updated_at)
+                VALUES (gen_random_uuid(), 'demo', 'BENCH-SELLOUT-' || gen_random_uuid(), 'Bench sell-out', '', 10, 'EUR', true, 1, now(), now())
+                RETURNING id, tenant_id)
+            INSERT INTO stock (product_id, tenant_id, quantity) SELECT id, tenant_id, $1 FROM p RETURNING product_id
+            """);
+        insert.Parameters.Add(new() { Value = stock });
+        return (Guid)(await insert.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>The product's stock row, and its active reservations with the units they hold, read in one snapshot.</summary>
+    public async Task<(int Quantity, int Reserved, long Reservations, long ReservedUnits)> SellOutStateAsync(Guid product)
+    {
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using var read = dataSource.CreateCommand("""
+            SELECT s.quantity, s.reserved,
+                   (SELECT count(*) FROM reservations r JOIN reservation_items i ON i.reservation_id = r.id
+                    WHERE i.product_id = $1 AND r.status = 'Active'),
+                   (SELECT coalesce(sum(i.quantity), 0)::bigint FROM reservations r JOIN reservation_items i ON i.reservation_id = r.id
+                    WHERE i.product_id = $1 AND r.status = 'Active')
+            FROM stock s WHERE s.product_id = $1
+            """);
+        read.Parameters.Add(new() { Value = product });
+        await using var reader = await read.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return (reader.GetInt32(0), reader.GetInt32(1), reader.GetInt64(2), reader.GetInt64(3));
     }
 
     /// <summary>Removes the id files, whether or not the run got as far as the check.</summary>

@@ -14,17 +14,20 @@ internal static class Wrk
     private const string Report = """
 
         done = function(summary, latency, requests)
-          local failed = {}
+          local answers = {}
           for _, thread in ipairs(counted_threads or {}) do
-            for status, count in pairs(thread:get("failed") or {}) do failed[status] = (failed[status] or 0) + count end
+            for status, count in pairs(thread:get("answers") or {}) do answers[status] = (answers[status] or 0) + count end
           end
-          local statuses = {}
-          for status, count in pairs(failed) do statuses[#statuses + 1] = status .. "x" .. count end
-          io.write(string.format("JSON{\"requests\":%d,\"seconds\":%f,\"errors\":%d,\"status\":%d,\"mean\":%f,\"p50\":%f,\"p95\":%f,\"p99\":%f,\"statuses\":\"%s\"}\n",
+          local statuses, all = {}, {}
+          for status, count in pairs(answers) do
+            all[#all + 1] = status .. "x" .. count
+            if status >= 300 then statuses[#statuses + 1] = status .. "x" .. count end
+          end
+          io.write(string.format("JSON{\"requests\":%d,\"seconds\":%f,\"errors\":%d,\"status\":%d,\"mean\":%f,\"p50\":%f,\"p95\":%f,\"p99\":%f,\"statuses\":\"%s\",\"answers\":\"%s\"}\n",
             summary.requests, summary.duration / 1e6,
             summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status,
             latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
-            table.concat(statuses, " ")))
+            table.concat(statuses, " "), table.concat(all, " ")))
         end
         """;
 
@@ -165,7 +168,10 @@ internal static class Wrk
         }
     }
 
-    /// <summary>Each request takes the next id of the list (per thread, disjoint ranges): every GET is a first read.</summary>
+    /// <summary>
+    /// Each request takes the next id of its thread's half of the list (wrk runs two threads): every GET is a first read
+    /// until a thread has used its half, after which it starts its half again (<see cref="ReadsPerThread"/>).
+    /// </summary>
     public static string DistinctProducts(string idsFile) => $$"""
         local ids = {}
         for line in io.lines("{{idsFile}}") do ids[#ids + 1] = line end
@@ -173,11 +179,42 @@ internal static class Wrk
         setup = function(thread) thread:set("offset", threads) threads = threads + 1 end
         local i = 0
         request = function()
+          local half = math.floor(#ids / 2)
+          local index = (offset or 0) * half + i % half + 1
           i = i + 1
-          local index = ((offset or 0) * 1000000 + i) % #ids + 1
           return wrk.format("GET", "/v1/products/" .. ids[index])
         end
         """;
+
+    /// <summary>How many first reads each of wrk's two threads has in a list of <paramref name="ids"/> (<see cref="DistinctProducts"/>).</summary>
+    public static int ReadsPerThread(int ids) => ids / 2;
+
+    /// <summary>
+    /// Single-unit reservations of one product, sent at once to every replica (one wrk each, the connections shared
+    /// out): each answer's status is counted, so the units sold can be set against the stock and the database.
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<int, long>> SellOutAsync(IReadOnlyList<Uri> replicas, Guid product, int connections, TimeSpan duration,
+        string token)
+    {
+        var runs = await Task.WhenAll(replicas.Select(replica =>
+            RunOnceAsync(replica, connections / replicas.Count, duration, token, ReserveHot(product))));
+        var answers = new Dictionary<int, long>();
+        foreach (var run in runs)
+        {
+            if (run.GetProperty("errors").GetInt64() > 0)
+            {
+                throw new InvalidOperationException($"The sell-out lost {run.GetProperty("errors").GetInt64()} requests (connect, read, write or timeout errors): their answers are unknown.");
+            }
+
+            foreach (var pair in run.GetProperty("answers").GetString()!.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var (status, count) = (int.Parse(pair[..pair.IndexOf('x')], CultureInfo.InvariantCulture), long.Parse(pair[(pair.IndexOf('x') + 1)..], CultureInfo.InvariantCulture));
+                answers[status] = answers.GetValueOrDefault(status) + count;
+            }
+        }
+
+        return answers;
+    }
 
     /// <summary>Reserve one unit of a random product, then release it on a later request of the same thread.</summary>
     public static string ReserveAndRelease(string idsFile) => PostHelpers + "\n" + $$"""
@@ -192,7 +229,7 @@ internal static class Wrk
           return wrk.format("POST", "/v1/reservations", json_headers(), body)
         end
         response = function(status, headers, body)
-          count_failed(status)
+          count_answer(status)
           if status == 201 then
             local id = body:match('"id":"([^"]+)"')
             if id then pending[#pending + 1] = id end
@@ -200,19 +237,30 @@ internal static class Wrk
         end
         """;
 
+    /// <summary>Reserve one unit of a random product of the list, and keep it: each request is one reservation.</summary>
+    public static string ReserveSpread(string idsFile) => PostHelpers + "\n" + $$"""
+        local ids = {}
+        for line in io.lines("{{idsFile}}") do ids[#ids + 1] = line end
+        request = function()
+          local body = '{"orderId":"' .. uuid() .. '","items":[{"productId":"' .. ids[math.random(#ids)] .. '","quantity":1}]}'
+          return wrk.format("POST", "/v1/reservations", json_headers(), body)
+        end
+        response = function(status) count_answer(status) end
+        """;
+
     public static string ReserveHot(Guid product) => PostHelpers + "\n" + $$"""
         request = function()
           local body = '{"orderId":"' .. uuid() .. '","items":[{"productId":"{{product}}","quantity":1}]}'
           return wrk.format("POST", "/v1/reservations", json_headers(), body)
         end
-        response = function(status) count_failed(status) end
+        response = function(status) count_answer(status) end
         """;
 
     /// <summary>
     /// JSON POSTs that keep the -H headers; order ids that no other request of any run has (the wrk process's own
     /// <c>run_id</c>, the thread's number and a counter: random ids seeded from the clock could repeat across threads
-    /// and runs, and a repeated id is a repeat, not a reservation); and a count of the answers that were not 2xx, by
-    /// status, which the report prints.
+    /// and runs, and a repeated id is a repeat, not a reservation); and a count of the answers by status, which the
+    /// report prints (all of them, and those that were not 2xx).
     /// </summary>
     private const string PostHelpers = """
         local function json_headers()
@@ -232,9 +280,9 @@ internal static class Wrk
           issued = issued + 1
           return string.format("%s-%04x-4000-8000-%012x", string.sub(run_id, 1, 8), thread_number, issued)
         end
-        failed = {}
-        local function count_failed(status)
-          if status >= 300 then failed[status] = (failed[status] or 0) + 1 end
+        answers = {}
+        local function count_answer(status)
+          answers[status] = (answers[status] or 0) + 1
         end
         init = function() math.randomseed(os.time() + math.floor(os.clock() * 1000000) + thread_number * 7919) end
         """;

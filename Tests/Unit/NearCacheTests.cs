@@ -37,10 +37,17 @@ public sealed class NearCacheTests
         _time.Advance(TimeSpan.FromMilliseconds(1));
         Assert.False(cache.TryGet(Key, out _));
 
-        // An answer to an older ping never shortens, nor wrongly extends, the lease.
+        // An answer to an older ping never wrongly extends the lease...
         cache.Confirmed(sentAt);
         Assert.False(cache.IsFresh);
-        cache.Confirmed(_time.GetTimestamp());
+        var newer = _time.GetTimestamp();
+        cache.Confirmed(newer);
+        Assert.True(cache.TryGet(Key, out _));
+
+        // ...nor shortens one that a newer answer gave: answers to pings sent 100 ms apart arrive newest first.
+        _time.Advance(TimeSpan.FromMilliseconds(200));
+        cache.Confirmed(newer - TimeSpan.FromMilliseconds(100).Ticks);
+        Assert.True(cache.IsFresh);
         Assert.True(cache.TryGet(Key, out _));
     }
 

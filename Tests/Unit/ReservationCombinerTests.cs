@@ -49,10 +49,22 @@ public sealed class ReservationCombinerTests
     public async Task A_failing_batch_fails_each_of_its_requests_and_later_requests_still_run()
     {
         var ct = TestContext.Current.CancellationToken;
-        var calls = 0;
-        var combiner = new ReservationCombiner<int>(batch =>
+        var firstRunning = new TaskCompletionSource();
+        var releaseFirst = new TaskCompletionSource();
+        var sizes = new List<int>();
+        var combiner = new ReservationCombiner<int>(async batch =>
         {
-            if (Interlocked.Increment(ref calls) == 1)
+            lock (sizes)
+            {
+                sizes.Add(batch.Count);
+            }
+
+            if (batch[0].Request == 0)
+            {
+                firstRunning.SetResult();
+                await releaseFirst.Task;
+            }
+            else if (batch[0].Request == 1)
             {
                 throw new InvalidOperationException("database gone");
             }
@@ -61,12 +73,22 @@ public sealed class ReservationCombinerTests
             {
                 pending.Done.SetResult(Made(pending.Request));
             }
-
-            return Task.CompletedTask;
         });
 
-        await Assert.ThrowsAsync<InvalidOperationException>(() => combiner.EnqueueAsync(Product, 1, ct));
-        Assert.IsType<ReserveOutcome.Created>(await combiner.EnqueueAsync(Product, 2, ct));
+        // Five requests queue behind a running batch and go together in the next, which fails: each of the five fails.
+        var first = combiner.EnqueueAsync(Product, 0, ct);
+        await firstRunning.Task.WaitAsync(ct);
+        var failing = Enumerable.Range(1, 5).Select(i => combiner.EnqueueAsync(Product, i, ct)).ToList();
+        releaseFirst.SetResult();
+
+        Assert.IsType<ReserveOutcome.Created>(await first);
+        foreach (var request in failing)
+        {
+            await Assert.ThrowsAsync<InvalidOperationException>(() => request);
+        }
+
+        Assert.IsType<ReserveOutcome.Created>(await combiner.EnqueueAsync(Product, 6, ct));
+        Assert.Equal([1, 5, 1], sizes);
     }
 
     [Fact]
@@ -83,25 +105,38 @@ public sealed class ReservationCombinerTests
     public async Task Different_products_are_not_combined()
     {
         var ct = TestContext.Current.CancellationToken;
-        var sizes = new List<int>();
-        var combiner = new ReservationCombiner<int>(batch =>
+        var firstRunning = new TaskCompletionSource();
+        var releaseFirst = new TaskCompletionSource();
+        var batches = new List<int[]>();
+        var combiner = new ReservationCombiner<int>(async batch =>
         {
-            lock (sizes)
+            lock (batches)
             {
-                sizes.Add(batch.Count);
+                batches.Add(batch.Select(p => p.Request).ToArray());
+            }
+
+            if (batch[0].Request == 0)
+            {
+                firstRunning.SetResult();
+                await releaseFirst.Task;
             }
 
             foreach (var pending in batch)
             {
                 pending.Done.SetResult(Made(pending.Request));
             }
-
-            return Task.CompletedTask;
         });
 
-        await Task.WhenAll(Enumerable.Range(0, 10).Select(i => combiner.EnqueueAsync(Guid.NewGuid(), i, ct)));
+        // While one product's batch runs, requests of ten others queue: had they been keyed by anything but their product,
+        // they would go together as one batch of ten behind it.
+        var first = combiner.EnqueueAsync(Product, 0, ct);
+        await firstRunning.Task.WaitAsync(ct);
+        var others = Enumerable.Range(1, 10).Select(i => combiner.EnqueueAsync(Guid.NewGuid(), i, ct)).ToList();
+        releaseFirst.SetResult();
+        await Task.WhenAll(others.Prepend(first));
 
-        Assert.Equal(Enumerable.Repeat(1, 10), sizes);
+        Assert.All(batches, batch => Assert.Single(batch));
+        Assert.Equal(11, batches.Count);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -76,6 +77,18 @@ internal sealed class DeadLetterCommands(Func<RabbitMQServerResource?> broker)
                 }
 
                 await channel.CloseAsync(cancellationToken);
+            }
+
+            // The broker puts them back after the channel has closed, not with it: answered once they are back, so that a
+            // listing sent after the answer counts them (for a while it counted none).
+            await using (var probe = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
+            {
+                var deadline = Stopwatch.GetTimestamp() + 2 * Stopwatch.Frequency;
+                while ((await probe.QueueDeclarePassiveAsync(target.Queue, cancellationToken)).MessageCount < messages.Count
+                    && Stopwatch.GetTimestamp() < deadline)
+                {
+                    await Task.Delay(20, cancellationToken);
+                }
             }
 
             return Results.Json(new { queue = target.Queue, originalQueue = target.OriginalQueue, messages });

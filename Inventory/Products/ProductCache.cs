@@ -111,7 +111,7 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             logger.LogWarning(ex, "Product cache read failed; reading the database");
-            return new CachedRead(null, null, generation);
+            return new CachedRead(null, null, generation, RedisFailed: true);
         }
     }
 
@@ -122,6 +122,12 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     public async Task FillAsync(CachedRead read, CachedProduct product, int available, long stockVersion, ReadStamp readAt)
     {
         Reads.Add(1, new KeyValuePair<string, object?>("source", "database"));
+        if (read.RedisFailed)
+        {
+            // Redis just failed or stalled for this read: the fill would likely wait out a second budget for nothing.
+            return;
+        }
+
         // A row read just before a write's floor went up is not kept anywhere, memory included.
         if (await SetAsync(product.Id, product.Version, JsonSerializer.Serialize(product, JsonSerializerOptions.Web)))
         {
@@ -240,7 +246,8 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
 
 /// <summary>What the cache knew: the product (null on a miss), its availability if still fresh, and the read's generation.</summary>
 /// <param name="HeldCopy">The product is this replica's own copy from memory, which Redis no longer had.</param>
-public readonly record struct CachedRead(CachedProduct? Product, int? Available, long Generation, bool HeldCopy = false);
+/// <param name="RedisFailed">Redis failed or did not answer within its budget: the database's answer is not cached.</param>
+public readonly record struct CachedRead(CachedProduct? Product, int? Available, long Generation, bool HeldCopy = false, bool RedisFailed = false);
 
 /// <summary>When a database read began, on this process's monotonic clock and as Unix milliseconds.</summary>
 public readonly record struct ReadStamp(long Timestamp, long UnixMilliseconds);

@@ -460,27 +460,27 @@ public static class ProductsApi
         {
             errors["sku"] = ["Between 1 and 64 characters."];
         }
-        else if (sku.Any(c => char.IsControl(c) || ProductText.IsFormat(c)))
+        else if (!ProductText.IsCleanIdentifier(sku))
         {
-            errors["sku"] = ["No control or invisible formatting characters."];
+            errors["sku"] = ["No control, line-separating or invisible formatting characters."];
         }
 
         if (name is not { Length: > 0 and <= 200 } || !ProductText.HasVisibleCharacter(name))
         {
             errors["name"] = ["Between 1 and 200 characters, some of them visible."];
         }
-        else if (name.Any(c => char.IsControl(c) || ProductText.IsDirectionOverride(c)))
+        else if (!ProductText.IsCleanLine(name))
         {
-            errors["name"] = ["No control characters (a name is one line) and no direction overrides."];
+            errors["name"] = ["No control or line-separating characters (a name is one line) and no direction overrides."];
         }
 
         if (description is { Length: > 4000 })
         {
             errors["description"] = ["At most 4000 characters."];
         }
-        else if (description is not null && description.Any(c => char.IsControl(c) && c is not ('\n' or '\r' or '\t')))
+        else if (description is not null && !ProductText.IsCleanText(description))
         {
-            errors["description"] = ["No control characters other than line breaks and tabs."];
+            errors["description"] = ["No control characters other than line breaks and tabs, and no direction overrides."];
         }
 
         if (price is null)

@@ -178,7 +178,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
 
     /// <summary>
     /// Expires due reservations and returns their stock, once each: rows are claimed with SKIP LOCKED, so replicas
-    /// sweeping at the same time share the work instead of repeating it.
+    /// sweeping at the same time share the work instead of repeating it. Returns how many reservations expired.
     /// </summary>
     /// <remarks>
     /// In the order every transition follows: the reservations locked, then their stock rows in product-id order, and
@@ -239,7 +239,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         }
 
         await transaction.CommitAsync(cancellationToken);
-        return returned.Count;
+        return due.Count;
     }
 
     private async Task<(TransitionResult, ReservationResponse?)> TransitionAsync(Guid id, Func<Reservation, DateTimeOffset, Transition> decide, string? reason,

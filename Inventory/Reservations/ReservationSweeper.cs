@@ -20,7 +20,7 @@ internal sealed class ReservationSweeper(IServiceProvider services, ReservationS
                     released = await store.ExpireDueAsync(100, stoppingToken);
                     if (released > 0)
                     {
-                        logger.LogInformation("Expired reservations returned stock of {Products} products", released);
+                        logger.LogInformation("Expired {Reservations} reservations and returned their stock", released);
                     }
                 }
                 while (released > 0);

@@ -75,7 +75,7 @@ public static class StockApi
         {
             errors["reason"] = ["Between 1 and 500 characters."];
         }
-        else if (request.Reason.Any(c => (char.IsControl(c) && c is not ('\n' or '\r' or '\t')) || ProductText.IsDirectionOverride(c)))
+        else if (!ProductText.IsCleanText(request.Reason))
         {
             errors["reason"] = ["No control characters other than line breaks and tabs, and no direction overrides."];
         }
@@ -292,19 +292,24 @@ public static class StockApi
             logger.LogWarning(ex, "Stats cache unavailable; computing");
         }
 
-        await using var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken);
-        var live = db.Stock.AsNoTracking().Where(s => s.TenantId == tenant && db.Products.Any(p => p.Id == s.ProductId && p.DeletedAt == null));
-        var totals = await live.GroupBy(_ => 1).Select(g => new
+        StockStats stats;
+        // The transaction ends before the stats go to Redis: a Redis that stalls must not hold it (and its connection) open.
+        await using (var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken))
         {
-            Products = g.Count(),
-            Quantity = g.Sum(s => (long)s.Quantity),
-            Reserved = g.Sum(s => (long)s.Reserved),
-            OutOfStock = g.Count(s => s.Quantity - s.Reserved == 0),
-        }).FirstOrDefaultAsync(cancellationToken);
-        var active = await db.Database.SqlQuery<int>($"SELECT count(*)::int AS \"Value\" FROM reservations WHERE tenant_id = {tenant} AND status = 'Active'")
-            .SingleAsync(cancellationToken);
-        var stats = new StockStats(totals?.Products ?? 0, totals?.Quantity ?? 0, totals?.Reserved ?? 0, (totals?.Quantity ?? 0) - (totals?.Reserved ?? 0),
-            totals?.OutOfStock ?? 0, active, clock.GetUtcNow());
+            var live = db.Stock.AsNoTracking().Where(s => s.TenantId == tenant && db.Products.Any(p => p.Id == s.ProductId && p.DeletedAt == null));
+            var totals = await live.GroupBy(_ => 1).Select(g => new
+            {
+                Products = g.Count(),
+                Quantity = g.Sum(s => (long)s.Quantity),
+                Reserved = g.Sum(s => (long)s.Reserved),
+                OutOfStock = g.Count(s => s.Quantity - s.Reserved == 0),
+            }).FirstOrDefaultAsync(cancellationToken);
+            var active = await db.Database.SqlQuery<int>($"SELECT count(*)::int AS \"Value\" FROM reservations WHERE tenant_id = {tenant} AND status = 'Active'")
+                .SingleAsync(cancellationToken);
+            stats = new StockStats(totals?.Products ?? 0, totals?.Quantity ?? 0, totals?.Reserved ?? 0, (totals?.Quantity ?? 0) - (totals?.Reserved ?? 0),
+                totals?.OutOfStock ?? 0, active, clock.GetUtcNow());
+        }
+
         try
         {
             await redis.GetDatabase().StringSetAsync(key, JsonSerializer.Serialize(stats, JsonSerializerOptions.Web), StatsTtl)

@@ -53,8 +53,9 @@ public static class RedisExtensions
         {
             return await call.WaitAsync(budget, clock, cancellationToken);
         }
-        catch when (!call.IsCompleted)
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
         {
+            // Observed whatever its state: one that fails just after the wait gave up is observed too.
             _ = call.ContinueWith(static task => _ = task.Exception, CancellationToken.None,
                 TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             throw;

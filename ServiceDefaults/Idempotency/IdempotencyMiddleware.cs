@@ -210,11 +210,11 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         return await insert.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
-    /// <summary>Frees the key for a retry, unless the attempt completed it after all or a retry has taken it over.</summary>
     /// <summary>The request itself was refused (malformed, too large, of a type not accepted) before the endpoint did anything.</summary>
     private static bool IsRefusedRequest(int status) => status is StatusCodes.Status400BadRequest or StatusCodes.Status413PayloadTooLarge
         or StatusCodes.Status415UnsupportedMediaType;
 
+    /// <summary>Frees the key for a retry, unless the attempt completed it after all or a retry has taken it over.</summary>
     private async Task ForgetAsync(IdempotencyClaim claim)
     {
         try

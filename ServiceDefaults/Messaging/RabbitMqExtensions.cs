@@ -55,6 +55,13 @@ public static class RabbitMqExtensions
     public static IHostApplicationBuilder AddEventConsumer<TContext>(this IHostApplicationBuilder builder, ConsumerOptions options)
         where TContext : DbContext
     {
+        if (Subscriptions.All.Subscriptions.FirstOrDefault(s => s.Queue == options.Queue) is { } listed
+            && (listed.Exchange != options.Exchange || listed.DeliveryLimit != options.DeliveryLimit || !listed.RoutingKeys.SequenceEqual(options.RoutingKeys)))
+        {
+            // Publishers declare this queue as the catalog has it: a consumer declaring it otherwise would be refused by the broker.
+            throw new InvalidOperationException($"Queue {options.Queue} is listed in Subscriptions with another exchange, bindings or delivery limit.");
+        }
+
         options = options with { RetryDelays = ConfiguredRetryDelays(builder.Configuration, options.Consumer) ?? options.RetryDelays };
         // Ready only once the queue is declared and consumed: before that, published events would have no queue to land in.
         var readiness = new ConsumerReadiness(options.Queue);

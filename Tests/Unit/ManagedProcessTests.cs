@@ -10,6 +10,37 @@ public sealed class ManagedProcessTests : IDisposable
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     [Fact]
+    public async Task A_set_up_command_of_a_cancelled_start_is_stopped_before_the_start_gives_up()
+    {
+        var pidFile = Path.Combine(_directory, "pid");
+        using var cancel = new CancellationTokenSource();
+        var running = PostgresLauncher.RunToEndAsync("/bin/sh", ["-c", $"echo $$ > {pidFile}.tmp && mv {pidFile}.tmp {pidFile} && exec sleep 60"], cancel.Token);
+        var pid = 0;
+        try
+        {
+            for (var waited = 0; !File.Exists(pidFile) && waited < 200; waited++)
+            {
+                await Task.Delay(50, TestContext.Current.CancellationToken);
+            }
+
+            pid = int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            cancel.Cancel();
+
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+            // Before, the command (initdb, in a real start) went on running after the AppHost had given up.
+            Assert.False(Directory.Exists($"/proc/{pid}"), $"the command (pid {pid}) was left running");
+        }
+        finally
+        {
+            if (pid > 0 && Directory.Exists($"/proc/{pid}"))
+            {
+                using var left = System.Diagnostics.Process.GetProcessById(pid);
+                left.Kill();
+            }
+        }
+    }
+
+    [Fact]
     public void A_bare_name_is_installed_when_some_directory_on_the_path_holds_it_as_an_executable_file()
     {
         var tool = Path.Combine(_directory, "shop-tool");

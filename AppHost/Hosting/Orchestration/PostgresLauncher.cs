@@ -121,7 +121,8 @@ internal sealed class PostgresLauncher(PostgresServerResource resource, RunDirec
             ?? throw new InvalidOperationException("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres). Run the README's set-up command.");
     }
 
-    private static async Task RunToEndAsync(string fileName, IReadOnlyList<string> arguments, CancellationToken cancellationToken)
+    /// <summary>Runs a set-up command to its end; a cancelled start (Ctrl+C while initdb runs, say) stops it, and waits until it has.</summary>
+    internal static async Task RunToEndAsync(string fileName, IReadOnlyList<string> arguments, CancellationToken cancellationToken)
     {
         var start = new ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var argument in arguments)
@@ -130,9 +131,28 @@ internal sealed class PostgresLauncher(PostgresServerResource resource, RunDirec
         }
 
         using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
-        var error = process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
+        var output = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        var error = process.StandardError.ReadToEndAsync(CancellationToken.None);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // Left running, it would go on writing into the run's folder, which is about to be deleted, after the AppHost exits.
+            try
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // It ended in between.
+            }
+
+            await process.WaitForExitAsync(CancellationToken.None);
+            throw;
+        }
+
         if (process.ExitCode != 0)
         {
             throw new InvalidOperationException($"{Path.GetFileName(fileName)} failed ({process.ExitCode}): {await error}{await output}");

@@ -9,24 +9,28 @@ public sealed class ReservationCombinerTests
     private static ReserveOutcome Made(int request) =>
         new ReserveOutcome.Created(new ReservationResponse(Guid.NewGuid(), Guid.NewGuid(), "Active", DateTimeOffset.UnixEpoch, [new ReservationItem(Product, request)]));
 
-    [Fact]
-    public async Task Requests_that_arrive_while_a_batch_runs_go_together_in_the_next_one_and_all_get_their_outcome()
+    /// <summary>
+    /// A combiner whose batch with request 0 waits for <paramref name="release"/> (so that later requests queue behind it),
+    /// and which records every batch's requests, after <paramref name="onBatch"/> has seen them (it may throw).
+    /// </summary>
+    private static (ReservationCombiner<int> Combiner, TaskCompletionSource FirstRunning, List<int[]> Batches) HeldUpByRequestZero(Task release,
+        Func<int[], int[]>? onBatch = null)
     {
-        var ct = TestContext.Current.CancellationToken;
         var firstRunning = new TaskCompletionSource();
-        var releaseFirst = new TaskCompletionSource();
         var batches = new List<int[]>();
         var combiner = new ReservationCombiner<int>(async batch =>
         {
+            var requests = batch.Select(p => p.Request).ToArray();
             lock (batches)
             {
-                batches.Add(batch.Select(p => p.Request).ToArray());
+                batches.Add(requests);
             }
 
-            if (batch[0].Request == 0)
+            onBatch?.Invoke(requests);
+            if (requests[0] == 0)
             {
                 firstRunning.SetResult();
-                await releaseFirst.Task;
+                await release;
             }
 
             foreach (var pending in batch)
@@ -34,6 +38,15 @@ public sealed class ReservationCombinerTests
                 pending.Done.SetResult(Made(pending.Request));
             }
         });
+        return (combiner, firstRunning, batches);
+    }
+
+    [Fact]
+    public async Task Requests_that_arrive_while_a_batch_runs_go_together_in_the_next_one_and_all_get_their_outcome()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var releaseFirst = new TaskCompletionSource();
+        var (combiner, firstRunning, batches) = HeldUpByRequestZero(releaseFirst.Task);
 
         var first = combiner.EnqueueAsync(Product, 0, ct);
         await firstRunning.Task.WaitAsync(ct);
@@ -49,31 +62,9 @@ public sealed class ReservationCombinerTests
     public async Task A_failing_batch_fails_each_of_its_requests_and_later_requests_still_run()
     {
         var ct = TestContext.Current.CancellationToken;
-        var firstRunning = new TaskCompletionSource();
         var releaseFirst = new TaskCompletionSource();
-        var sizes = new List<int>();
-        var combiner = new ReservationCombiner<int>(async batch =>
-        {
-            lock (sizes)
-            {
-                sizes.Add(batch.Count);
-            }
-
-            if (batch[0].Request == 0)
-            {
-                firstRunning.SetResult();
-                await releaseFirst.Task;
-            }
-            else if (batch[0].Request == 1)
-            {
-                throw new InvalidOperationException("database gone");
-            }
-
-            foreach (var pending in batch)
-            {
-                pending.Done.SetResult(Made(pending.Request));
-            }
-        });
+        var (combiner, firstRunning, batches) = HeldUpByRequestZero(releaseFirst.Task,
+            batch => batch[0] == 1 ? throw new InvalidOperationException("database gone") : batch);
 
         // Five requests queue behind a running batch and go together in the next, which fails: each of the five fails.
         var first = combiner.EnqueueAsync(Product, 0, ct);
@@ -88,7 +79,7 @@ public sealed class ReservationCombinerTests
         }
 
         Assert.IsType<ReserveOutcome.Created>(await combiner.EnqueueAsync(Product, 6, ct));
-        Assert.Equal([1, 5, 1], sizes);
+        Assert.Equal([1, 5, 1], batches.Select(b => b.Length));
     }
 
     [Fact]
@@ -105,27 +96,8 @@ public sealed class ReservationCombinerTests
     public async Task Different_products_are_not_combined()
     {
         var ct = TestContext.Current.CancellationToken;
-        var firstRunning = new TaskCompletionSource();
         var releaseFirst = new TaskCompletionSource();
-        var batches = new List<int[]>();
-        var combiner = new ReservationCombiner<int>(async batch =>
-        {
-            lock (batches)
-            {
-                batches.Add(batch.Select(p => p.Request).ToArray());
-            }
-
-            if (batch[0].Request == 0)
-            {
-                firstRunning.SetResult();
-                await releaseFirst.Task;
-            }
-
-            foreach (var pending in batch)
-            {
-                pending.Done.SetResult(Made(pending.Request));
-            }
-        });
+        var (combiner, firstRunning, batches) = HeldUpByRequestZero(releaseFirst.Task);
 
         // While one product's batch runs, requests of ten others queue: had they been keyed by anything but their product,
         // they would go together as one batch of ten behind it.

@@ -47,7 +47,12 @@ public static class Extensions
         // becomes an exception that the problem details handler explains. Without this, outside Development the
         // framework answers an empty 400 and logs the reason only at debug level.
         builder.Services.PostConfigure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
-        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.Converters.Add(new TextWithoutNul()));
+        builder.Services.ConfigureHttpJsonOptions(json =>
+        {
+            json.SerializerOptions.Converters.Add(new TextWithoutNul());
+            // {"quantity":1,"quantity":1000} says two things; which one counts should not depend on the parser reading it.
+            json.SerializerOptions.AllowDuplicateProperties = false;
+        });
         builder.AddDefaultOpenApi();
 
         // Bodies are small JSON documents here; anything larger is refused before it is read.

@@ -297,6 +297,7 @@ public sealed class InventoryTests(AppFixture fixture)
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[]}""", "application/json; charset=latin1", 400)]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[]}""", "application/json; charset=\"nonsense\"", 400)]
     [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":"two"}]}""", "application/json", 400)]
+    [InlineData("""{"orderId":"7f1c1b6e-0000-4000-8000-000000000001","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":1,"quantity":1000}]}""", "application/json", 400)]
     public async Task Bad_reservation_requests_get_problem_details_and_never_a_500(string body, string contentType, int status)
     {
         using var inventory = await ServiceClientAsync();

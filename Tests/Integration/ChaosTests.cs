@@ -730,8 +730,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
             {
                 await ShopData.WaitUntilAsync($"{waiting} attempt(s) with the key waiting on the lock", async () => sent.IsCompleted
                     || (await ShopData.ScalarAsync<long>(App, "ordersdb", $"SELECT count(*) FROM idempotency_keys WHERE key = '{key}' AND status = 'InProgress'") == 1
-                        && await ShopData.ScalarAsync<long>(App, "ordersdb",
-                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%INSERT INTO orders%'") == waiting),
+                        && await ShopData.LockWaitersAsync(App, "ordersdb", "%INSERT INTO orders%") == waiting),
                     seconds: 60);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)

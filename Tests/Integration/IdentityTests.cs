@@ -139,8 +139,8 @@ public sealed class IdentityTests(AppFixture fixture)
 
         using var client = ShopClients.Authorized(App, tokens.AccessToken);
         var logout = client.PostAsync("/v1/auth/logout", null, Cancellation);
-        await ShopData.WaitUntilAsync("the logout waiting on the rotation's lock", async () => await ShopData.ScalarAsync<long>(App, "identitydb",
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%refresh_tokens%'") == 1);
+        await ShopData.WaitUntilAsync("the logout waiting on the rotation's lock", async () =>
+            await ShopData.LockWaitersAsync(App, "identitydb", "%refresh_tokens%") == 1);
         await rotation.CommitAsync(Cancellation);
 
         using var answer = await logout;

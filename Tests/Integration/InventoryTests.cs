@@ -247,8 +247,7 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     /// <summary>How many of Inventory's statements like <paramref name="pattern"/> are waiting for a lock now.</summary>
-    private Task<long> WaitingOnALockAsync(string pattern) => ScalarAsync<long>(
-        $"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '{pattern}'");
+    private Task<long> WaitingOnALockAsync(string pattern) => ShopData.LockWaitersAsync(App, "inventorydb", pattern);
 
     [Fact]
     public async Task A_confirmation_that_waited_for_its_reservation_until_after_the_deadline_is_refused_as_expired()

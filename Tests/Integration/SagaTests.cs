@@ -141,8 +141,8 @@ public sealed class SagaTests(AppFixture fixture)
         }
 
         var orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
-        await ShopData.WaitUntilAsync("the reservation to wait for the held stock row", async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%stock%'") >= 1, seconds: 30);
+        await ShopData.WaitUntilAsync("the reservation to wait for the held stock row", async () =>
+            await ShopData.LockWaitersAsync(App, "inventorydb", "%stock%") >= 1, seconds: 30);
         using (var cancel = await customer.PostAsync($"/v1/orders/{orderId}/cancel", null, Cancellation))
         {
             Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);

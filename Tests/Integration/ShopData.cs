@@ -118,6 +118,10 @@ internal static class ShopData
     public static async Task<T> ScalarAsync<T>(DistributedApplication app, string database, string sql) =>
         (await QueryAsync(app, database, sql, r => r.GetFieldValue<T>(0))).Single();
 
+    /// <summary>How many statements of <paramref name="database"/> whose text is like <paramref name="pattern"/> (ILIKE) wait for a lock now.</summary>
+    public static Task<long> LockWaitersAsync(DistributedApplication app, string database, string pattern) => ScalarAsync<long>(app, database,
+        $"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '{pattern}'");
+
     /// <summary>Polls <paramref name="condition"/> until it holds, failing after <paramref name="seconds"/> with what was awaited.</summary>
     public static async Task WaitUntilAsync(string what, Func<Task<bool>> condition, int seconds = 90)
     {

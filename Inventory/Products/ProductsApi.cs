@@ -44,8 +44,9 @@ public static class ProductsApi
     }
 
     /// <summary>
-    /// The tenant's products by name, a page at a time; optionally only the active (or inactive) ones, the one with a SKU,
-    /// or those whose name or SKU contains <paramref name="q"/> in any case. That search filters the tenant's live
+    /// The tenant's products by name in reading order (<see cref="NameOrder"/>), a page at a time; optionally only the active
+    /// (or inactive) ones, the one with a SKU, or those whose name (in any case, in any alphabet) or SKU (in any case of its
+    /// ASCII letters) contains <paramref name="q"/>. That search filters the tenant's live
     /// products as read through their (tenant, active, name) index: a trigram index could not serve it, because under
     /// row-level security PostgreSQL applies the policy before any operator that is not leakproof, and ILIKE is not.
     /// <para>
@@ -98,13 +99,14 @@ public static class ProductsApi
         if (q?.Trim() is { } text)
         {
             var pattern = $"%{LikeEscaped(text)}%";
-            query = query.Where(p => EF.Functions.ILike(p.Name, pattern, "\\") || EF.Functions.ILike(p.Sku, pattern, "\\"));
+            query = query.Where(p => EF.Functions.ILike(EF.Functions.Collate(p.Name, NameOrder), pattern, "\\") || EF.Functions.ILike(p.Sku, pattern, "\\"));
         }
 
         var total = await query.CountAsync(cancellationToken);
         var ordered = from is { } last
-            ? query.Where(p => EF.Functions.GreaterThan(ValueTuple.Create(p.Name, p.Id), ValueTuple.Create(last.Name, last.Id))).OrderBy(p => p.Name).ThenBy(p => p.Id)
-            : query.OrderBy(p => p.Name).ThenBy(p => p.Id).Skip(((page ?? 1) - 1) * pageSize);
+            ? query.Where(p => EF.Functions.GreaterThan(ValueTuple.Create(EF.Functions.Collate(p.Name, NameOrder), p.Id), ValueTuple.Create(last.Name, last.Id)))
+                .OrderBy(p => EF.Functions.Collate(p.Name, NameOrder)).ThenBy(p => p.Id)
+            : query.OrderBy(p => EF.Functions.Collate(p.Name, NameOrder)).ThenBy(p => p.Id).Skip(((page ?? 1) - 1) * pageSize);
         // One more than the page, to know whether a next page follows.
         var rows = await ordered.Take(pageSize + 1)
             .Select(p => new { Product = p, Available = db.Stock.Where(s => s.ProductId == p.Id).Select(s => s.Quantity - s.Reserved).FirstOrDefault() })
@@ -118,6 +120,13 @@ public static class ProductsApi
         return TypedResults.Ok(new PagedResponse<ProductResponse>(
             rows.Select(r => ProductResponse.From(r.Product.ToCached(), r.Available)).ToList(), from is null ? page ?? 1 : null, pageSize, total));
     }
+
+    /// <summary>
+    /// How names are ordered and searched: ICU's root collation, the same reading order for every language, with case
+    /// folded in every alphabet (the database's own collation is byte order, which folds ASCII only). Its index is built
+    /// by migration 0010; SKUs are identifiers and keep byte order.
+    /// </summary>
+    private const string NameOrder = "und-x-icu";
 
     /// <summary>The text matched literally by LIKE with <c>\</c> as the escape: its wildcards and escapes escaped.</summary>
     private static string LikeEscaped(string text) => text.Replace("\\", "\\\\", StringComparison.Ordinal)

@@ -1497,6 +1497,58 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task Products_are_listed_in_reading_order_and_found_in_any_case_of_any_alphabet()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var marker = Guid.NewGuid().ToString("N")[..12];
+        // In byte order (the database's own collation) capitals come before small letters, every accented or Cyrillic
+        // letter after "z", and only ASCII letters fold their case.
+        foreach (var name in new[] { "Zebra mug", "apple tray", "éclair plate", "Banana bowl", "Ölkanne", "чайник", "Äpfel crate" })
+        {
+            using var response = await admin.PostAsJsonAsync("/v1/products",
+                new { sku = $"SKU-{Guid.NewGuid():N}", name = $"{marker} {name}", price = new { amount = 2m, currency = "EUR" }, initialStock = 1 }, Cancellation);
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        }
+
+        async Task<(List<string> Names, string? Next)> PageAsync(string address)
+        {
+            using var response = await admin.GetAsync(address, Cancellation);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+            var link = response.Headers.TryGetValues("Link", out var values) ? values.Single() : null;
+            var next = link is null ? null : System.Text.RegularExpressions.Regex.Match(link, "^<([^>]+)>; rel=\"next\"$").Groups[1].Value;
+            return ([.. body.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("name").GetString()![(marker.Length + 1)..])], next);
+        }
+
+        string[] reading = ["Äpfel crate", "apple tray", "Banana bowl", "éclair plate", "Ölkanne", "Zebra mug", "чайник"];
+        Assert.Equal(reading, (await PageAsync($"/v1/products?q={marker}")).Names);
+
+        // Page by page, by cursor and by number: the cursor compares in the order the list is sorted in, so nothing is
+        // skipped or shown twice.
+        var byCursor = new List<string>();
+        for (var address = $"/v1/products?q={marker}&pageSize=2"; address is not null;)
+        {
+            var (names, next) = await PageAsync(address);
+            byCursor.AddRange(names);
+            address = next;
+        }
+
+        Assert.Equal(reading, byCursor);
+        var byNumber = new List<string>();
+        for (var page = 1; page <= 4; page++)
+        {
+            byNumber.AddRange((await PageAsync($"/v1/products?q={marker}&pageSize=2&page={page}")).Names);
+        }
+
+        Assert.Equal(reading, byNumber);
+
+        foreach (var (text, found) in new[] { ("ÉCLAIR", "éclair plate"), ("öLK", "Ölkanne"), ("ЧАЙ", "чайник"), ("äPFEL", "Äpfel crate"), ("ZEBRA", "Zebra mug") })
+        {
+            Assert.Equal([found], (await PageAsync($"/v1/products?q={Uri.EscapeDataString($"{marker} {text}")}")).Names);
+        }
+    }
+
+    [Fact]
     public async Task Bad_stock_adjustments_and_text_the_database_cannot_hold_get_problem_details_and_change_nothing()
     {
         var product = await CreateProductAsync(stock: 5);

@@ -21,8 +21,17 @@ public sealed class InventoryClient(HttpClient http)
         using var response = await http.SendAsync(request, cancellationToken);
         if (response.IsSuccessStatusCode)
         {
+            // A repeat is answered with the order's reservation as it is now (ADR 0006): one that expired or was released
+            // while this step could not be recorded (the orders database down, say) holds nothing, and the order must not
+            // go on to take payment against it.
             var reservation = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
-            return new ReserveResult.Reserved(reservation.GetProperty("id").GetGuid());
+            var status = reservation.TryGetProperty("status", out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
+            return status switch
+            {
+                "Expired" => new ReserveResult.Refused("reservation_expired", "The order's reservation expired before the order could go on."),
+                "Released" => new ReserveResult.Refused("reservation_released", "The order's reservation was released before the order could go on."),
+                _ => new ReserveResult.Reserved(reservation.GetProperty("id").GetGuid()),
+            };
         }
 
         if (response.StatusCode is HttpStatusCode.Conflict or HttpStatusCode.UnprocessableEntity or HttpStatusCode.Gone)

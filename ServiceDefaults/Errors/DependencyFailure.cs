@@ -22,17 +22,25 @@ internal static class DependencyFailure
 
     /// <summary>
     /// The dependency could not be reached or went away: whatever the work was, it was not tried, so trying it again
-    /// later is all there is to do. A statement timeout is not an outage: the server answered, and the same work may
-    /// time out every time.
+    /// later is all there is to do. That includes a connection that could not be had in time (the pool exhausted, a
+    /// server that does not answer), which was never used. A statement timeout is not an outage, nor is a statement's
+    /// answer that did not come in time: the server may have worked on it, and the same work may time out every time.
     /// </summary>
     public static bool IsOutage(Exception exception) => Unwrap(exception) switch
     {
         PostgresException postgres => postgres.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown
             or PostgresErrorCodes.CannotConnectNow or ['0', '8', ..],
-        NpgsqlException { IsTransient: true } npgsql => npgsql.InnerException is not TimeoutException,
+        NpgsqlException { IsTransient: true } npgsql => npgsql.InnerException is not TimeoutException || !IsWaitForAnswer(npgsql),
         StackExchange.Redis.RedisConnectionException or HttpRequestException or Polly.CircuitBreaker.BrokenCircuitException => true,
         _ => false,
     };
+
+    /// <summary>
+    /// Npgsql ran out of time reading a statement's answer (its words for it since version 3); every other timeout of
+    /// its own is while opening a connection or waiting for one from the pool.
+    /// </summary>
+    private static bool IsWaitForAnswer(NpgsqlException exception) =>
+        exception.Message.StartsWith("Exception while reading from stream", StringComparison.Ordinal);
 
     /// <summary>What failed under EF Core's <c>DbUpdateException</c>, or the exception itself.</summary>
     internal static Exception Unwrap(Exception exception) =>

@@ -61,4 +61,40 @@ public sealed class DataSourceTests(AppFixture fixture)
     }
 
     private sealed class ProbeContext(DbContextOptions<ProbeContext> options) : DbContext(options);
+
+    /// <summary>
+    /// An event whose handler could not reach the database is not charged an attempt (it waits out the outage instead of
+    /// going to the dead-letter queue). A connection that could not be had in time (the pool exhausted, a server that does
+    /// not answer) was never used, so it is an outage; a statement whose answer did not come in time may have been worked
+    /// on, and may time out every time, so it is not. Each failure is Npgsql's own, made for real.
+    /// </summary>
+    [Fact]
+    public async Task Waiting_for_a_connection_is_an_outage_and_waiting_for_a_statement_is_not()
+    {
+        var server = new NpgsqlConnectionStringBuilder(fixture.App.GetConnectionString("inventorydb")) { MaxPoolSize = 1, Timeout = 1 };
+        await using var dataSource = NpgsqlDataSource.Create(server.ConnectionString);
+        await using var held = await dataSource.OpenConnectionAsync(Cancellation);
+        var exhausted = await Assert.ThrowsAsync<NpgsqlException>(async () => await dataSource.OpenConnectionAsync(Cancellation));
+        await using var slow = new NpgsqlCommand("SELECT pg_sleep(3)", held) { CommandTimeout = 1 };
+        var unanswered = await Assert.ThrowsAsync<NpgsqlException>(() => slow.ExecuteNonQueryAsync(Cancellation));
+
+        var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        try
+        {
+            var port = ((System.Net.IPEndPoint)silent.LocalEndpoint).Port;
+            await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(server.ConnectionString) { Port = port, Pooling = false }.ConnectionString);
+            var unreachable = await Assert.ThrowsAsync<NpgsqlException>(() => connection.OpenAsync(Cancellation));
+
+            Assert.All(new[] { exhausted, unanswered, unreachable }, e => Assert.IsType<TimeoutException>(e.InnerException));
+            Assert.True(Shop.ServiceDefaults.Errors.DependencyFailure.IsOutage(exhausted), exhausted.Message);
+            Assert.True(Shop.ServiceDefaults.Errors.DependencyFailure.IsOutage(unreachable), unreachable.Message);
+            Assert.False(Shop.ServiceDefaults.Errors.DependencyFailure.IsOutage(unanswered), unanswered.Message);
+            Assert.All(new[] { exhausted, unanswered, unreachable }, e => Assert.True(Shop.ServiceDefaults.Errors.DependencyFailure.Is(e), e.Message));
+        }
+        finally
+        {
+            silent.Stop();
+        }
+    }
 }

@@ -1126,7 +1126,7 @@ public sealed class InventoryTests(AppFixture fixture)
         var (first, second, third) = (await CreateProductAsync(stock: 10), await CreateProductAsync(stock: 10), await CreateProductAsync(stock: 10));
         using (var admin = await ShopClients.AdminAsync(App))
         {
-            foreach (var path in new[] { "/v1/products?pageSize=5", "/v1/products?active=true&page=2", "/v1/products?q=product&sku=SKU-1", $"/v1/inventory/{first}", "/v1/inventory/low-stock?threshold=5", "/v1/inventory/stats" })
+            foreach (var path in new[] { "/v1/products?pageSize=5", "/v1/products?active=true&page=2", "/v1/products?q=product&sku=SKU-1", "/v1/products?active=false&pageSize=1", $"/v1/inventory/{first}", "/v1/inventory/low-stock?threshold=5", "/v1/inventory/stats" })
             {
                 using var read = await admin.GetAsync(path, Cancellation);
                 Assert.Equal(HttpStatusCode.OK, read.StatusCode);
@@ -1186,6 +1186,7 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Contains(statements, q => q.Contains("INSERT INTO stock_adjustments", StringComparison.Ordinal));
         Assert.Contains(statements, q => q.Contains("ORDER BY stock_version DESC NULLS LAST", StringComparison.Ordinal));
         Assert.Contains(statements, q => q.Contains("UPDATE idempotency_keys", StringComparison.Ordinal));
+        Assert.Equal(3, statements.Count(q => q.Contains("ORDER BY p.name", StringComparison.Ordinal) && q.Contains("LIMIT", StringComparison.Ordinal)));
         var sequential = new List<string>();
         await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(App.GetConnectionString("inventorydb")) { Pooling = false }.ConnectionString);
         await connection.OpenAsync(Cancellation);
@@ -1233,6 +1234,13 @@ public sealed class InventoryTests(AppFixture fixture)
             if (plan.Any(line => line.Contains("Seq Scan", StringComparison.Ordinal)))
             {
                 sequential.Add(statement + "\n" + string.Join("\n", plan));
+            }
+
+            // A page of a list is read in its order from an index: a sort would read the tenant's whole catalog for each page.
+            if (statement.Contains("ORDER BY p.name", StringComparison.Ordinal) && statement.Contains("LIMIT", StringComparison.Ordinal)
+                && plan.Any(line => line.Contains("Sort", StringComparison.Ordinal)))
+            {
+                sequential.Add(statement + "\nsorts every product of the tenant for one page:\n" + string.Join("\n", plan));
             }
 
             // An index that serves the statement for every tenant at once is no index for one tenant's count. When every

@@ -33,7 +33,7 @@ public static class NpgsqlExtensions
             dataSource.ConnectionStringBuilder.ApplicationName ??= builder.Environment.ApplicationName;
             // Protect the database: a bounded pool per replica (several replicas share one server) and a
             // statement timeout, unless the connection string chooses otherwise.
-            if (!connectionString.Contains("Pool Size", StringComparison.OrdinalIgnoreCase))
+            if (!NamesMaximumPoolSize(connectionString))
             {
                 dataSource.ConnectionStringBuilder.MaxPoolSize = 40;
             }
@@ -148,4 +148,10 @@ public static class NpgsqlExtensions
             }
         }
     }
+
+    /// <summary>Whether the connection string sets the pool's maximum itself (its keyword in any case or spacing).</summary>
+    private static bool NamesMaximumPoolSize(string connectionString) =>
+        new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
+            .Select(key => key.Replace(" ", "", StringComparison.Ordinal))
+            .Any(key => key.Equals("MaximumPoolSize", StringComparison.OrdinalIgnoreCase) || key.Equals("MaxPoolSize", StringComparison.OrdinalIgnoreCase));
 }

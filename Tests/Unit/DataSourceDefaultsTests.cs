@@ -47,6 +47,18 @@ public sealed class DataSourceDefaultsTests
         Assert.Equal("-c plan_cache_mode=auto", ownPlanMode.Options);
     }
 
+    /// <summary>Only a maximum given in the connection string replaces the bound; a minimum alone left Npgsql's 100 per replica.</summary>
+    [Theory]
+    [InlineData("Minimum Pool Size=5", 40, 5)]
+    [InlineData("Maximum Pool Size=12", 12, 0)]
+    [InlineData("maximum pool size=12;Minimum Pool Size=2", 12, 2)]
+    public void The_pool_stays_bounded_unless_the_connection_string_names_its_own_maximum(string pool, int maximum, int minimum)
+    {
+        var settings = Settings($"{ConnectionString};{pool}", rowLevelSecurityRole: null);
+
+        Assert.Equal((maximum, minimum), (settings.MaxPoolSize, settings.MinPoolSize));
+    }
+
     private static NpgsqlConnectionStringBuilder Settings(string connectionString, string? rowLevelSecurityRole)
     {
         var builder = Host.CreateApplicationBuilder();

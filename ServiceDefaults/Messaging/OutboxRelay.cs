@@ -18,7 +18,8 @@ namespace Shop.ServiceDefaults.Messaging;
 /// </summary>
 /// <remarks>
 /// Sent rows are kept for <c>Messaging:Outbox:Retention</c> (3 days by default, for inspection and replay by
-/// hand) and then deleted in small batches every <c>Messaging:Outbox:CleanupInterval</c>; unsent rows never are.
+/// hand) and then deleted, oldest first, a bounded batch per relay cycle until none is left, again every
+/// <c>Messaging:Outbox:CleanupInterval</c>; unsent rows never are.
 /// </remarks>
 internal sealed class OutboxRelay<TContext>(
     SubscriptionCatalog subscriptions,
@@ -30,6 +31,7 @@ internal sealed class OutboxRelay<TContext>(
     ILogger<OutboxRelay<TContext>> logger) : BackgroundService where TContext : DbContext
 {
     private const int BatchSize = 100;
+    private const int CleanupBatchSize = 5000;
     private static readonly TimeSpan IdleDelay = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan LagSampleInterval = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan ConfirmTimeout = TimeSpan.FromSeconds(15);
@@ -105,7 +107,11 @@ internal sealed class OutboxRelay<TContext>(
         }
     }
 
-    /// <summary>Deletes sent rows past their retention, a bounded batch at a time so no cycle holds the table long.</summary>
+    /// <summary>
+    /// Deletes sent rows past their retention, a bounded batch per cycle so no cycle holds the table or the relay long.
+    /// A full batch is followed by another in the next cycle: one batch per interval deleted fewer rows than a busy
+    /// service sends (a few a second against hundreds), and the table grew for good.
+    /// </summary>
     private async Task CleanUpAsync(CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow();
@@ -122,11 +128,16 @@ internal sealed class OutboxRelay<TContext>(
             var before = now - _retention;
             var deleted = await db.Database.ExecuteSqlInterpolatedAsync($"""
                 DELETE FROM outbox_messages WHERE id IN (
-                    SELECT id FROM outbox_messages WHERE sent_at < {before} ORDER BY id LIMIT 5000 FOR UPDATE SKIP LOCKED)
+                    SELECT id FROM outbox_messages WHERE sent_at < {before} ORDER BY sent_at LIMIT {CleanupBatchSize} FOR UPDATE SKIP LOCKED)
                 """, cancellationToken);
             if (deleted > 0)
             {
                 logger.LogInformation("Deleted {Count} outbox rows sent before {Before}", deleted, before);
+            }
+
+            if (deleted == CleanupBatchSize)
+            {
+                _cleanedAt = DateTimeOffset.MinValue;
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException)

@@ -334,6 +334,73 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         }
     }
 
+    /// <summary>
+    /// Sent rows past their retention are deleted until none is left, not one batch of 5,000 per cleanup interval (ten
+    /// minutes by default: a few rows a second, where a busy service sends hundreds, so the table grew for good). Here the
+    /// interval is an hour: before, 7,000 of the 12,000 old rows were still there after the first cleanup.
+    /// </summary>
+    [Fact]
+    public async Task The_relay_deletes_every_sent_row_past_its_retention_however_many_there_are()
+    {
+        await ScratchDatabase.RunAsync(App, "cleanup", async (server, database) =>
+        {
+            var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+            var connectionString = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = database }.ConnectionString;
+            builder.Configuration["ConnectionStrings:relaydb"] = connectionString;
+            builder.Configuration["ConnectionStrings:messaging"] = App.GetConnectionString("messaging");
+            builder.Configuration["Messaging:Outbox:Retention"] = "01:00:00";
+            builder.Configuration["Messaging:Outbox:CleanupInterval"] = "01:00:00";
+            builder.Services.AddSingleton(TimeProvider.System);
+            builder.AddNpgsqlDbContext<RelayTestDbContext>("relaydb");
+            builder.AddDatabaseMigrations<RelayTestDbContext>();
+            builder.AddRabbitMQClient("messaging");
+            builder.AddOutboxRelay<RelayTestDbContext>();
+
+            // The rows are there before the relay starts, so its first cleanup meets all of them; one sent a minute ago stays.
+            var migrations = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder();
+            migrations.Configuration["ConnectionStrings:relaydb"] = connectionString;
+            migrations.AddNpgsqlDbContext<RelayTestDbContext>("relaydb");
+            migrations.AddDatabaseMigrations<RelayTestDbContext>();
+            using (var migrator = migrations.Build())
+            {
+                await migrator.StartAsync(Cancellation);
+                await migrator.Services.WaitForMigrationsAsync<RelayTestDbContext>(Cancellation);
+                await migrator.StopAsync(CancellationToken.None);
+            }
+
+            await ScratchDatabase.ExecuteAsync(connectionString, """
+                INSERT INTO outbox_messages (event_id, exchange, routing_key, payload, created_at, sent_at)
+                SELECT gen_random_uuid(), 'old', 'old.sent', '{}', now() - interval '2 days', now() - interval '2 days' + n * interval '1 ms'
+                FROM generate_series(1, 12000) AS n;
+                INSERT INTO outbox_messages (event_id, exchange, routing_key, payload, created_at, sent_at)
+                VALUES (gen_random_uuid(), 'recent', 'recent.sent', '{}', now() - interval '1 minute', now() - interval '1 minute');
+                """);
+            using var host = builder.Build();
+            await host.StartAsync(Cancellation);
+            try
+            {
+                long left = -1;
+                await ShopData.WaitUntilAsync("the old sent rows deleted", async () =>
+                {
+                    await using var connection = new NpgsqlConnection(connectionString);
+                    await connection.OpenAsync(Cancellation);
+                    await using var count = new NpgsqlCommand("SELECT count(*) FROM outbox_messages WHERE exchange = 'old'", connection);
+                    left = (long)(await count.ExecuteScalarAsync(Cancellation))!;
+                    return left == 0;
+                }, seconds: 30);
+
+                await using var check = new NpgsqlConnection(connectionString);
+                await check.OpenAsync(Cancellation);
+                await using var recent = new NpgsqlCommand("SELECT count(*) FROM outbox_messages WHERE exchange = 'recent'", check);
+                Assert.Equal(1L, (long)(await recent.ExecuteScalarAsync(Cancellation))!);
+            }
+            finally
+            {
+                await host.StopAsync(CancellationToken.None);
+            }
+        });
+    }
+
     private sealed class RelayTestDbContext(DbContextOptions<RelayTestDbContext> options) : DbContext(options)
     {
         protected override void OnModelCreating(ModelBuilder modelBuilder) => modelBuilder.AddMessagingTables().UseSnakeCaseNames();

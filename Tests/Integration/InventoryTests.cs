@@ -1041,6 +1041,59 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.InRange(milliseconds, 500, 30_000);
     }
 
+    /// <summary>
+    /// The slow-statement log sees only statements that finish. One that its timeout cancels (the slowest of all) and a
+    /// wait for a lock are logged too, the cancelled one with its parameters, so the product or order it was about is known.
+    /// </summary>
+    [Fact]
+    public async Task A_statement_cancelled_by_its_timeout_and_a_long_lock_wait_are_logged_by_postgresql()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        var marker = Guid.NewGuid().ToString("N");
+        int waiter;
+        await using (var holder = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        await using (var blocked = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await holder.OpenAsync(Cancellation);
+            await blocked.OpenAsync(Cancellation);
+            waiter = blocked.ProcessID;
+            await using (var timeout = new NpgsqlCommand("SET statement_timeout = '200ms'", blocked))
+            {
+                await timeout.ExecuteNonQueryAsync(Cancellation);
+            }
+
+            await using (var cancelled = new NpgsqlCommand("SELECT pg_sleep(2), $1::text", blocked))
+            {
+                cancelled.Parameters.Add(new() { Value = marker });
+                var error = await Assert.ThrowsAsync<PostgresException>(() => cancelled.ExecuteNonQueryAsync(Cancellation));
+                Assert.Equal(PostgresErrorCodes.QueryCanceled, error.SqlState);
+            }
+
+            await using var transaction = await holder.BeginTransactionAsync(Cancellation);
+            await using (var hold = new NpgsqlCommand($"SELECT 1 FROM stock WHERE product_id = '{product}' FOR UPDATE", holder, transaction))
+            {
+                await hold.ExecuteNonQueryAsync(Cancellation);
+            }
+
+            await using var update = new NpgsqlCommand($"SET statement_timeout = 0; UPDATE stock SET updated_at = now() WHERE product_id = '{product}'", blocked);
+            var waiting = update.ExecuteNonQueryAsync(Cancellation);
+            // deadlock_timeout is 1 s: the wait is logged once it has lasted that long.
+            await ShopData.WaitUntilAsync("the update waiting for the row lock", async () => await WaitingOnALockAsync("%UPDATE stock SET updated_at = now()%") == 1, seconds: 30);
+            await Task.Delay(TimeSpan.FromMilliseconds(1500), Cancellation);
+            await transaction.CommitAsync(Cancellation);
+            await waiting;
+        }
+
+        List<string> entries = [];
+        await ShopData.WaitUntilAsync("both entries in PostgreSQL's log", async () =>
+        {
+            entries = await PostgresLogAsync();
+            return entries.Any(e => e.Contains($"[{waiter}] inventorydb ERROR:  canceling statement due to statement timeout", StringComparison.Ordinal))
+                && entries.Any(e => e.Contains($"[{waiter}] inventorydb CONTEXT:", StringComparison.Ordinal) && e.Contains($"$1 = '{marker}'", StringComparison.Ordinal))
+                && entries.Any(e => e.Contains($"[{waiter}] inventorydb LOG:  process {waiter} still waiting for", StringComparison.Ordinal));
+        }, seconds: 10);
+    }
+
     [Fact]
     public async Task A_retried_single_item_reservation_takes_nothing_and_never_meets_the_unique_order_id()
     {

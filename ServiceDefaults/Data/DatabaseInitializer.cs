@@ -40,9 +40,11 @@ internal sealed class DatabaseInitializer<TContext>(
                 readiness.MarkReady();
                 return;
             }
-            // Only an unreachable server is waited for; a failing script is a defect and stops the service,
-            // so the AppHost shows it crashing with the error instead of a service that is never ready.
-            catch (Exception ex) when (ex is NpgsqlException { IsTransient: true } or TimeoutException && !stoppingToken.IsCancellationRequested)
+            // Only an unreachable server, or one that went away under the migration (a restart: administrator shutdown,
+            // 57P01), is waited for; a failing script is a defect and stops the service, so the AppHost shows it crashing
+            // with the error instead of a service that is never ready.
+            catch (Exception ex) when ((ex is NpgsqlException { IsTransient: true } or TimeoutException || Errors.DependencyFailure.IsOutage(ex))
+                && !stoppingToken.IsCancellationRequested)
             {
                 activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
                 logger.LogWarning(ex, "Database not reachable (attempt {Attempt}); retrying", attempt);

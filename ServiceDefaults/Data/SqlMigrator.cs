@@ -99,7 +99,28 @@ public static class SqlMigrator
         }
         finally
         {
+            await UnlockAsync(connection);
+        }
+    }
+
+    /// <summary>
+    /// Gives the lock back. A session that broke took its lock with it, and its error, not the unlock's, is the one to
+    /// report; a session that could not be unlocked is not used again, as it would hold the lock in the pool for good.
+    /// </summary>
+    private static async Task UnlockAsync(NpgsqlConnection connection)
+    {
+        if (connection.State != System.Data.ConnectionState.Open)
+        {
+            return;
+        }
+
+        try
+        {
             await ExecuteAsync(connection, null, $"SELECT pg_advisory_unlock({AdvisoryLockKey})", CancellationToken.None);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
+        {
+            NpgsqlConnection.ClearPool(connection);
         }
     }
 

@@ -1,3 +1,4 @@
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Shop.ServiceDefaults.Data;
@@ -109,6 +110,58 @@ public sealed class MigrationTests(AppFixture fixture)
             }
         });
     }
+
+    /// <summary>
+    /// A PostgreSQL restart under a migration (a fast shutdown tells every session "terminating connection due to
+    /// administrator command", 57P01, as pg_terminate_backend does here) is waited out like an unreachable server: the
+    /// migration runs again and the service becomes ready. Before, the error stopped the service, and the unlock on the
+    /// broken session put its own error in place of the real one.
+    /// </summary>
+    [Fact]
+    public async Task A_migration_whose_session_the_server_ends_runs_again_and_the_service_becomes_ready()
+    {
+        await InScratchDatabaseAsync(async (server, database) =>
+        {
+            var target = new NpgsqlConnectionStringBuilder(server.ConnectionString)
+            {
+                Database = database, Pooling = true, NoResetOnClose = true, MaxPoolSize = 2, ApplicationName = "migration-under-restart",
+            };
+            await using var dataSource = NpgsqlDataSource.Create(target.ConnectionString);
+            var readiness = new DatabaseReadiness<ProbeContext>();
+            var registrations = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+            Microsoft.Extensions.DependencyInjection.EntityFrameworkServiceCollectionExtensions.AddDbContext<ProbeContext>(registrations, options => options.UseNpgsql(dataSource));
+            using var services = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(registrations);
+            using var initializer = new DatabaseInitializer<ProbeContext>(services, dataSource,
+                new MigrationSet<ProbeContext>([new("test", 1, "0001_slow", "SELECT pg_sleep(2); CREATE TABLE made_after_restart (id int PRIMARY KEY);")]),
+                readiness, NullLogger<DatabaseInitializer<ProbeContext>>.Instance);
+            await initializer.StartAsync(Cancellation);
+            try
+            {
+                var ended = "";
+                await ShopData.WaitUntilAsync("the migration's session ended by the server", async () =>
+                {
+                    ended = await ScalarAsync(server.ConnectionString, $"""
+                        SELECT COALESCE(string_agg(pg_terminate_backend(pid)::text, ','), '') FROM pg_stat_activity
+                        WHERE datname = '{database}' AND application_name = 'migration-under-restart' AND query LIKE 'SELECT pg_sleep(2)%'
+                        """);
+                    return ended == "true";
+                }, seconds: 30);
+
+                // Ready, or stopped by the error: whichever comes first.
+                await Task.WhenAny(readiness.WaitAsync(Cancellation), initializer.ExecuteTask!).WaitAsync(TimeSpan.FromSeconds(30), Cancellation);
+                Assert.False(initializer.ExecuteTask!.IsFaulted, initializer.ExecuteTask.Exception?.ToString());
+                await readiness.WaitAsync(Cancellation).WaitAsync(TimeSpan.FromSeconds(1), Cancellation);
+                Assert.Equal("1 1", await ScalarAsync(new NpgsqlConnectionStringBuilder(target.ConnectionString) { Pooling = false }.ConnectionString,
+                    "SELECT (SELECT count(*) FROM schema_migrations WHERE module = 'test') || ' ' || (SELECT count(*) FROM pg_tables WHERE tablename = 'made_after_restart')"));
+            }
+            finally
+            {
+                await initializer.StopAsync(CancellationToken.None);
+            }
+        });
+    }
+
+    private sealed class ProbeContext(DbContextOptions<ProbeContext> options) : DbContext(options);
 
     private Task InScratchDatabaseAsync(Func<NpgsqlConnectionStringBuilder, string, Task> test) => ScratchDatabase.RunAsync(fixture.App, "migrations", test);
 

@@ -2,7 +2,7 @@ using System.ComponentModel.DataAnnotations;
 
 namespace Shop.Inventory.Reservations;
 
-public sealed class ReservationOptions
+public sealed class ReservationOptions : IValidatableObject
 {
     public const string Section = "Reservations";
 
@@ -21,4 +21,14 @@ public sealed class ReservationOptions
     /// </summary>
     [Range(1, 256)]
     public int MaxConcurrentTransactions { get; set; } = 8;
+
+    /// <summary>A default hold no client may ask for itself is a configuration mistake: the service does not start with it.</summary>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (DefaultTtlSeconds > MaxTtlSeconds)
+        {
+            yield return new ValidationResult($"DefaultTtlSeconds ({DefaultTtlSeconds}) is above MaxTtlSeconds ({MaxTtlSeconds}).",
+                [nameof(DefaultTtlSeconds), nameof(MaxTtlSeconds)]);
+        }
+    }
 }

@@ -75,9 +75,13 @@ public static class ReservationsApi
             errors["orderId"] = ["Required."];
         }
 
-        if (request.TtlSeconds is { } ttl && (ttl < 1 || ttl > options.MaxTtlSeconds))
+        if (request is { TtlSeconds: not null, Ttl: not null })
         {
-            errors["ttlSeconds"] = [$"Between 1 and {options.MaxTtlSeconds}."];
+            errors["ttl"] = ["Either ttl or ttlSeconds (both in seconds), not both."];
+        }
+        else if (request.HoldSeconds is { } ttl && (ttl < 1 || ttl > options.MaxTtlSeconds))
+        {
+            errors[request.TtlSeconds is null ? "ttl" : "ttlSeconds"] = [$"Between 1 and {options.MaxTtlSeconds} seconds."];
         }
 
         if (request.Items is not { Count: > 0 and <= 100 } items)

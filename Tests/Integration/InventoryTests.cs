@@ -331,6 +331,23 @@ public sealed class InventoryTests(AppFixture fixture)
         using var tenantless = await inventory.PostAsJsonAsync("/v1/products/lookup", new { productIds = new[] { Guid.NewGuid() } }, Cancellation);
         Assert.Equal(["tenantId"], ErrorFields(await tenantless.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
 
+        // The hold is named ttlSeconds (DESIGN.md) or ttl (the issue), in seconds, one or the other.
+        foreach (var (hold, field) in new[] { ("\"ttl\":0", "ttl"), ("\"ttl\":5,\"ttlSeconds\":5", "ttl"), ("\"ttlSeconds\":86401", "ttlSeconds") })
+        {
+            using var badHold = await inventory.PostAsync("/v1/reservations", new StringContent(
+                $$"""{"orderId":"{{Guid.NewGuid()}}","items":[{"productId":"{{Guid.NewGuid()}}","quantity":1}],{{hold}}}""", System.Text.Encoding.UTF8, "application/json"), Cancellation);
+            Assert.Equal(HttpStatusCode.BadRequest, badHold.StatusCode);
+            Assert.Equal([field], ErrorFields(await badHold.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
+        }
+
+        var product = await CreateProductAsync(stock: 1);
+        using (var held = await inventory.PostAsJsonAsync("/v1/reservations", new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 1 } }, ttl = 30 }, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.Created, held.StatusCode);
+            var expiresAt = (await held.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("expiresAt").GetDateTimeOffset();
+            Assert.InRange(expiresAt - DateTimeOffset.UtcNow, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(31));
+        }
+
         // A reservation id that is not one is not found, with problem details.
         using var notAnId = await inventory.PostAsync("/v1/reservations/not-a-guid/confirm", null, Cancellation);
         Assert.Equal((HttpStatusCode.NotFound, "application/problem+json"), (notAnId.StatusCode, notAnId.Content.Headers.ContentType?.MediaType));

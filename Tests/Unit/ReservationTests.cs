@@ -79,4 +79,17 @@ public sealed class ReservationTests
         Assert.Throws<ArgumentException>(() => new Reservation(Guid.NewGuid(), Guid.NewGuid(), ReservationStatus.Active, ExpiresAt,
             [new ReservationItem(Guid.NewGuid(), 1), new ReservationItem(Guid.NewGuid(), 0)]));
     }
+
+    [Theory]
+    [InlineData(900, 3600, true)]
+    [InlineData(3600, 3600, true)]
+    [InlineData(7200, 3600, false)]
+    public void The_default_hold_may_not_be_longer_than_a_client_may_ask_for(int defaultTtl, int maxTtl, bool valid)
+    {
+        var options = new ReservationOptions { DefaultTtlSeconds = defaultTtl, MaxTtlSeconds = maxTtl };
+        var results = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+
+        Assert.Equal(valid, System.ComponentModel.DataAnnotations.Validator.TryValidateObject(options, new(options), results, validateAllProperties: true));
+        Assert.Equal(valid ? 0 : 1, results.Count);
+    }
 }

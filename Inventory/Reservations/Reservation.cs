@@ -73,6 +73,13 @@ public sealed class Reservation
 
     public ReservationResponse ToResponse() => new(Id, OrderId, Status.ToString(), ExpiresAt, Items);
 
+    /// <summary>
+    /// As it stands at <paramref name="now"/>: a reservation past its expiry is Expired, swept or not (a confirmation would
+    /// be refused as expired). A caller that read "Active" for one the sweeper had not reached took payment against it.
+    /// </summary>
+    public ReservationResponse ToResponse(DateTimeOffset now) =>
+        IsDue(now) ? new(Id, OrderId, nameof(ReservationStatus.Expired), ExpiresAt, Items) : ToResponse();
+
     private Transition MoveTo(ReservationStatus status, StockChange change)
     {
         Status = status;

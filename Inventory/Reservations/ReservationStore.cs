@@ -50,8 +50,8 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         // own connection, rather than by the batch that every other waiting request depends on.
         return await InSlotAsync(async connection => await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing
             ? existing.Reservation is not { } found ? new ReserveOutcome.OrderClosed()
-                : existing.Hash == hash ? new ReserveOutcome.Repeated(found.ToResponse())
-                : new ReserveOutcome.DifferentItems(found.ToResponse())
+                : existing.Hash == hash ? new ReserveOutcome.Repeated(found.ToResponse(existing.Now))
+                : new ReserveOutcome.DifferentItems(found.ToResponse(existing.Now))
             : outcome is ReserveOutcome.Insufficient { Products.Count: 0 } && items.Count == 1
                 ? await ShortfallAsync(connection, items[0], cancellationToken)
                 : outcome, cancellationToken);
@@ -173,7 +173,9 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     public async Task<ReservationResponse?> GetAsync(Guid id, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return (await ReadAsync(connection, null, "id = $1", id, forUpdate: false, cancellationToken))?.Reservation?.ToResponse();
+        return await ReadAsync(connection, null, "id = $1", id, forUpdate: false, cancellationToken) is { Reservation: { } found } stored
+            ? found.ToResponse(stored.Now)
+            : null;
     }
 
     /// <summary>

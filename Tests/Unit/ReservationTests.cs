@@ -80,6 +80,17 @@ public sealed class ReservationTests
             [new ReservationItem(Guid.NewGuid(), 1), new ReservationItem(Guid.NewGuid(), 0)]));
     }
 
+    [Fact]
+    public void An_active_reservation_past_its_expiry_reads_as_expired_before_the_sweeper_reaches_it()
+    {
+        var reservation = A(ReservationStatus.Active);
+
+        Assert.Equal("Active", reservation.ToResponse(Before).Status);
+        Assert.Equal("Expired", reservation.ToResponse(ExpiresAt).Status);
+        Assert.Equal("Confirmed", A(ReservationStatus.Confirmed).ToResponse(ExpiresAt.AddDays(1)).Status);
+        Assert.Equal("Released", A(ReservationStatus.Released).ToResponse(ExpiresAt.AddDays(1)).Status);
+    }
+
     [Theory]
     [InlineData(900, 3600, true)]
     [InlineData(3600, 3600, true)]

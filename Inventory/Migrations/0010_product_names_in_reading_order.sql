@@ -5,11 +5,11 @@
 -- same order for every language, ties broken by code point), then by id, and these indexes hand pages out in that
 -- order: one for the whole list, which the index by (tenant, active, name) could not serve (every page read and
 -- sorted the tenant's whole catalog), and one for a list of only the active or only the inactive products.
--- Built without blocking writes; the old index goes the same way once the new ones are valid.
+-- Built without blocking writes. The old index by (tenant, active, name) in byte order stays while a replica of the
+-- version before may still run and list by it (expand, then contract: ADR 0002); a later release drops it.
 DROP INDEX CONCURRENTLY IF EXISTS ix_products_tenant_name_icu;
 CREATE INDEX CONCURRENTLY ix_products_tenant_name_icu
     ON products (tenant_id, name COLLATE "und-x-icu", id) WHERE deleted_at IS NULL;
 DROP INDEX CONCURRENTLY IF EXISTS ix_products_tenant_active_name_icu;
 CREATE INDEX CONCURRENTLY ix_products_tenant_active_name_icu
     ON products (tenant_id, active, name COLLATE "und-x-icu", id) WHERE deleted_at IS NULL;
-DROP INDEX CONCURRENTLY IF EXISTS ix_products_tenant_active_name;

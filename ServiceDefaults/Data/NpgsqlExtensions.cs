@@ -33,9 +33,9 @@ public static class NpgsqlExtensions
             dataSource.ConnectionStringBuilder.ApplicationName ??= builder.Environment.ApplicationName;
             // Protect the database: a bounded pool per replica (several replicas share one server) and a
             // statement timeout, unless the connection string chooses otherwise.
-            if (!NamesMaximumPoolSize(connectionString))
+            if (!Names(connectionString, "Maximum Pool Size"))
             {
-                dataSource.ConnectionStringBuilder.MaxPoolSize = 40;
+                dataSource.ConnectionStringBuilder.MaxPoolSize = Math.Max(40, dataSource.ConnectionStringBuilder.MinPoolSize);
             }
 
             // Plans are kept: a prepared statement is planned once per connection. Left to choose, PostgreSQL plans
@@ -59,7 +59,7 @@ public static class NpgsqlExtensions
             // Without row-level security nothing here changes a session's state (settings are SET LOCAL, advisory
             // locks are released by whoever takes them), so a connection goes back to the pool as it is: no reset
             // statements, which PostgreSQL ran as one more transaction for every connection taken from the pool.
-            if (rowLevelSecurityRole is null && !connectionString.Contains("Reset On Close", StringComparison.OrdinalIgnoreCase))
+            if (rowLevelSecurityRole is null && !Names(connectionString, "No Reset On Close"))
             {
                 dataSource.ConnectionStringBuilder.NoResetOnClose = true;
             }
@@ -67,7 +67,7 @@ public static class NpgsqlExtensions
             // Statements run more than once on a connection are prepared on it: PostgreSQL then neither parses nor
             // plans them again (a quarter of its time on the reservation path before this). Npgsql keeps them across
             // pool returns, resetting the session (role, tenant) without DISCARD ALL.
-            if (!connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase))
+            if (!Names(connectionString, "Max Auto Prepare"))
             {
                 dataSource.ConnectionStringBuilder.MaxAutoPrepare = 64;
                 dataSource.ConnectionStringBuilder.AutoPrepareMinUsages = 2;
@@ -149,9 +149,8 @@ public static class NpgsqlExtensions
         }
     }
 
-    /// <summary>Whether the connection string sets the pool's maximum itself (its keyword in any case or spacing).</summary>
-    private static bool NamesMaximumPoolSize(string connectionString) =>
+    /// <summary>Whether the connection string sets <paramref name="keyword"/> itself, in any case, with or without its spaces.</summary>
+    private static bool Names(string connectionString, string keyword) =>
         new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
-            .Select(key => key.Replace(" ", "", StringComparison.Ordinal))
-            .Any(key => key.Equals("MaximumPoolSize", StringComparison.OrdinalIgnoreCase) || key.Equals("MaxPoolSize", StringComparison.OrdinalIgnoreCase));
+            .Any(key => key.Replace(" ", "", StringComparison.Ordinal).Equals(keyword.Replace(" ", "", StringComparison.Ordinal), StringComparison.OrdinalIgnoreCase));
 }

@@ -11,7 +11,8 @@ internal static class DependencyFailure
 {
     /// <summary>
     /// A dependency this service calls failed or is unreachable: not the caller's fault, and not a defect here. For
-    /// PostgreSQL that is also a server going away under a statement (administrator or crash shutdown, still starting),
+    /// PostgreSQL that is also a server going away under a statement (administrator or crash shutdown, still starting,
+    /// refusing a connection past its max_connections),
     /// any connection exception (class 08), which Npgsql does not all count as transient, and the statement timeout.
     /// EF Core wraps what fails under SaveChanges.
     /// </summary>
@@ -29,7 +30,7 @@ internal static class DependencyFailure
     public static bool IsOutage(Exception exception) => Unwrap(exception) switch
     {
         PostgresException postgres => postgres.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown
-            or PostgresErrorCodes.CannotConnectNow or ['0', '8', ..],
+            or PostgresErrorCodes.CannotConnectNow or PostgresErrorCodes.TooManyConnections or ['0', '8', ..],
         NpgsqlException { IsTransient: true } npgsql => npgsql.InnerException is not TimeoutException || !IsWaitForAnswer(npgsql),
         StackExchange.Redis.RedisConnectionException or HttpRequestException or Polly.CircuitBreaker.BrokenCircuitException => true,
         _ => false,

@@ -132,8 +132,16 @@ public sealed class MigrationTests(AppFixture fixture)
             Microsoft.Extensions.DependencyInjection.EntityFrameworkServiceCollectionExtensions.AddDbContext<ProbeContext>(registrations, options => options.UseNpgsql(dataSource));
             using var services = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(registrations);
             using var initializer = new DatabaseInitializer<ProbeContext>(services, dataSource,
-                new MigrationSet<ProbeContext>([new("test", 1, "0001_slow", "SELECT pg_sleep(2); CREATE TABLE made_after_restart (id int PRIMARY KEY);")]),
+                new MigrationSet<ProbeContext>([new("test", 1, "0001_gated", "SELECT pg_advisory_xact_lock(4242); CREATE TABLE made_after_restart (id int PRIMARY KEY);")]),
                 readiness, NullLogger<DatabaseInitializer<ProbeContext>>.Instance);
+            // The script waits on a lock the test holds, so that its session is ended while it runs, however slow the machine.
+            await using var gate = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(target.ConnectionString) { Pooling = false }.ConnectionString);
+            await gate.OpenAsync(Cancellation);
+            await using (var take = new NpgsqlCommand("SELECT pg_advisory_lock(4242)", gate))
+            {
+                await take.ExecuteNonQueryAsync(Cancellation);
+            }
+
             await initializer.StartAsync(Cancellation);
             try
             {
@@ -142,10 +150,14 @@ public sealed class MigrationTests(AppFixture fixture)
                 {
                     ended = await ScalarAsync(server.ConnectionString, $"""
                         SELECT COALESCE(string_agg(pg_terminate_backend(pid)::text, ','), '') FROM pg_stat_activity
-                        WHERE datname = '{database}' AND application_name = 'migration-under-restart' AND query LIKE 'SELECT pg_sleep(2)%'
+                        WHERE datname = '{database}' AND application_name = 'migration-under-restart' AND query LIKE 'SELECT pg_advisory_xact_lock(4242)%'
                         """);
                     return ended == "true";
                 }, seconds: 30);
+                await using (var release = new NpgsqlCommand("SELECT pg_advisory_unlock(4242)", gate))
+                {
+                    await release.ExecuteNonQueryAsync(Cancellation);
+                }
 
                 // Ready, or stopped by the error: whichever comes first.
                 await Task.WhenAny(readiness.WaitAsync(Cancellation), initializer.ExecuteTask!).WaitAsync(TimeSpan.FromSeconds(30), Cancellation);

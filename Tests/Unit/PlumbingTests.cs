@@ -35,6 +35,7 @@ public sealed class PlumbingTests
     [InlineData("57P01", true, true)] // admin_shutdown: the server is stopping under the statement
     [InlineData("57P02", true, true)] // crash_shutdown
     [InlineData("57P03", true, true)] // cannot_connect_now: still starting
+    [InlineData("53300", true, true)] // too_many_connections: the server refused the connection, nothing was tried
     [InlineData("08006", true, true)] // connection_failure
     [InlineData("08P01", true, true)] // protocol_violation, class 08
     [InlineData("57014", true, false)] // query_canceled: the statement timeout; the server answered

@@ -41,8 +41,10 @@ internal sealed class PostgresLauncher(PostgresServerResource resource, RunDirec
             "-c", "listen_addresses=127.0.0.1",
             "-c", "max_connections=400",
             "-c", "log_min_duration_statement=500",
-            // A statement that never finishes is never logged by its duration: one cancelled (its timeout, its client)
-            // is logged with its parameters, and a wait for a lock past deadlock_timeout (1 s) as it happens.
+            // A statement that never finishes is never logged by its duration. Every statement that fails (cancelled by its
+            // timeout or its client, or any other error, in any database) is logged with its parameters, each cut at 1,024
+            // characters; like the slow-statement log's, they may hold personal data (an email). A wait for a lock past
+            // deadlock_timeout (1 s) is logged as it happens.
             "-c", "log_parameter_max_length_on_error=1024",
             "-c", "log_lock_waits=on",
             "-c", "shared_preload_libraries=pg_stat_statements",

@@ -35,6 +35,7 @@ builder.Services.AddSingleton(services =>
 builder.Services.AddSingleton(services => ActivatorUtilities.CreateInstance<ProductInvalidations>(services, builder.Configuration.GetConnectionString("redis")!));
 builder.Services.AddHostedService(services => services.GetRequiredService<ProductInvalidations>());
 builder.Services.AddSingleton<ProductCache>();
+builder.Services.AddSingleton<StaleFloors>();
 if (builder.Environment.IsDevelopment())
 {
     builder.Services.AddScoped<IDatabaseSeeder<InventoryDbContext>, DemoCatalogSeeder>();

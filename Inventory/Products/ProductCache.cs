@@ -38,17 +38,18 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     private static readonly Counter<long> Reads = ShopDiagnostics.Meter.CreateCounter<long>(
         "shop.inventory.product_cache.reads", description: "Single-product reads by where they were answered: memory, redis or database.");
 
+    /// <summary>Stores a version no older than the cached one and the floor; a version under the floor is answered with the floor.</summary>
     private const string SetIfNotOlder = """
         local version = tonumber(ARGV[1])
-        local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
-        if version < floor then return 0 end
+        local floor = redis.call('GET', KEYS[2])
+        if floor and version < tonumber(string.match(floor, '^(%d+)')) then return 'floor ' .. floor end
         local current = redis.call('GET', KEYS[1])
         if current then
             local cached = tonumber(string.match(current, '^(%d+)|'))
-            if cached and cached > version then return 0 end
+            if cached and cached > version then return 'older' end
         end
         redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
-        return 1
+        return 'stored'
         """;
 
     /// <summary>Availability read at a stock version under the last adjustment's is not kept: a read from before it may land late.</summary>
@@ -59,8 +60,32 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         """;
 
     /// <summary>
+    /// A product write, before it commits: no version under ARGV[1] can be cached again under KEYS[1], none is, and every
+    /// replica hears of it (ARGV[4] on the channel ARGV[3]) in the same step. The floor is stored as "version:nonce" with
+    /// the writer's own nonce (ARGV[5]), so that a floor left above the committed version by a write that never committed
+    /// can be lowered only while it is still that write's (see <see cref="SettleFloor"/>).
+    /// </summary>
+    private const string RaiseProductFloor = """
+        local current = redis.call('GET', KEYS[2])
+        local floor = current and string.match(current, '^(%d+)') or '0'
+        local version = ARGV[1]
+        if tonumber(floor) > tonumber(version) then version = floor end
+        redis.call('SET', KEYS[2], version .. ':' .. ARGV[5], 'PX', ARGV[2])
+        redis.call('DEL', KEYS[1])
+        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        return 1
+        """;
+
+    /// <summary>The floor ARGV[1] (exactly, nonce included) becomes ARGV[2]; any other floor, raised since, stays.</summary>
+    private const string SettleFloor = """
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+        return 1
+        """;
+
+    /// <summary>
     /// No version under ARGV[1] can be cached again under KEYS[1], none is, and every replica hears of it (ARGV[4] on the
-    /// channel ARGV[3]) in the same step. A product write runs it before it commits, a stock adjustment after.
+    /// channel ARGV[3]) in the same step. A stock adjustment runs it after it commits.
     /// </summary>
     private const string RaiseFloor = """
         local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -118,20 +143,52 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     /// <summary>When a database read began: the availability it returns may be served for the TTL counted from then.</summary>
     public ReadStamp Stamp() => new(clock.GetTimestamp(), clock.GetUtcNow().ToUnixTimeMilliseconds());
 
-    /// <summary>After a database read: the product and its availability, in memory and in Redis (not awaited for availability).</summary>
-    public async Task FillAsync(CachedRead read, CachedProduct product, int available, long stockVersion, ReadStamp readAt)
+    /// <summary>
+    /// After a database read: the product and its availability, in memory and in Redis (not awaited for availability).
+    /// Returns the product's floor when it refused the product's version: a write that raised it and has not committed
+    /// (or never will; see <see cref="SettleFloorAsync"/>).
+    /// </summary>
+    public async Task<string?> FillAsync(CachedRead read, CachedProduct product, int available, long stockVersion, ReadStamp readAt)
     {
         Reads.Add(1, new KeyValuePair<string, object?>("source", "database"));
         if (read.RedisFailed)
         {
             // Redis just failed or stalled for this read: the fill would likely wait out a second budget for nothing.
-            return;
+            return null;
         }
 
         // A row read just before a write's floor went up is not kept anywhere, memory included.
-        if (await SetAsync(product.Id, product.Version, JsonSerializer.Serialize(product, JsonSerializerOptions.Web)))
+        var answer = await SetAsync(product.Id, product.Version, JsonSerializer.Serialize(product, JsonSerializerOptions.Web));
+        if (answer == "stored")
         {
             FillAvailability(read, product, available, stockVersion, readAt);
+        }
+
+        return answer?.StartsWith("floor ", StringComparison.Ordinal) == true ? answer["floor ".Length..] : null;
+    }
+
+    /// <summary>The version a floor (<c>version</c> or <c>version:nonce</c>) refuses everything under.</summary>
+    public static long FloorVersion(string floor) =>
+        long.Parse(floor.AsSpan(0, floor.IndexOf(':') is var colon and >= 0 ? colon : floor.Length), System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Lowers the product's floor from <paramref name="floor"/>, exactly as it was read, to <paramref name="committedVersion"/>.
+    /// The caller holds a lock on the product's row that no writer holds between raising its floor and committing, and has
+    /// read the committed version under it: a floor above that was left by a write that did not commit (refused after
+    /// Redis stalled, its transaction lost), and it kept every replica reading the product from the database for a day.
+    /// A write that raised the floor since has a nonce of its own, so a late run of this script leaves its floor alone.
+    /// </summary>
+    public async Task<bool> SettleFloorAsync(Guid id, string floor, long committedVersion)
+    {
+        try
+        {
+            return (int)await redis.GetDatabase().ScriptEvaluateAsync(SettleFloor, [FloorKey(id)],
+                [floor, committedVersion, (long)FloorTtl.TotalMilliseconds]).WithinAsync(Budget, clock) == 1;
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            logger.LogWarning(ex, "Product {ProductId}'s cache floor could not be settled", id);
+            return false;
         }
     }
 
@@ -199,8 +256,9 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
         try
         {
             // A script that runs after its wait ran out does no harm: it only raises the floor, removes and tells.
-            await redis.GetDatabase().ScriptEvaluateAsync(RaiseFloor, [Key(id), FloorKey(id)],
-                [version, (long)FloorTtl.TotalMilliseconds, ProductInvalidations.Channel, id.ToString("N")]).WithinAsync(Budget, clock);
+            await redis.GetDatabase().ScriptEvaluateAsync(RaiseProductFloor, [Key(id), FloorKey(id)],
+                [version, (long)FloorTtl.TotalMilliseconds, ProductInvalidations.Channel, id.ToString("N"), Guid.NewGuid().ToString("N")])
+                .WithinAsync(Budget, clock);
             return true;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -220,18 +278,21 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     /// <summary>After a delete has committed: one lease, by when no replica serves the product.</summary>
     public Task DeletedAsync() => invalidations.WaitForEveryReplicaAsync();
 
-    /// <summary>Stores a version no older than the cached one and the floor; false when it was refused or Redis failed.</summary>
-    private async Task<bool> SetAsync(Guid id, long version, string payload)
+    /// <summary>
+    /// Stores a version no older than the cached one and the floor. The script's answer: <c>stored</c>, <c>older</c>, or
+    /// <c>floor {floor}</c>; null when Redis failed.
+    /// </summary>
+    private async Task<string?> SetAsync(Guid id, long version, string payload)
     {
         try
         {
-            return (int)await redis.GetDatabase().ScriptEvaluateAsync(SetIfNotOlder, [Key(id), FloorKey(id)],
-                [version, payload, (long)Ttl.TotalMilliseconds]).WithinAsync(Budget, clock) == 1;
+            return (string?)await redis.GetDatabase().ScriptEvaluateAsync(SetIfNotOlder, [Key(id), FloorKey(id)],
+                [version, payload, (long)Ttl.TotalMilliseconds]).WithinAsync(Budget, clock);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             logger.LogWarning(ex, "Product cache fill failed");
-            return false;
+            return null;
         }
     }
 

@@ -46,8 +46,8 @@ public static class ProductsApi
     /// <summary>
     /// The tenant's products by name in reading order (<see cref="NameOrder"/>), a page at a time; optionally only the active
     /// (or inactive) ones, the one with a SKU, or those whose name (in any case, in any alphabet) or SKU (in any case of its
-    /// ASCII letters) contains <paramref name="q"/>. That search filters the tenant's live
-    /// products as read through their (tenant, active, name) index: a trigram index could not serve it, because under
+    /// ASCII letters) contains <paramref name="q"/>. A page is read in its order from the (tenant, name, id) index, or the
+    /// (tenant, active, name, id) one with <paramref name="active"/>, and the search filters what they give: a trigram index could not serve it, because under
     /// row-level security PostgreSQL applies the policy before any operator that is not leakproof, and ILIKE is not.
     /// <para>
     /// A page is asked for by its number or by <paramref name="after"/>, a cursor after the previous page's last product.
@@ -138,7 +138,7 @@ public static class ProductsApi
     /// reads from the database is read in the user's tenant scope; a service sees every tenant.
     /// </summary>
     public static async Task<Results<Ok<ProductResponse>, NotFound>> GetProduct(Guid id, ClaimsPrincipal user,
-        ProductCache cache, NpgsqlDataSource dataSource, HttpContext context, CancellationToken cancellationToken)
+        ProductCache cache, StaleFloors floors, NpgsqlDataSource dataSource, HttpContext context, CancellationToken cancellationToken)
     {
         var read = await cache.GetAsync(id);
         var (product, available) = (read.Product, read.Available);
@@ -153,7 +153,13 @@ public static class ProductsApi
             }
 
             (product, available, _) = row.Value;
-            await cache.FillAsync(read, product, row.Value.Available, row.Value.StockVersion, readAt);
+            // A floor above the version just read is a write on its way (it commits, then stores its value) or one that
+            // never committed, which would keep the product out of the cache for a day unless it is settled.
+            if (await cache.FillAsync(read, product, row.Value.Available, row.Value.StockVersion, readAt) is { } floor
+                && await floors.SettleAsync(id, floor, cancellationToken))
+            {
+                await cache.FillAsync(read, product, row.Value.Available, row.Value.StockVersion, readAt);
+            }
         }
 
         if (scope is not null && product.TenantId != scope)
@@ -363,7 +369,8 @@ public static class ProductsApi
             return CacheUnavailable(context);
         }
 
-        await scope.CommitAsync(cancellationToken);
+        // Announced: committed even if the client has gone, rather than leave the floor above the version for a reader to settle.
+        await scope.CommitAsync(CancellationToken.None);
         await cache.WrittenAsync(product.ToCached());
         context.Response.Headers.ETag = ETag(product.Version);
         return TypedResults.Ok(ProductResponse.From(product.ToCached(), available));
@@ -424,7 +431,7 @@ public static class ProductsApi
             return CacheUnavailable(context);
         }
 
-        await scope.CommitAsync(cancellationToken);
+        await scope.CommitAsync(CancellationToken.None);
         await cache.DeletedAsync();
         return TypedResults.NoContent();
     }

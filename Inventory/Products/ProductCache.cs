@@ -42,7 +42,7 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
     private const string SetIfNotOlder = """
         local version = tonumber(ARGV[1])
         local floor = redis.call('GET', KEYS[2])
-        if floor and version < tonumber(string.match(floor, '^(%d+)')) then return 'floor ' .. floor end
+        if floor and version < tonumber(string.match(floor, '^(%d+)')) then return 'floor ' .. redis.call('PTTL', KEYS[2]) .. ' ' .. floor end
         local current = redis.call('GET', KEYS[1])
         if current then
             local cached = tonumber(string.match(current, '^(%d+)|'))
@@ -145,12 +145,18 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
 
     /// <summary>
     /// After a database read: the product and its availability, in memory and in Redis (not awaited for availability).
-    /// Returns the product's floor when it refused the product's version: a write that raised it and has not committed
-    /// (or never will; see <see cref="SettleFloorAsync"/>).
+    /// Returns the product's floor when it refused the product's version and was raised long enough ago
+    /// (<see cref="FloorSettlingAge"/>) that the write which raised it should have committed by now: it may never
+    /// commit (see <see cref="SettleFloorAsync"/>). A floor raised moments ago is a write on its way.
     /// </summary>
-    public async Task<string?> FillAsync(CachedRead read, CachedProduct product, int available, long stockVersion, ReadStamp readAt)
+    /// <param name="again">A second fill after the floor was settled: the database read was counted once already.</param>
+    public async Task<string?> FillAsync(CachedRead read, CachedProduct product, int available, long stockVersion, ReadStamp readAt, bool again = false)
     {
-        Reads.Add(1, new KeyValuePair<string, object?>("source", "database"));
+        if (!again)
+        {
+            Reads.Add(1, new KeyValuePair<string, object?>("source", "database"));
+        }
+
         if (read.RedisFailed)
         {
             // Redis just failed or stalled for this read: the fill would likely wait out a second budget for nothing.
@@ -164,8 +170,22 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
             FillAvailability(read, product, available, stockVersion, readAt);
         }
 
-        return answer?.StartsWith("floor ", StringComparison.Ordinal) == true ? answer["floor ".Length..] : null;
+        // "floor <milliseconds left> <floor>"
+        if (answer?.Split(' ') is ["floor", var left, var floor] && long.TryParse(left, System.Globalization.CultureInfo.InvariantCulture, out var pttl)
+            && FloorTtl - TimeSpan.FromMilliseconds(pttl) >= FloorSettlingAge)
+        {
+            return floor;
+        }
+
+        return null;
     }
+
+    /// <summary>
+    /// How old a floor must be before a read tries to settle it: longer than a write holds its row between raising the
+    /// floor and committing (a lease and a commit, well under a second), so an ordinary write is not second-guessed.
+    /// A write that takes longer still holds its row, and the settlement leaves it alone.
+    /// </summary>
+    private static readonly TimeSpan FloorSettlingAge = TimeSpan.FromSeconds(5);
 
     /// <summary>The version a floor (<c>version</c> or <c>version:nonce</c>) refuses everything under.</summary>
     public static long FloorVersion(string floor) =>

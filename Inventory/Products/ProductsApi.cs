@@ -158,7 +158,7 @@ public static class ProductsApi
             if (await cache.FillAsync(read, product, row.Value.Available, row.Value.StockVersion, readAt) is { } floor
                 && await floors.SettleAsync(id, floor, cancellationToken))
             {
-                await cache.FillAsync(read, product, row.Value.Available, row.Value.StockVersion, readAt);
+                await cache.FillAsync(read, product, row.Value.Available, row.Value.StockVersion, readAt, again: true);
             }
         }
 

@@ -8,8 +8,8 @@ namespace Shop.Inventory.Products;
 /// lost): until then every fill of the product is refused, and every replica reads it from the database for the floor's
 /// day. Under a share lock on the product's row, which no writer holds between raising its floor and committing (a
 /// write locks the row before it raises the floor), the committed version is read, and a floor above it is lowered to
-/// it (see <see cref="ProductCache.SettleFloorAsync"/>). A row a writer holds is left to that writer (<c>NOWAIT</c>), and
-/// a replica settles one product at a time once.
+/// it (see <see cref="ProductCache.SettleFloorAsync"/>). A row a writer holds is left to that writer (<c>SKIP LOCKED</c>),
+/// and a replica settles one product at a time once.
 /// </summary>
 public sealed class StaleFloors(NpgsqlDataSource dataSource, ProductCache cache, ILogger<StaleFloors> logger)
 {
@@ -18,7 +18,9 @@ public sealed class StaleFloors(NpgsqlDataSource dataSource, ProductCache cache,
     /// <summary>True when the floor was lowered and a fill may now be kept.</summary>
     public async Task<bool> SettleAsync(Guid id, string floor, CancellationToken cancellationToken)
     {
-        if (!_settling.TryAdd(id, 0))
+        // Only a floor with a nonce is settled. A plain one was raised by a replica of the version before, whose writes
+        // would raise the very same text again: a settling script that reached Redis late could then lower their floor.
+        if (!floor.Contains(':', StringComparison.Ordinal) || !_settling.TryAdd(id, 0))
         {
             return false;
         }
@@ -28,7 +30,8 @@ public sealed class StaleFloors(NpgsqlDataSource dataSource, ProductCache cache,
             // The service's own role: the row is looked at whatever the caller's tenant, and nothing of it is returned.
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await using var read = new NpgsqlCommand("SELECT version FROM products WHERE id = $1 AND deleted_at IS NULL FOR SHARE NOWAIT", connection, transaction);
+            // A row a write holds is skipped (no row: nothing settled), without an error in the server's log.
+            await using var read = new NpgsqlCommand("SELECT version FROM products WHERE id = $1 AND deleted_at IS NULL FOR SHARE SKIP LOCKED", connection, transaction);
             read.Parameters.Add(new() { Value = id });
             var settled = await read.ExecuteScalarAsync(cancellationToken) is long committed
                 && committed < ProductCache.FloorVersion(floor)
@@ -41,10 +44,6 @@ public sealed class StaleFloors(NpgsqlDataSource dataSource, ProductCache cache,
             }
 
             return settled;
-        }
-        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.LockNotAvailable)
-        {
-            return false;
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {

@@ -33,7 +33,7 @@ public static class NpgsqlExtensions
             dataSource.ConnectionStringBuilder.ApplicationName ??= builder.Environment.ApplicationName;
             // Protect the database: a bounded pool per replica (several replicas share one server) and a
             // statement timeout, unless the connection string chooses otherwise.
-            if (!Names(connectionString, "Maximum Pool Size"))
+            if (!Names(connectionString, "Maximum Pool Size", "Max Pool Size"))
             {
                 dataSource.ConnectionStringBuilder.MaxPoolSize = Math.Max(40, dataSource.ConnectionStringBuilder.MinPoolSize);
             }
@@ -67,7 +67,7 @@ public static class NpgsqlExtensions
             // Statements run more than once on a connection are prepared on it: PostgreSQL then neither parses nor
             // plans them again (a quarter of its time on the reservation path before this). Npgsql keeps them across
             // pool returns, resetting the session (role, tenant) without DISCARD ALL.
-            if (!Names(connectionString, "Max Auto Prepare"))
+            if (!Names(connectionString, "Max Auto Prepare", "Auto Prepare Min Usages"))
             {
                 dataSource.ConnectionStringBuilder.MaxAutoPrepare = 64;
                 dataSource.ConnectionStringBuilder.AutoPrepareMinUsages = 2;
@@ -149,8 +149,9 @@ public static class NpgsqlExtensions
         }
     }
 
-    /// <summary>Whether the connection string sets <paramref name="keyword"/> itself, in any case, with or without its spaces.</summary>
-    private static bool Names(string connectionString, string keyword) =>
+    /// <summary>Whether the connection string sets any of <paramref name="keywords"/> itself, in any case, with or without spaces.</summary>
+    private static bool Names(string connectionString, params string[] keywords) =>
         new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
-            .Any(key => key.Replace(" ", "", StringComparison.Ordinal).Equals(keyword.Replace(" ", "", StringComparison.Ordinal), StringComparison.OrdinalIgnoreCase));
+            .Select(key => key.Replace(" ", "", StringComparison.Ordinal))
+            .Any(key => keywords.Any(keyword => key.Equals(keyword.Replace(" ", "", StringComparison.Ordinal), StringComparison.OrdinalIgnoreCase)));
 }

@@ -46,6 +46,9 @@ public sealed class DataSourceDefaultsTests
         // Keywords count in any case and with or without their spaces.
         var unspaced = Settings($"{ConnectionString};noresetonclose=false;MaxAutoPrepare=3", rowLevelSecurityRole: null);
         Assert.Equal((false, 3), (unspaced.NoResetOnClose, unspaced.MaxAutoPrepare));
+        // Either auto-prepare setting leaves both to the connection string.
+        var minUsages = Settings($"{ConnectionString};Auto Prepare Min Usages=5", rowLevelSecurityRole: null);
+        Assert.Equal((0, 5), (minUsages.MaxAutoPrepare, minUsages.AutoPrepareMinUsages));
 
         var ownPlanMode = Settings($"{ConnectionString};Options=-c plan_cache_mode=auto", rowLevelSecurityRole: null);
         Assert.Equal("-c plan_cache_mode=auto", ownPlanMode.Options);
@@ -57,6 +60,7 @@ public sealed class DataSourceDefaultsTests
     [InlineData("Maximum Pool Size=12", 12, 0)]
     [InlineData("maximum pool size=12;Minimum Pool Size=2", 12, 2)]
     [InlineData("Minimum Pool Size=50", 50, 50)]
+    [InlineData("MaxPoolSize=12", 12, 0)]
     public void The_pool_stays_bounded_unless_the_connection_string_names_its_own_maximum(string pool, int maximum, int minimum)
     {
         var settings = Settings($"{ConnectionString};{pool}", rowLevelSecurityRole: null);

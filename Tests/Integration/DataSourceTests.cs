@@ -71,7 +71,7 @@ public sealed class DataSourceTests(AppFixture fixture)
     [Fact]
     public async Task Waiting_for_a_connection_is_an_outage_and_waiting_for_a_statement_is_not()
     {
-        var server = new NpgsqlConnectionStringBuilder(fixture.App.GetConnectionString("inventorydb")) { MaxPoolSize = 1, Timeout = 1 };
+        var server = new NpgsqlConnectionStringBuilder(fixture.App.GetConnectionString("inventorydb")) { MaxPoolSize = 1, Timeout = 3 };
         await using var dataSource = NpgsqlDataSource.Create(server.ConnectionString);
         await using var held = await dataSource.OpenConnectionAsync(Cancellation);
         var exhausted = await Assert.ThrowsAsync<NpgsqlException>(async () => await dataSource.OpenConnectionAsync(Cancellation));

@@ -63,7 +63,7 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
 
         // The same event once more, as a relay that crashed before marking it sent would publish it: the inbox holds.
         await ShopData.PublishAsync(App, envelope);
-        await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
+        await ShopData.WaitForLogAsync(App, "notifications", $"Event {envelope.EventId} was already processed");
         Assert.Equal(1L, await NotificationCountAsync(orderId));
         Assert.DoesNotContain(await ListAsync(admin), l => l.GetProperty("messageId").GetString() == envelope.EventId.ToString());
     }

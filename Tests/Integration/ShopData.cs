@@ -134,6 +134,15 @@ internal static class ShopData
 
     public static Task WaitUntilAsync(Func<Task<bool>> condition) => WaitUntilAsync("the condition", condition);
 
+    /// <summary>Waits until a line of <paramref name="resource"/>'s log (any replica's, as the dashboard keeps it) contains <paramref name="text"/>.</summary>
+    public static async Task WaitForLogAsync(DistributedApplication app, string resource, string text, int seconds = 30)
+    {
+        using var dashboard = new HttpClient { BaseAddress = app.DashboardUrl };
+        await WaitUntilAsync($"\"{text}\" in {resource}'s log", async () =>
+            (await dashboard.GetFromJsonAsync<JsonElement>($"/api/resources/{resource}/logs?tail=5000", Cancellation)).EnumerateArray()
+                .Any(line => line.GetProperty("text").GetString()!.Contains(text, StringComparison.Ordinal)), seconds);
+    }
+
     /// <summary>Publishes an event straight to a producer's exchange with a confirm, as that producer's relay would.</summary>
     public static async Task PublishAsync(DistributedApplication app, EventEnvelope envelope, string exchange = "orders.events")
     {

@@ -294,7 +294,8 @@ public static class StockApi
 
         StockStats stats;
         // The transaction ends before the stats go to Redis: a Redis that stalls must not hold it (and its connection) open.
-        await using (var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken))
+        // One snapshot for both statements: a reservation committed between them was counted as active but not as reserved.
+        await using (var scope = await db.Database.BeginTenantTransactionAsync(tenant, System.Data.IsolationLevel.RepeatableRead, cancellationToken))
         {
             var live = db.Stock.AsNoTracking().Where(s => s.TenantId == tenant && db.Products.Any(p => p.Id == s.ProductId && p.DeletedAt == null));
             var totals = await live.GroupBy(_ => 1).Select(g => new

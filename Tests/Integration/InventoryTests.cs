@@ -938,6 +938,30 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Contains($"\"name\":\"", (string?)await shared.StringGetAsync(key), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The stock-level events the database writes itself (a trigger on the stock row) carry the request's correlation id
+    /// and trace, as the events the service builds do. Before, nothing set them, and a write-off's stock_depleted started
+    /// a trace of its own.
+    /// </summary>
+    [Fact]
+    public async Task A_write_off_that_empties_a_product_raises_stock_depleted_in_the_requests_correlation_and_trace()
+    {
+        var product = await CreateProductAsync(stock: 3);
+        using var admin = await ShopClients.AdminAsync(App);
+        var correlation = Guid.NewGuid().ToString("N");
+        using var writeOff = new HttpRequestMessage(HttpMethod.Post, $"/v1/inventory/{product}/adjustments") { Content = JsonContent.Create(new { delta = -3, reason = "damaged" }) };
+        writeOff.Headers.Add("X-Correlation-ID", correlation);
+        using (var response = await admin.SendAsync(writeOff, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        Assert.Equal($"{correlation} 00-", await ScalarAsync<string>($"""
+            SELECT (payload->>'correlationId') || ' ' || left(payload->>'traceParent', 3) FROM outbox_messages
+            WHERE routing_key = 'inventory.stock_depleted' AND payload->>'aggregateId' = '{product}'
+            """));
+    }
+
     [Fact]
     public async Task The_inventory_database_itself_hides_and_refuses_another_tenants_rows()
     {

@@ -13,41 +13,39 @@ namespace Shop.Inventory;
 /// </summary>
 public static class TenantScope
 {
+    private const string EnterSql = "SELECT set_config('role', 'inventory_app', true), set_config('app.tenant_id', $1, true)";
+
     /// <summary>
-    /// Also the work's correlation id and trace, for the transaction: the events the database writes itself (the stock
-    /// level triggers of migration 0003) read them, so that an admin's write-off and the stock_depleted it raises share
-    /// one trace. Empty when there are none; the triggers read empty as none.
+    /// For a transaction, which may write: also the work's correlation id and trace. The events the database writes itself
+    /// (the stock level triggers of migration 0003) read them, so that an admin's write-off and the stock_depleted it
+    /// raises share one trace. Empty when there are none; the triggers read empty as none. A batch (<see cref="Command"/>)
+    /// only reads, and raises nothing.
     /// </summary>
-    private const string EnterSql = """
+    private const string EnterForWritesSql = """
         SELECT set_config('role', 'inventory_app', true), set_config('app.tenant_id', $1, true),
                set_config('app.correlation_id', $2, true), set_config('app.traceparent', $3, true)
         """;
 
     /// <summary>
-    /// The statement that enters the tenant's scope, to put first in a batch: the statements of one batch share one
-    /// transaction, an implicit one when none is open.
+    /// The statement that enters the tenant's scope, to put first in a batch that reads: the statements of one batch share
+    /// one transaction, an implicit one when none is open.
     /// </summary>
     public static NpgsqlBatchCommand Command(string tenant)
     {
         var command = new NpgsqlBatchCommand(EnterSql);
-        AddParameters(command.Parameters, tenant);
+        command.Parameters.Add(new() { Value = tenant });
         return command;
     }
 
     /// <summary>Enters the tenant's scope for the rest of an open transaction.</summary>
     public static async Task EnterAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenant, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(EnterSql, connection, transaction);
-        AddParameters(command.Parameters, tenant);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
-    private static void AddParameters(NpgsqlParameterCollection parameters, string tenant)
-    {
+        await using var command = new NpgsqlCommand(EnterForWritesSql, connection, transaction);
         var activity = System.Diagnostics.Activity.Current;
-        parameters.Add(new() { Value = tenant });
-        parameters.Add(new() { Value = Shop.ServiceDefaults.Correlation.CorrelationContext.Current ?? "" });
-        parameters.Add(new() { Value = activity is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C } ? activity.Id! : "" });
+        command.Parameters.Add(new() { Value = tenant });
+        command.Parameters.Add(new() { Value = Shop.ServiceDefaults.Correlation.CorrelationContext.Current ?? "" });
+        command.Parameters.Add(new() { Value = activity is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C } ? activity.Id! : "" });
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>

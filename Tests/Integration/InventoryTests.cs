@@ -1236,12 +1236,10 @@ public sealed class InventoryTests(AppFixture fixture)
     /// <summary>PostgreSQL's log as the dashboard holds it, one entry per logged message (its continuation lines joined).</summary>
     private async Task<List<string>> PostgresLogAsync()
     {
-        using var dashboard = new HttpClient { BaseAddress = App.DashboardUrl };
         var prefix = new System.Text.RegularExpressions.Regex(@"^\d{4}-\d{2}-\d{2} [\d:.]+ \S+ \[\d+\] ");
         var entries = new List<string>();
-        foreach (var line in (await dashboard.GetFromJsonAsync<JsonElement>("/api/resources/postgres/logs?tail=5000", Cancellation)).EnumerateArray())
+        foreach (var text in await ShopData.LogLinesAsync(App, "postgres"))
         {
-            var text = line.GetProperty("text").GetString()!;
             if (prefix.IsMatch(text) || entries.Count == 0)
             {
                 entries.Add(text);
@@ -1507,6 +1505,20 @@ public sealed class InventoryTests(AppFixture fixture)
         }
     }
 
+    /// <summary>The next page's address in a response's Link header (RFC 8288, rel="next"); null on the last page.</summary>
+    private static string? NextPage(HttpResponseMessage response) => response.Headers.TryGetValues("Link", out var links)
+        ? System.Text.RegularExpressions.Regex.Match(links.Single(), "^<([^>]+)>; rel=\"next\"$").Groups[1].Value
+        : null;
+
+    /// <summary>A page of the product list: its names without their first <paramref name="skip"/> characters, the next page, the body.</summary>
+    private static async Task<(List<string> Names, string? Next, JsonElement Body)> ProductPageAsync(HttpClient admin, string address, int skip)
+    {
+        using var response = await admin.GetAsync(address, Cancellation);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        return ([.. body.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("name").GetString()![skip..])], NextPage(response), body);
+    }
+
     /// <summary>Follows the Link header's next page from <paramref name="first"/>, for at most <paramref name="maxPages"/> pages.</summary>
     private static async Task<(List<List<(int Available, Guid ProductId)>> Pages, bool Ended)> LowStockPagesAsync(HttpClient admin, string first, int maxPages)
     {
@@ -1518,9 +1530,7 @@ public sealed class InventoryTests(AppFixture fixture)
             Assert.Equal(HttpStatusCode.OK, page.StatusCode);
             pages.Add((await page.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).EnumerateArray()
                 .Select(row => (row.GetProperty("available").GetInt32(), row.GetProperty("productId").GetGuid())).ToList());
-            next = page.Headers.TryGetValues("Link", out var links)
-                ? System.Text.RegularExpressions.Regex.Match(links.Single(), "^<([^>]+)>; rel=\"next\"$").Groups[1].Value
-                : null;
+            next = NextPage(page);
             Assert.NotEqual("", next);
         }
 
@@ -1577,15 +1587,7 @@ public sealed class InventoryTests(AppFixture fixture)
             ids[letter] = (await created.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
         }
 
-        async Task<(List<string> Names, string? Next, JsonElement Body)> PageAsync(string address)
-        {
-            using var response = await admin.GetAsync(address, Cancellation);
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            var body = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
-            var link = response.Headers.TryGetValues("Link", out var values) ? values.Single() : null;
-            var next = link is null ? null : System.Text.RegularExpressions.Regex.Match(link, "^<([^>]+)>; rel=\"next\"$").Groups[1].Value;
-            return ([.. body.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("name").GetString()![(token.Length + 1)..])], next, body);
-        }
+        Task<(List<string> Names, string? Next, JsonElement Body)> PageAsync(string address) => ProductPageAsync(admin, address, token.Length + 1);
 
         var first = await PageAsync($"/v1/products?q={token}&pageSize=2");
         Assert.Equal(["A", "B"], first.Names);
@@ -1663,15 +1665,7 @@ public sealed class InventoryTests(AppFixture fixture)
             Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         }
 
-        async Task<(List<string> Names, string? Next)> PageAsync(string address)
-        {
-            using var response = await admin.GetAsync(address, Cancellation);
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            var body = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
-            var link = response.Headers.TryGetValues("Link", out var values) ? values.Single() : null;
-            var next = link is null ? null : System.Text.RegularExpressions.Regex.Match(link, "^<([^>]+)>; rel=\"next\"$").Groups[1].Value;
-            return ([.. body.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("name").GetString()![(marker.Length + 1)..])], next);
-        }
+        Task<(List<string> Names, string? Next, JsonElement Body)> PageAsync(string address) => ProductPageAsync(admin, address, marker.Length + 1);
 
         string[] reading = ["Äpfel crate", "apple tray", "Banana bowl", "éclair plate", "Ölkanne", "Zebra mug", "чайник"];
         Assert.Equal(reading, (await PageAsync($"/v1/products?q={marker}")).Names);
@@ -1681,7 +1675,7 @@ public sealed class InventoryTests(AppFixture fixture)
         var byCursor = new List<string>();
         for (var address = $"/v1/products?q={marker}&pageSize=2"; address is not null;)
         {
-            var (names, next) = await PageAsync(address);
+            var (names, next, _) = await PageAsync(address);
             byCursor.AddRange(names);
             address = next;
         }

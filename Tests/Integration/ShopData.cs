@@ -134,14 +134,18 @@ internal static class ShopData
 
     public static Task WaitUntilAsync(Func<Task<bool>> condition) => WaitUntilAsync("the condition", condition);
 
-    /// <summary>Waits until a line of <paramref name="resource"/>'s log (any replica's, as the dashboard keeps it) contains <paramref name="text"/>.</summary>
-    public static async Task WaitForLogAsync(DistributedApplication app, string resource, string text, int seconds = 30)
+    /// <summary>The last 5,000 lines of <paramref name="resource"/>'s log (every replica's), as the dashboard keeps them.</summary>
+    public static async Task<List<string>> LogLinesAsync(DistributedApplication app, string resource)
     {
         using var dashboard = new HttpClient { BaseAddress = app.DashboardUrl };
-        await WaitUntilAsync($"\"{text}\" in {resource}'s log", async () =>
-            (await dashboard.GetFromJsonAsync<JsonElement>($"/api/resources/{resource}/logs?tail=5000", Cancellation)).EnumerateArray()
-                .Any(line => line.GetProperty("text").GetString()!.Contains(text, StringComparison.Ordinal)), seconds);
+        return [.. (await dashboard.GetFromJsonAsync<JsonElement>($"/api/resources/{resource}/logs?tail=5000", Cancellation)).EnumerateArray()
+            .Select(line => line.GetProperty("text").GetString()!)];
     }
+
+    /// <summary>Waits until a line of <paramref name="resource"/>'s log contains <paramref name="text"/>.</summary>
+    public static Task WaitForLogAsync(DistributedApplication app, string resource, string text, int seconds = 30) =>
+        WaitUntilAsync($"\"{text}\" in {resource}'s log", async () =>
+            (await LogLinesAsync(app, resource)).Any(line => line.Contains(text, StringComparison.Ordinal)), seconds);
 
     /// <summary>Publishes an event straight to a producer's exchange with a confirm, as that producer's relay would.</summary>
     public static async Task PublishAsync(DistributedApplication app, EventEnvelope envelope, string exchange = "orders.events")

@@ -69,9 +69,11 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         {
             if (batch.Count > 1)
             {
+                // Each reservation's statement follows its own request's correlation and trace, for the stock-level event it may raise.
                 await using var statements = new NpgsqlBatch(connection);
                 foreach (var pending in batch)
                 {
+                    statements.BatchCommands.Add(InventoryEvents.ContextCommand(pending.Request.Reserved));
                     statements.BatchCommands.Add(ReserveOneCommand(pending.Request));
                 }
 
@@ -89,7 +91,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
 
                 for (var i = 0; made && i < batch.Count; i++)
                 {
-                    batch[i].Done.TrySetResult(statements.BatchCommands[i].RecordsAffected == 1
+                    batch[i].Done.TrySetResult(statements.BatchCommands[2 * i + 1].RecordsAffected == 1
                         ? new ReserveOutcome.Created(batch[i].Request.Reservation)
                         : NotTaken);
                 }
@@ -293,8 +295,10 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             ? InventoryEvents.Confirmed(response, current.TenantId)
             : InventoryEvents.Released(response, current.TenantId, reason ?? "released", wasConfirmed);
 
-        // One round trip: the stock rows locked in product-id order, then the stock, the reservation and its event.
+        // One round trip: the stock rows locked in product-id order, then the stock, the reservation and its event; the
+        // stock-level event the change may raise in the event's correlation and trace.
         await using var batch = new NpgsqlBatch(connection, transaction);
+        batch.BatchCommands.Add(InventoryEvents.ContextCommand(raised));
         var lockStock = new NpgsqlBatchCommand("SELECT product_id FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE");
         lockStock.Parameters.Add(new() { Value = reservation.Items.Select(i => i.ProductId).Order().ToArray() });
         var update = new NpgsqlBatchCommand($"""
@@ -316,16 +320,17 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     }
 
     /// <summary>
-    /// The hot path: one statement, atomic on its own, one round trip. The conditional update takes the unit only if
+    /// The hot path: one statement, atomic on its own, one round trip (after the trace's settings, in the same implicit
+    /// transaction). The conditional update takes the unit only if
     /// it is there (its WHERE is <see cref="StockLevel.CanReserve"/>), and the reservation rows are written only if it did.
     /// An order that already has a reservation takes nothing: a client's retry is answered from the stored reservation
     /// afterwards instead of failing its combined batch, and every other request in it, on the unique order id.
     /// </summary>
     private static async Task<ReserveOutcome> ReserveOneAsync(NpgsqlConnection connection, SingleReservation single, CancellationToken cancellationToken)
     {
-        await using var reserve = new NpgsqlCommand(ReserveOneSql, connection);
-        AddReserveOneParameters(reserve.Parameters, single);
-        return await reserve.ExecuteNonQueryAsync(cancellationToken) == 1 ? new ReserveOutcome.Created(single.Reservation) : NotTaken;
+        await using var reserve = new NpgsqlBatch(connection) { BatchCommands = { InventoryEvents.ContextCommand(single.Reserved), ReserveOneCommand(single) } };
+        await reserve.ExecuteNonQueryAsync(cancellationToken);
+        return reserve.BatchCommands[1].RecordsAffected == 1 ? new ReserveOutcome.Created(single.Reservation) : NotTaken;
     }
 
     private static NpgsqlBatchCommand ReserveOneCommand(SingleReservation single)
@@ -387,7 +392,13 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     {
         var items = reservation.Items;
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await ExecuteAsync(connection, transaction, "SET LOCAL statement_timeout = '5s'", cancellationToken);
+        await using (var settings = new NpgsqlBatch(connection, transaction)
+        {
+            BatchCommands = { new NpgsqlBatchCommand("SET LOCAL statement_timeout = '5s'"), InventoryEvents.ContextCommand() },
+        })
+        {
+            await settings.ExecuteNonQueryAsync(cancellationToken);
+        }
         var taken = await TakeManyAsync(connection, transaction, items, cancellationToken);
         if (taken.Outcome is { } failed)
         {
@@ -551,10 +562,4 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
 
     private static string RequestHash(IEnumerable<ReservationItem> orderedItems) =>
         Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join(';', orderedItems.Select(i => $"{i.ProductId:N}:{i.Quantity}")))));
-
-    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
 }

@@ -962,6 +962,62 @@ public sealed class InventoryTests(AppFixture fixture)
             """));
     }
 
+    /// <summary>
+    /// Reservations raise most stock-level events (the last unit taken, units given back), and those carry the correlation
+    /// id and trace of the request that made the change, like the reservation's own event. Concurrent single-item
+    /// reservations of one product are made in one batch of statements; each follows its own request's context. Before,
+    /// none of these paths set it, and every such event had no correlation and no trace.
+    /// </summary>
+    [Fact]
+    public async Task Stock_level_events_raised_by_reservations_carry_the_correlation_and_trace_of_the_request_that_raised_them()
+    {
+        using var inventory = await ServiceClientAsync();
+        async Task<(HttpStatusCode Status, Guid? Id)> SendAsync(string path, object? body, string correlation)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = body is null ? null : JsonContent.Create(body) };
+            request.Headers.Add("X-Correlation-ID", correlation);
+            using var response = await inventory.SendAsync(request, Cancellation);
+            var id = response.StatusCode == HttpStatusCode.Created
+                ? (await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid()
+                : (Guid?)null;
+            return (response.StatusCode, id);
+        }
+
+        // Eight buyers of the last eight units at once: the one whose statement took the last unit raised stock_depleted.
+        var single = await CreateProductAsync(stock: 8);
+        var buyers = Enumerable.Range(0, 8).Select(_ => Guid.NewGuid().ToString("N")).ToList();
+        var answers = await Task.WhenAll(buyers.Select(correlation => SendAsync("/v1/reservations",
+            new { orderId = Guid.NewGuid(), items = new[] { new { productId = single, quantity = 1 } } }, correlation)));
+        Assert.All(answers, answer => Assert.Equal(HttpStatusCode.Created, answer.Status));
+        // The reservation event written just before it (in the outbox's order) is the one of the same statement.
+        var pair = (await ScalarAsync<string>($"""
+            SELECT (d.payload->>'correlationId') || ' ' || substr(d.payload->>'traceParent', 4, 32) || '|'
+                || (r.payload->>'correlationId') || ' ' || substr(r.payload->>'traceParent', 4, 32)
+            FROM outbox_messages d
+            JOIN LATERAL (SELECT payload FROM outbox_messages r
+                          WHERE r.routing_key = 'inventory.reserved' AND r.id < d.id
+                            AND r.payload->'data'->'items'->0->>'productId' = '{single}'
+                          ORDER BY r.id DESC LIMIT 1) r ON true
+            WHERE d.routing_key = 'inventory.stock_depleted' AND d.payload->>'aggregateId' = '{single}'
+            """)).Split('|');
+        var (depleted, reservedBefore) = (pair[0], pair[1]);
+        Assert.Contains(depleted.Split(' ')[0], buyers);
+        Assert.Equal(reservedBefore, depleted);
+        Assert.Matches("^[0-9a-f]{32} [0-9a-f]{32}$", $"{depleted.Split(' ')[1]} {reservedBefore.Split(' ')[1]}");
+
+        // Two products' last units in one reservation, then given back by a release in another request's context.
+        var (a, b) = (await CreateProductAsync(stock: 2), await CreateProductAsync(stock: 3));
+        var (status, reservation) = await SendAsync("/v1/reservations",
+            new { orderId = Guid.NewGuid(), items = new[] { new { productId = a, quantity = 2 }, new { productId = b, quantity = 3 } } }, "reserving-both");
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync($"/v1/reservations/{reservation}/release", null, "releasing-both")).Status);
+        Assert.Equal("reserving-both reserving-both releasing-both releasing-both", await ScalarAsync<string>($"""
+            SELECT string_agg(payload->>'correlationId', ' ' ORDER BY id) FROM outbox_messages
+            WHERE routing_key IN ('inventory.stock_depleted', 'inventory.stock_replenished')
+              AND payload->>'aggregateId' IN ('{a}', '{b}') AND payload->>'traceParent' LIKE '00-%'
+            """));
+    }
+
     [Fact]
     public async Task The_inventory_database_itself_hides_and_refuses_another_tenants_rows()
     {

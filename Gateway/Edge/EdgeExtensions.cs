@@ -20,11 +20,20 @@ public static class EdgeExtensions
 
     public static IHostApplicationBuilder AddEdgeProtection(this IHostApplicationBuilder builder)
     {
-        // Only a proxy on this host (the AppHost's endpoint proxy, a local load balancer) may set the client address.
+        // Only a trusted proxy may set the client address, and only its own hop is taken. The lists are set here in full:
+        // ASPNETCORE_FORWARDEDHEADERS_ENABLED (which an Aspire deployment sets) empties them, trusting every address, and
+        // runs the middleware once more before ours, so a client's own X-Forwarded-For entry became its address.
+        var trusted = (builder.Configuration.GetSection(ForwardedHeadersSettings.Section).Get<ForwardedHeadersSettings>() ?? new()).Trusted();
         builder.Services.Configure<ForwardedHeadersOptions>(options =>
         {
             options.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
             options.ForwardLimit = 1;
+            options.KnownProxies.Clear();
+            options.KnownIPNetworks.Clear();
+            foreach (var network in trusted)
+            {
+                options.KnownIPNetworks.Add(network);
+            }
         });
 
         var origins = builder.Configuration.GetSection(CorsSettings.Section).Get<CorsSettings>()?.AllowedOrigins ?? [];

@@ -17,8 +17,10 @@ public sealed class AppFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        // Three Gateway replicas: everything the Gateway promises must hold across replicas.
-        App = await StartAsync("--AppHost:Replicas:gateway=3", $"--AppHost:AdminPassword={AdminPassword}");
+        // Three Gateway replicas: everything the Gateway promises must hold across replicas. They run with the forwarded
+        // headers switch that the manifest (as Aspire's) gives a deployment, so the tests meet the edge a deployment has.
+        App = await StartAsync("--AppHost:Replicas:gateway=3", $"--AppHost:AdminPassword={AdminPassword}",
+            "--AppHost:Environment:gateway:ASPNETCORE_FORWARDEDHEADERS_ENABLED=true");
     }
 
     public async ValueTask DisposeAsync()

@@ -65,6 +65,34 @@ public sealed class GatewayTests(AppFixture fixture)
         }
     }
 
+    /// <summary>
+    /// Behind a proxy, a client's address is the one the proxy appended, whatever the client wrote into X-Forwarded-For
+    /// itself. With ASPNETCORE_FORWARDEDHEADERS_ENABLED (which a deployment from the manifest has) every address was
+    /// trusted and the header was read twice, so a client that wrote a new address into each request was never limited.
+    /// </summary>
+    [Fact]
+    public async Task A_client_cannot_escape_a_per_address_limit_by_writing_its_own_x_forwarded_for()
+    {
+        var proxied = ShopClients.RandomIp();
+        using var client = App.CreateHttpClient("gateway", 0);
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 25; i++)
+        {
+            using var login = new HttpRequestMessage(HttpMethod.Post, "/v1/auth/login")
+            {
+                Content = JsonContent.Create(new { tenant = "demo", email = $"spoof{i}@example.test", password = "wrong password!" }),
+            };
+            // The client's own entry first, then the address the proxy (here: loopback, trusted) appended.
+            login.Headers.Add("X-Forwarded-For", $"{ShopClients.RandomIp()}, {proxied}");
+            using var response = await client.SendAsync(login, Cancellation);
+            statuses.Add(response.StatusCode);
+        }
+
+        // The "auth" policy allows 20 a minute per address (fewer on a replica deciding alone while Redis is slow).
+        Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
+        Assert.All(statuses.Take(5), status => Assert.Equal(HttpStatusCode.Unauthorized, status));
+    }
+
     [Fact]
     public async Task Anonymous_calls_and_user_calls_carry_their_policy_headers()
     {

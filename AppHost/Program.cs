@@ -15,7 +15,8 @@ var messaging = builder.AddRabbitMQ("messaging");
 // Secrets are generated per run unless configured (Parameters:<name>); none is in the repository.
 var adminPassword = builder.AddParameter("admin-password", builder.Configuration["AppHost:AdminPassword"], secret: true)
     .WithPrintedValue("Admin password (admin@demo.local, tenant demo)");
-var ordersClientSecret = builder.AddParameter("orders-client-secret", secret: true);
+// The Gateway and Orders refuse a client secret shorter than 32 characters.
+var ordersClientSecret = builder.AddParameter("orders-client-secret", secret: true, minLength: 32);
 
 var gateway = builder.AddProject<Projects.Gateway>("gateway");
 

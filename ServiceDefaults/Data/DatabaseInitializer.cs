@@ -16,8 +16,8 @@ public interface IDatabaseSeeder<in TContext> where TContext : DbContext
 }
 
 /// <summary>
-/// Migrates the service's database at start-up, retrying while PostgreSQL is not reachable yet, then runs
-/// the seeders. The service reports unhealthy (not ready) until this has finished.
+/// Migrates the service's database at start-up (creating it on a server that does not have it yet), retrying while
+/// PostgreSQL is not reachable yet, then runs the seeders. The service reports unhealthy (not ready) until this has finished.
 /// </summary>
 internal sealed class DatabaseInitializer<TContext>(
     IServiceProvider services,
@@ -40,6 +40,12 @@ internal sealed class DatabaseInitializer<TContext>(
                 readiness.MarkReady();
                 return;
             }
+            // A new server (a deployment's first start) has no database of the service's yet: the service makes it, as the
+            // local AppHost does before it starts the service. Any replica may; the others find it made.
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.InvalidCatalogName && !stoppingToken.IsCancellationRequested)
+            {
+                await CreateDatabaseAsync(stoppingToken);
+            }
             // Only an unreachable server, or one that went away under the migration (a restart: administrator shutdown,
             // 57P01), is waited for; a failing script is a defect and stops the service, so the AppHost shows it crashing
             // with the error instead of a service that is never ready.
@@ -50,6 +56,31 @@ internal sealed class DatabaseInitializer<TContext>(
                 logger.LogWarning(ex, "Database not reachable (attempt {Attempt}); retrying", attempt);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 250 * attempt)), stoppingToken);
             }
+        }
+    }
+
+    /// <summary>
+    /// Creates the connection string's database, connected to the server's <c>postgres</c> database with the same
+    /// credentials. A user without the right to create databases gets PostgreSQL's own error, which stops the service.
+    /// </summary>
+    private async Task CreateDatabaseAsync(CancellationToken cancellationToken)
+    {
+        await using var template = dataSource.CreateConnection();
+        var name = new NpgsqlConnectionStringBuilder(template.ConnectionString).Database
+            ?? throw new InvalidOperationException("The connection string names no database.");
+        var maintenance = new NpgsqlConnectionStringBuilder(template.ConnectionString) { Database = "postgres", Pooling = false };
+        // The clone keeps the password, which the data source's own connection string leaves out.
+        await using var server = template.CloneWith(maintenance.ConnectionString);
+        await server.OpenAsync(cancellationToken);
+        await using var create = new NpgsqlCommand($"CREATE DATABASE \"{name.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", server);
+        try
+        {
+            await create.ExecuteNonQueryAsync(cancellationToken);
+            logger.LogInformation("Database {Database} did not exist; created it", name);
+        }
+        catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)
+        {
+            // Another replica made it first.
         }
     }
 

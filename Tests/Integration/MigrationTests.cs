@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Shop.ServiceDefaults.Data;
@@ -171,6 +172,57 @@ public sealed class MigrationTests(AppFixture fixture)
                 await initializer.StopAsync(CancellationToken.None);
             }
         });
+    }
+
+    /// <summary>
+    /// A deployment's PostgreSQL (the manifest's container) has no database of the services' yet. Both replicas of a
+    /// service, starting together, find it missing; one creates it, the other finds it made, and both become ready with
+    /// the migrations applied once. Before, "database does not exist" stopped every replica, again on every restart.
+    /// </summary>
+    [Fact]
+    public async Task Replicas_starting_on_a_server_without_their_database_create_it_and_migrate_it_once()
+    {
+        await ScratchDatabase.RunAsync(fixture.App, "migrations", async (server, database) =>
+        {
+            var target = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = database, Pooling = true };
+            var replicas = new List<(NpgsqlDataSource DataSource, ServiceProvider Services, DatabaseReadiness<ProbeContext> Readiness, DatabaseInitializer<ProbeContext> Initializer)>();
+            try
+            {
+                for (var i = 0; i < 2; i++)
+                {
+                    var dataSource = NpgsqlDataSource.Create(target.ConnectionString);
+                    var registrations = new ServiceCollection();
+                    registrations.AddDbContext<ProbeContext>(options => options.UseNpgsql(dataSource));
+                    var services = registrations.BuildServiceProvider();
+                    var readiness = new DatabaseReadiness<ProbeContext>();
+                    replicas.Add((dataSource, services, readiness, new DatabaseInitializer<ProbeContext>(services, dataSource,
+                        new MigrationSet<ProbeContext>([new("test", 1, "0001_items", "CREATE TABLE items (id int PRIMARY KEY);")]),
+                        readiness, NullLogger<DatabaseInitializer<ProbeContext>>.Instance)));
+                }
+
+                await Task.WhenAll(replicas.Select(r => r.Initializer.StartAsync(Cancellation)));
+                foreach (var replica in replicas)
+                {
+                    // Ready, or stopped by the error: whichever comes first.
+                    await Task.WhenAny(replica.Readiness.WaitAsync(Cancellation), replica.Initializer.ExecuteTask!).WaitAsync(TimeSpan.FromSeconds(30), Cancellation);
+                    Assert.False(replica.Initializer.ExecuteTask!.IsFaulted, replica.Initializer.ExecuteTask.Exception?.ToString());
+                    await replica.Readiness.WaitAsync(Cancellation).WaitAsync(TimeSpan.FromSeconds(1), Cancellation);
+                }
+
+                Assert.Equal("1 1", await ScalarAsync(new NpgsqlConnectionStringBuilder(target.ConnectionString) { Pooling = false }.ConnectionString,
+                    "SELECT (SELECT count(*) FROM schema_migrations WHERE module = 'test') || ' ' || (SELECT count(*) FROM pg_tables WHERE tablename = 'items')"));
+            }
+            finally
+            {
+                foreach (var (dataSource, services, _, initializer) in replicas)
+                {
+                    await initializer.StopAsync(CancellationToken.None);
+                    initializer.Dispose();
+                    await services.DisposeAsync();
+                    await dataSource.DisposeAsync();
+                }
+            }
+        }, create: false);
     }
 
     private sealed class ProbeContext(DbContextOptions<ProbeContext> options) : DbContext(options);

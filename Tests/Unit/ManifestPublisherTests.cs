@@ -70,6 +70,24 @@ public sealed partial class ManifestPublisherTests
         Assert.DoesNotContain(args, a => a.Contains("password.value", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// What a deployment from the manifest needs to start and to carry the load it does locally: a client secret as long
+    /// as the Gateway and Orders require (a generated 22 stopped both at start), and a PostgreSQL with room for every
+    /// service's pool and the same logging as the local one (the image's default of 100 connections refused them).
+    /// </summary>
+    [Fact]
+    public async Task A_deployment_generates_secrets_as_long_as_their_services_require_and_runs_postgresql_with_the_local_settings()
+    {
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Program>(cancellationToken: TestContext.Current.CancellationToken);
+        var resources = ManifestPublisher.Build(builder.Resources, AppContext.BaseDirectory);
+
+        Assert.Equal(32, resources["orders-client-secret"]!["inputs"]!["value"]!["default"]!["generate"]!["minLength"]!.GetValue<int>());
+        Assert.True(builder.Resources.OfType<ParameterResource>().Single(p => p.Name == "orders-client-secret").Value.Length >= 32);
+        var args = resources["postgres"]!["args"]!.AsArray().Select(a => a!.GetValue<string>()).ToList();
+        Assert.Equal(["-c", "max_connections=400", "-c", "log_min_duration_statement=500"], args.Take(4));
+        Assert.Equal(PostgresServerResource.Settings, args.Where((_, i) => i % 2 == 1));
+    }
+
     [GeneratedRegex(@"\{([a-z][a-z0-9-]*)\.(?:connectionString|value|inputs|bindings)[^}]*\}")]
     private static partial Regex Reference();
 }

@@ -22,6 +22,23 @@ public sealed class PostgresServerResource(string name) : ServerResource(name)
 {
     public const string UserName = "postgres";
 
+    /// <summary>
+    /// The server's settings, locally and in a deployment alike (the manifest's container gets them as arguments): room
+    /// for every service's bounded pool (40 a replica) at the replicas the AppHost runs; statements that run 500 ms or
+    /// fail (cancelled by their timeout, say) logged, with their parameters cut at 1,024 characters (like the slow
+    /// statements' log, they may hold personal data, an email); lock waits past deadlock_timeout (1 s) logged as they
+    /// happen; pg_stat_statements loaded.
+    /// </summary>
+    public static readonly IReadOnlyList<string> Settings =
+    [
+        "max_connections=400",
+        "log_min_duration_statement=500",
+        "log_parameter_max_length_on_error=1024",
+        "log_lock_waits=on",
+        "shared_preload_libraries=pg_stat_statements",
+        "log_line_prefix=%m [%p] %d ",
+    ];
+
     public override string TypeName => "Postgres";
 
     public List<PostgresDatabaseResource> Databases { get; } = [];

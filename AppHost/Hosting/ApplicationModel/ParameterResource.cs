@@ -6,9 +6,15 @@ namespace Shop.Hosting.ApplicationModel;
 /// A value given to resources (Aspire's parameter.v0): from configuration when set, else generated for this run.
 /// Secret values are never shown by the dashboard.
 /// </summary>
-public sealed class ParameterResource(string name, string value, bool secret, bool generated) : Resource(name)
+public sealed class ParameterResource(string name, string value, bool secret, bool generated, int minLength = ParameterResource.DefaultMinLength) : Resource(name)
 {
+    /// <summary>The shortest value generated for a parameter that asks for nothing longer, locally and in a deployment (Aspire's).</summary>
+    public const int DefaultMinLength = 22;
+
     public string Value { get; } = value;
+
+    /// <summary>The shortest value that may be generated: a deployment (the manifest) generates at least this many characters.</summary>
+    public int MinLength { get; } = minLength;
 
     public bool Secret { get; } = secret;
 
@@ -24,12 +30,19 @@ public sealed record ParameterEnvironmentAnnotation(string Name, ParameterResour
 
 public static class ParameterResourceBuilderExtensions
 {
-    public static IResourceBuilder<ParameterResource> AddParameter(this IDistributedApplicationBuilder builder, string name, string? value = null, bool secret = false)
+    /// <param name="minLength">
+    /// The shortest value to generate, here and in a deployment, for a value its service refuses when shorter (a client
+    /// secret: 32). A value generated here is never shorter than 32 characters.
+    /// </param>
+    public static IResourceBuilder<ParameterResource> AddParameter(this IDistributedApplicationBuilder builder, string name, string? value = null, bool secret = false,
+        int minLength = ParameterResource.DefaultMinLength)
     {
         var configured = value ?? builder.Configuration[$"Parameters:{name}"];
         var generated = string.IsNullOrEmpty(configured);
-        var resolved = generated ? Convert.ToBase64String(RandomNumberGenerator.GetBytes(24)).Replace('+', 'x').Replace('/', 'y') : configured!;
-        return builder.AddResource(new ParameterResource(name, resolved, secret, generated));
+        // Base64: four characters for every three bytes.
+        var bytes = Math.Max(24, (minLength * 3 + 3) / 4);
+        var resolved = generated ? Convert.ToBase64String(RandomNumberGenerator.GetBytes(bytes)).Replace('+', 'x').Replace('/', 'y') : configured!;
+        return builder.AddResource(new ParameterResource(name, resolved, secret, generated, minLength));
     }
 
     /// <summary>Prints a generated value once everything is healthy, so a developer can use it.</summary>

@@ -39,16 +39,7 @@ internal sealed class PostgresLauncher(PostgresServerResource resource, RunDirec
         [
             "-D", data, "-p", resource.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-k", folder,
             "-c", "listen_addresses=127.0.0.1",
-            "-c", "max_connections=400",
-            "-c", "log_min_duration_statement=500",
-            // A statement that never finishes is never logged by its duration. Every statement that fails (cancelled by its
-            // timeout or its client, or any other error, in any database) is logged with its parameters, each cut at 1,024
-            // characters; like the slow-statement log's, they may hold personal data (an email). A wait for a lock past
-            // deadlock_timeout (1 s) is logged as it happens.
-            "-c", "log_parameter_max_length_on_error=1024",
-            "-c", "log_lock_waits=on",
-            "-c", "shared_preload_libraries=pg_stat_statements",
-            "-c", "log_line_prefix=%m [%p] %d ",
+            .. PostgresServerResource.Settings.SelectMany(setting => new[] { "-c", setting }),
         ]);
         return new ProcessSpec(fileName, arguments, folder, new Dictionary<string, string?>()) { StopSignal = NativeMethods.SIGINT };
     }

@@ -32,7 +32,7 @@ public static class ManifestPublisher
             {
                 case PostgresServerResource postgres:
                     result[$"{postgres.Name}-password"] = GeneratedSecret($"{postgres.Name}-password");
-                    result[postgres.Name] = Container("docker.io/library/postgres:17.6", 5432,
+                    var server = Container("docker.io/library/postgres:17.6", 5432,
                         $"Host={{{postgres.Name}.bindings.tcp.host}};Port={{{postgres.Name}.bindings.tcp.port}};Username=postgres;Password={{{postgres.Name}-password.value}}",
                         new JsonObject
                         {
@@ -41,6 +41,9 @@ public static class ManifestPublisher
                             ["POSTGRES_USER"] = "postgres",
                             ["POSTGRES_PASSWORD"] = $"{{{postgres.Name}-password.value}}",
                         });
+                    // The image's entrypoint runs postgres with arguments that start with a dash: the same settings as locally.
+                    server["args"] = new JsonArray([.. PostgresServerResource.Settings.SelectMany(setting => new[] { "-c", setting }).Select(a => JsonValue.Create(a))]);
+                    result[postgres.Name] = server;
                     break;
                 case PostgresDatabaseResource database:
                     result[database.Name] = new JsonObject
@@ -73,7 +76,7 @@ public static class ManifestPublisher
                         });
                     break;
                 case ParameterResource parameter:
-                    result[parameter.Name] = GeneratedSecret(parameter.Name, parameter.Secret);
+                    result[parameter.Name] = GeneratedSecret(parameter.Name, parameter.Secret, minLength: parameter.MinLength);
                     break;
                 case ProjectResource project:
                     result[project.Name] = Project(project, manifestDirectory);
@@ -152,9 +155,10 @@ public static class ManifestPublisher
     };
 
     /// <param name="special">Whether the generated value may hold special characters; Aspire writes <c>special</c> only when false.</param>
-    private static JsonObject GeneratedSecret(string name, bool secret = true, bool special = true)
+    /// <param name="minLength">The shortest value a deployment may generate (Aspire's default: 22).</param>
+    private static JsonObject GeneratedSecret(string name, bool secret = true, bool special = true, int minLength = ParameterResource.DefaultMinLength)
     {
-        var generate = new JsonObject { ["minLength"] = 22 };
+        var generate = new JsonObject { ["minLength"] = minLength };
         if (!special)
         {
             generate["special"] = false;

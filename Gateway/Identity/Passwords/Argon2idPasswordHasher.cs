@@ -41,7 +41,7 @@ public sealed class PasswordHashingOptions
     /// How many hash computations (hashing or verifying) may run at once; each holds <see cref="MemoryKiB"/> of memory
     /// and a core for its duration. Further callers wait their turn.
     /// </summary>
-    [Range(1, 64)] public int MaxConcurrentHashes { get; set; } = Environment.ProcessorCount;
+    [Range(1, 64)] public int MaxConcurrentHashes { get; set; } = Math.Min(Environment.ProcessorCount, 64);
 }
 
 /// <summary>

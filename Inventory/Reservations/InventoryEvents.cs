@@ -48,5 +48,5 @@ public static class InventoryEvents
 
     public static EventEnvelope Released(ReservationResponse reservation, string tenantId, string reason, bool wasConfirmed) =>
         MessagingModel.NewEnvelope("inventory.released", 1, tenantId, reservation.Id.ToString(), wasConfirmed ? 3 : 2,
-            new { reservationId = reservation.Id, orderId = reservation.OrderId, items = reservation.Items, reason });
+            new { reservationId = reservation.Id, orderId = reservation.OrderId, items = reservation.Items, reason, returned = wasConfirmed });
 }

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Shop.Orders.Catalog;
 using Shop.Orders.Saga;
+using Shop.ServiceDefaults.Correlation;
 using Shop.ServiceDefaults.Errors;
 using Shop.ServiceDefaults.Idempotency;
 using Shop.ServiceDefaults.Messaging;
@@ -76,7 +77,10 @@ public static class OrdersApi
             await db.SaveChangesAsync(cancellationToken);
             response = OrderResponse.From(order);
             await db.Database.ExecuteSqlInterpolatedAsync(
-                $"INSERT INTO order_sagas (order_id, tenant_id, step) VALUES ({order.Id}, {order.TenantId}, {nameof(SagaStep.Reserve)})",
+                $"""
+                INSERT INTO order_sagas (order_id, tenant_id, step, correlation_id, traceparent)
+                VALUES ({order.Id}, {order.TenantId}, {nameof(SagaStep.Reserve)}, {CorrelationContext.Current}, {RequestTrace()})
+                """,
                 cancellationToken);
             // The order and the answer a retry with this Idempotency-Key will get commit together.
             await httpContext.IdempotencyClaim().CompleteAsync(db, StatusCodes.Status202Accepted, location, response, cancellationToken);
@@ -112,7 +116,11 @@ public static class OrdersApi
     {
         var reason = user.IsAdmin() ? "cancelled_by_admin" : "cancelled_by_customer";
         var order = await ChangeAsync(db, user, id, order => order.RequestCancellation(reason, clock.GetUtcNow()),
-            $"UPDATE order_sagas SET step = CASE WHEN step = 'Done' THEN 'Compensate' ELSE step END, attempts = 0, next_attempt_at = now() WHERE order_id = {id}",
+            $"""
+            UPDATE order_sagas SET step = CASE WHEN step = 'Done' THEN 'Compensate' ELSE step END, attempts = 0, next_attempt_at = now(),
+                correlation_id = {CorrelationContext.Current}, traceparent = {RequestTrace()}
+            WHERE order_id = {id}
+            """,
             cancellationToken);
         if (order is null)
         {
@@ -122,6 +130,10 @@ public static class OrdersApi
         sagas.Notify();
         return TypedResults.Accepted($"/v1/orders/{order.Id}", OrderResponse.From(order));
     }
+
+    /// <summary>The request's trace, which the saga it starts or redirects carries on (W3C traceparent; null without one).</summary>
+    private static string? RequestTrace() =>
+        System.Diagnostics.Activity.Current is { IdFormat: System.Diagnostics.ActivityIdFormat.W3C } activity ? activity.Id : null;
 
     public static async Task<Results<Ok<OrderResponse>, NotFound>> ShipOrder(Guid id, ClaimsPrincipal user, OrdersDbContext db, TimeProvider clock,
         CancellationToken cancellationToken)

@@ -10,8 +10,11 @@ namespace Shop.Orders.Saga;
 /// <summary>A saga this replica held was taken over (its lease ran out): it stops without committing.</summary>
 public sealed class SagaLeaseLostException(Guid orderId) : Exception($"The lease on the saga of order {orderId} was lost.");
 
-/// <summary>A saga claimed by one replica: only the holder of <see cref="LeaseToken"/> may commit its progress.</summary>
-public sealed record SagaClaim(Guid OrderId, string TenantId, string Step, int Attempts, Guid LeaseToken);
+/// <summary>
+/// A saga claimed by one replica: only the holder of <see cref="LeaseToken"/> may commit its progress. It runs in the
+/// correlation and trace of the request that placed or last cancelled the order.
+/// </summary>
+public sealed record SagaClaim(Guid OrderId, string TenantId, string Step, int Attempts, Guid LeaseToken, string? CorrelationId = null, string? TraceParent = null);
 
 /// <summary>
 /// Drives one order's saga from the step it is at until it ends or has to wait. Each step calls one remote,

@@ -199,6 +199,11 @@ public sealed class InventoryTests(AppFixture fixture)
         await Task.Delay(TimeSpan.FromSeconds(5), Cancellation);
         Assert.Equal((20, 0), await StockAsync(product));
         Assert.Equal(10, await ScalarAsync<long>($"SELECT count(*) FROM reservations WHERE id = ANY({listed}) AND status = 'Expired'"));
+        // One event each, which says that reserved units (not sold ones) came back.
+        Assert.Equal("10 expired false", await ScalarAsync<string>($"""
+            SELECT count(*) || ' ' || min(payload->'data'->>'reason') || ' ' || bool_or((payload->'data'->>'returned')::boolean)
+            FROM outbox_messages WHERE routing_key = 'inventory.released' AND payload->>'aggregateId' = ANY({listed}::text[])
+            """));
         Assert.Equal(HttpStatusCode.Gone, (await first.PostAsync($"/v1/reservations/{ids[0]}/confirm", null, Cancellation)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await first.PostAsync($"/v1/reservations/{ids[1]}/release", null, Cancellation)).StatusCode);
         Assert.Equal((20, 0), await StockAsync(product));
@@ -1011,6 +1016,10 @@ public sealed class InventoryTests(AppFixture fixture)
             new { orderId = Guid.NewGuid(), items = new[] { new { productId = a, quantity = 2 }, new { productId = b, quantity = 3 } } }, "reserving-both");
         Assert.Equal(HttpStatusCode.Created, status);
         Assert.Equal(HttpStatusCode.OK, (await SendAsync($"/v1/reservations/{reservation}/release", null, "releasing-both")).Status);
+        Assert.Equal("releasing-both false", await ScalarAsync<string>($"""
+            SELECT (payload->>'correlationId') || ' ' || (payload->'data'->>'returned') FROM outbox_messages
+            WHERE routing_key = 'inventory.released' AND payload->>'aggregateId' = '{reservation}'
+            """));
         Assert.Equal("reserving-both reserving-both releasing-both releasing-both", await ScalarAsync<string>($"""
             SELECT string_agg(payload->>'correlationId', ' ' ORDER BY id) FROM outbox_messages
             WHERE routing_key IN ('inventory.stock_depleted', 'inventory.stock_replenished')

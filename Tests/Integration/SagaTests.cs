@@ -58,7 +58,10 @@ public sealed class SagaTests(AppFixture fixture)
         Assert.Equal(["inventory.confirmed", "inventory.released", "inventory.reserved", "inventory.stock_depleted", "inventory.stock_replenished"],
             envelopes.Select(e => e.EventType).Order());
         Assert.All(envelopes, e => Assert.Empty(EventSchemas.Validate(e)));
-        Assert.Equal("released", envelopes.Single(e => e.EventType == "inventory.released").Data.GetProperty("reason").GetString());
+        // A paid order's units were sold: cancelled, they go back on the shelf.
+        var released = envelopes.Single(e => e.EventType == "inventory.released").Data;
+        Assert.Equal("released", released.GetProperty("reason").GetString());
+        Assert.True(released.GetProperty("returned").GetBoolean());
     }
 
     [Fact]
@@ -272,6 +275,69 @@ public sealed class SagaTests(AppFixture fixture)
 
         // Before, the late order.created was dropped as older than order.paid, and the order was never "received".
         Assert.Equal(["order-paid", "order-received"], await KindsAsync(orderId));
+    }
+
+    /// <summary>
+    /// The saga carries on the work of the request that placed the order, and then of the one that cancelled it: its
+    /// events, its calls to Inventory and the stock events those raise all carry that request's correlation id and trace.
+    /// Before, the saga ran in no trace and no correlation: every event after order.created had neither, and each call to
+    /// Inventory was given a new correlation id of its own.
+    /// </summary>
+    [Fact]
+    public async Task An_orders_saga_carries_the_correlation_and_trace_of_the_request_that_placed_it_then_of_the_one_that_cancelled_it()
+    {
+        var product = await ShopData.CreateProductAsync(App, stock: 2);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        using var _c = customer;
+        var placing = $"placing-{Guid.NewGuid():N}";
+        Guid orderId;
+        using (var place = new HttpRequestMessage(HttpMethod.Post, "/v1/orders")
+        {
+            Content = JsonContent.Create(new { items = new[] { new { productId = product, quantity = 2 } } }),
+        })
+        {
+            place.Headers.Add("X-Correlation-ID", placing);
+            place.Headers.Add("Idempotency-Key", Guid.NewGuid().ToString("N"));
+            using var placed = await customer.SendAsync(place, Cancellation);
+            Assert.Equal(HttpStatusCode.Accepted, placed.StatusCode);
+            orderId = (await placed.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        }
+
+        var order = await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Paid", "Cancelled", "Failed");
+        Assert.Equal("Paid", order.GetProperty("status").GetString());
+        var cancelling = $"cancelling-{Guid.NewGuid():N}";
+        using (var cancel = new HttpRequestMessage(HttpMethod.Post, $"/v1/orders/{orderId}/cancel"))
+        {
+            cancel.Headers.Add("X-Correlation-ID", cancelling);
+            using var cancelled = await customer.SendAsync(cancel, Cancellation);
+            Assert.Equal(HttpStatusCode.Accepted, cancelled.StatusCode);
+        }
+
+        await ShopData.WaitForOrderAsync(customer, orderId, SagaTimeout, "Cancelled");
+        // Each event: its type, its correlation id and the trace it belongs to (the traceparent's trace id).
+        const string Traced = "routing_key || ' ' || COALESCE(payload->>'correlationId', '-') || ' ' || COALESCE(substr(payload->>'traceParent', 4, 32), '-')";
+        var orderEvents = await ShopData.QueryAsync(App, "ordersdb",
+            $"SELECT {Traced} FROM outbox_messages WHERE payload->>'aggregateId' = '{orderId}' ORDER BY id", r => r.GetString(0).Split(' '));
+        var reservation = order.GetProperty("reservationId").GetString();
+        var inventoryEvents = await ShopData.QueryAsync(App, "inventorydb", $"""
+            SELECT {Traced} FROM outbox_messages
+            WHERE payload->>'aggregateId' IN ('{reservation}', '{product}')
+            ORDER BY id
+            """, r => r.GetString(0).Split(' '));
+
+        Assert.Equal(["order.created", "order.stock_reserved", "order.paid", "order.cancelled"], orderEvents.Select(e => e[0]));
+        // The stock's own events are written when the stock row changes, before the reservation's in the same transaction.
+        Assert.Equal(["inventory.reserved", "inventory.stock_depleted", "inventory.confirmed", "inventory.stock_replenished", "inventory.released"],
+            inventoryEvents.Select(e => e[0]));
+        var placedTrace = orderEvents[0][2];
+        Assert.Matches("^[0-9a-f]{32}$", placedTrace);
+        var placement = orderEvents.Take(3).Concat(inventoryEvents.Take(3)).ToList();
+        var cancellation = orderEvents.Skip(3).Concat(inventoryEvents.Skip(3)).ToList();
+        Assert.All(placement, e => Assert.Equal($"{e[0]} {placing} {placedTrace}", string.Join(' ', e)));
+        var cancelledTrace = cancellation[0][2];
+        Assert.Matches("^[0-9a-f]{32}$", cancelledTrace);
+        Assert.NotEqual(placedTrace, cancelledTrace);
+        Assert.All(cancellation, e => Assert.Equal($"{e[0]} {cancelling} {cancelledTrace}", string.Join(' ', e)));
     }
 
     private async Task<List<string>> KindsAsync(Guid orderId) =>

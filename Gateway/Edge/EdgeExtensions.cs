@@ -58,7 +58,13 @@ public static class EdgeExtensions
 
     public static WebApplication UseEdgeProtection(this WebApplication app)
     {
-        app.UseForwardedHeaders();
+        // Under ASPNETCORE_FORWARDEDHEADERS_ENABLED the host already runs the middleware first, with these options: a
+        // second run would take a second hop whenever the first one named a trusted address (127.0.0.1, say).
+        if (!string.Equals(app.Configuration["FORWARDEDHEADERS_ENABLED"], "true", StringComparison.OrdinalIgnoreCase))
+        {
+            app.UseForwardedHeaders();
+        }
+
         app.Use(async (context, next) =>
         {
             var headers = context.Response.Headers;

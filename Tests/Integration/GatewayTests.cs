@@ -83,7 +83,8 @@ public sealed class GatewayTests(AppFixture fixture)
                 Content = JsonContent.Create(new { tenant = "demo", email = $"spoof{i}@example.test", password = "wrong password!" }),
             };
             // The client's own entry first, then the address the proxy (here: loopback, trusted) appended.
-            login.Headers.Add("X-Forwarded-For", $"{ShopClients.RandomIp()}, {proxied}");
+            // Every other request also names a trusted address as its own, which a second reading would take as a proxy.
+            login.Headers.Add("X-Forwarded-For", i % 2 == 0 ? $"{ShopClients.RandomIp()}, {proxied}" : $"{ShopClients.RandomIp()}, 127.0.0.1, {proxied}");
             using var response = await client.SendAsync(login, Cancellation);
             statuses.Add(response.StatusCode);
         }

@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
 using Shop.Orders.Orders;
+using Shop.ServiceDefaults.Correlation;
 using Shop.ServiceDefaults.Messaging;
 
 namespace Shop.Orders.Saga;
@@ -11,10 +13,9 @@ namespace Shop.Orders.Saga;
 public sealed class SagaLeaseLostException(Guid orderId) : Exception($"The lease on the saga of order {orderId} was lost.");
 
 /// <summary>
-/// A saga claimed by one replica: only the holder of <see cref="LeaseToken"/> may commit its progress. It runs in the
-/// correlation and trace of the request that placed or last cancelled the order.
+/// A saga claimed by one replica: only the holder of <see cref="LeaseToken"/> may commit its progress.
 /// </summary>
-public sealed record SagaClaim(Guid OrderId, string TenantId, string Step, int Attempts, Guid LeaseToken, string? CorrelationId = null, string? TraceParent = null);
+public sealed record SagaClaim(Guid OrderId, string TenantId, string Step, int Attempts, Guid LeaseToken);
 
 /// <summary>
 /// Drives one order's saga from the step it is at until it ends or has to wait. Each step calls one remote,
@@ -42,23 +43,38 @@ public sealed class OrderSaga(
         {
             db.ChangeTracker.Clear();
             var order = await db.Orders.SingleAsync(o => o.Id == claim.OrderId, cancellationToken);
-            var transition = await StepAsync(step, order, attempts + 1, lostCommit, cancellationToken);
+            // Read again before every step: a cancellation that came while the last one ran redirects the saga to the
+            // request that cancelled, and what is left (the compensation) is that request's work.
+            var request = await RequestAsync(claim.OrderId, cancellationToken);
+            CorrelationContext.Current = request.CorrelationId;
+            using var logScope = logger.BeginScope(new Dictionary<string, object?> { [CorrelationContext.LogScopeKey] = request.CorrelationId });
+            using var activity = SagaTrace.Start(step, order.Id, request, attempts + 1);
+            SagaTransition transition;
             try
             {
+                transition = await StepAsync(step, order, attempts + 1, lostCommit, cancellationToken);
                 await CommitAsync(claim, order, transition, attempts + 1, cancellationToken);
             }
             catch (DbUpdateConcurrencyException) when (++conflicts <= MaxVersionConflicts)
             {
                 logger.LogInformation("Order {OrderId} changed during step {Step}; deciding again", order.Id, step);
+                activity?.AddEvent(new ActivityEvent("order changed; deciding again"));
                 // Only a reservation Inventory made is worth asking for again.
                 lostCommit = step == SagaStep.Reserve && order.ReservationId is not null;
                 continue;
             }
+            catch (Exception ex)
+            {
+                activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
+                throw;
+            }
 
             lostCommit = false;
+            activity?.SetTag("shop.saga.next", transition.Next.ToString());
 
             if (transition.RetryAfter is { } delay)
             {
+                activity?.SetStatus(ActivityStatusCode.Error, transition.Error);
                 logger.LogWarning("Saga of order {OrderId}: {Step} failed (attempt {Attempt}), retrying in {Delay}: {Error}",
                     order.Id, step, attempts + 1, delay, transition.Error);
                 return;
@@ -69,6 +85,11 @@ public sealed class OrderSaga(
             attempts = 0;
         }
     }
+
+    private async Task<SagaRequest> RequestAsync(Guid orderId, CancellationToken cancellationToken) =>
+        await db.Database.SqlQuery<SagaRequest>(
+                $"""SELECT correlation_id AS "CorrelationId", traceparent AS "TraceParent" FROM order_sagas WHERE order_id = {orderId}""")
+            .SingleAsync(cancellationToken);
 
     /// <param name="afterLostCommit">The step's call was made, but its commit lost to a change of the order (a cancellation).</param>
     private async Task<SagaTransition> StepAsync(SagaStep step, Order order, int attempt, bool afterLostCommit, CancellationToken cancellationToken)

@@ -1,10 +1,7 @@
-using System.Diagnostics;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using Shop.ServiceDefaults.Correlation;
 using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Security;
-using Shop.ServiceDefaults.Telemetry;
 
 namespace Shop.Orders.Saga;
 
@@ -110,8 +107,7 @@ public sealed class SagaWorker(IServiceProvider services, IServiceScopeFactory s
                   LIMIT {count}
                   FOR UPDATE SKIP LOCKED) due
             WHERE s.order_id = due.order_id
-            RETURNING s.order_id AS "OrderId", s.tenant_id AS "TenantId", s.step AS "Step", s.attempts AS "Attempts", s.lease_token AS "LeaseToken",
-                      s.correlation_id AS "CorrelationId", s.traceparent AS "TraceParent"
+            RETURNING s.order_id AS "OrderId", s.tenant_id AS "TenantId", s.step AS "Step", s.attempts AS "Attempts", s.lease_token AS "LeaseToken"
             """).ToListAsync(cancellationToken);
     }
 
@@ -120,13 +116,6 @@ public sealed class SagaWorker(IServiceProvider services, IServiceScopeFactory s
         // Off the claiming loop, and as the order's tenant: row-level security applies to everything it reads.
         await Task.Yield();
         TenantContext.Current = claim.TenantId;
-        // In the trace and correlation of the request the saga carries on: its calls to Inventory and the payment
-        // provider, the events it raises and its logs join that request's, as a consumed event's do.
-        CorrelationContext.Current = claim.CorrelationId;
-        ActivityContext.TryParse(claim.TraceParent, null, out var requested);
-        using var activity = ShopDiagnostics.ActivitySource.StartActivity($"order saga {claim.Step}", ActivityKind.Internal, requested);
-        activity?.SetTag("shop.order.id", claim.OrderId.ToString());
-        using var logScope = logger.BeginScope(new Dictionary<string, object?> { [CorrelationContext.LogScopeKey] = claim.CorrelationId });
         using var leaseLost = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         using var renewing = new CancellationTokenSource();
         var renewal = RenewLeaseAsync(claim, leaseLost, renewing.Token);

@@ -142,9 +142,14 @@ public sealed class SagaTests(AppFixture fixture)
             await lockRow.ExecuteScalarAsync(Cancellation);
         }
 
+        var placing = $"placing-{Guid.NewGuid():N}";
+        var cancelling = $"cancelling-{Guid.NewGuid():N}";
+        customer.DefaultRequestHeaders.Add("X-Correlation-ID", placing);
         var orderId = await ShopData.PlaceOrderAsync(customer, product, 2);
         await ShopData.WaitUntilAsync("the reservation to wait for the held stock row", async () =>
             await ShopData.LockWaitersAsync(App, "inventorydb", "%stock%") >= 1, seconds: 30);
+        customer.DefaultRequestHeaders.Remove("X-Correlation-ID");
+        customer.DefaultRequestHeaders.Add("X-Correlation-ID", cancelling);
         using (var cancel = await customer.PostAsync($"/v1/orders/{orderId}/cancel", null, Cancellation))
         {
             Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
@@ -159,6 +164,17 @@ public sealed class SagaTests(AppFixture fixture)
             $"SELECT status || ':' || coalesce(release_reason, '') FROM reservations WHERE order_id = '{orderId}'"));
         Assert.Equal((5, 0), await ShopData.StockAsync(App, product));
         Assert.Equal("cancelled_by_customer", order.GetProperty("statusReason").GetString());
+
+        // The cancellation came while the saga ran in the placing request's correlation; what it did after (release the
+        // reservation, cancel the order) is the cancelling request's work and carries its correlation id. Before, the
+        // saga kept the context it was claimed with until it ended.
+        Assert.Equal($"order.created {placing}|order.cancelled {cancelling}", string.Join('|', await ShopData.QueryAsync(App, "ordersdb",
+            $"SELECT routing_key || ' ' || COALESCE(payload->>'correlationId', '-') FROM outbox_messages WHERE payload->>'aggregateId' = '{orderId}' ORDER BY id",
+            r => r.GetString(0))));
+        Assert.Equal(cancelling, await ShopData.ScalarAsync<string>(App, "inventorydb", $"""
+            SELECT payload->>'correlationId' FROM outbox_messages
+            WHERE routing_key = 'inventory.released' AND payload->'data'->>'orderId' = '{orderId}'
+            """));
     }
 
     [Fact]
@@ -326,7 +342,8 @@ public sealed class SagaTests(AppFixture fixture)
             """, r => r.GetString(0).Split(' '));
 
         Assert.Equal(["order.created", "order.stock_reserved", "order.paid", "order.cancelled"], orderEvents.Select(e => e[0]));
-        // The stock's own events are written when the stock row changes, before the reservation's in the same transaction.
+        // The stock's own events are written by a trigger at the end of the statement that changed the stock row: after
+        // inventory.reserved, which the reserving statement writes itself, and before inventory.released, which a later statement writes.
         Assert.Equal(["inventory.reserved", "inventory.stock_depleted", "inventory.confirmed", "inventory.stock_replenished", "inventory.released"],
             inventoryEvents.Select(e => e[0]));
         var placedTrace = orderEvents[0][2];

@@ -1,6 +1,8 @@
+using System.Diagnostics;
 using Shop.Orders.Orders;
 using Shop.Orders.Saga;
 using Shop.ServiceDefaults.Errors;
+using Shop.ServiceDefaults.Telemetry;
 
 namespace Shop.Tests.Unit;
 
@@ -168,5 +170,41 @@ public sealed class OrderSagaTests
 
         var largest = Order.Place("demo", "c", [(Guid.NewGuid(), 1, Order.MaxTotal - 0.99m, "EUR"), (Guid.NewGuid(), 1, 0.99m, "EUR")], Now);
         Assert.Equal(Order.MaxTotal, largest.Total);
+    }
+
+    [Fact]
+    public void A_steps_first_attempt_joins_the_requests_trace_and_a_retry_starts_its_own_linked_to_it()
+    {
+        var requested = ActivityTraceId.CreateRandom();
+        var request = new SagaRequest("corr-1", $"00-{requested}-{ActivitySpanId.CreateRandom()}-01");
+        var orderId = Guid.NewGuid();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == ShopDiagnostics.SourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
+
+        using (var first = SagaTrace.Start(SagaStep.Pay, orderId, request, attempt: 1))
+        {
+            Assert.NotNull(first);
+            Assert.Equal(("order saga Pay", requested), (first.DisplayName, first.TraceId));
+            Assert.Empty(first.Links);
+        }
+
+        using (var retry = SagaTrace.Start(SagaStep.Pay, orderId, request, attempt: 2))
+        {
+            Assert.NotNull(retry);
+            Assert.NotEqual(requested, retry.TraceId);
+            Assert.Equal(default, retry.ParentSpanId);
+            Assert.Equal(requested, Assert.Single(retry.Links).Context.TraceId);
+            Assert.Equal(2, retry.GetTagItem("shop.saga.attempt"));
+        }
+
+        // Without a trace to carry on (a request that had none), every attempt is a trace of its own.
+        using var untraced = SagaTrace.Start(SagaStep.Reserve, orderId, new SagaRequest(null, null), attempt: 3);
+        Assert.NotNull(untraced);
+        Assert.Equal(default, untraced.ParentSpanId);
+        Assert.Empty(untraced.Links);
     }
 }

@@ -28,11 +28,18 @@ internal sealed class DatabaseInitializer<TContext>(
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var missing = false;
         for (var attempt = 1; ; attempt++)
         {
             using var activity = ShopDiagnostics.ActivitySource.StartActivity($"migrate {typeof(TContext).Name}");
             try
             {
+                if (missing)
+                {
+                    await CreateDatabaseAsync(stoppingToken);
+                    missing = false;
+                }
+
                 var started = Stopwatch.GetTimestamp();
                 var applied = await SqlMigrator.MigrateAsync(dataSource, migrations.Scripts, logger, SeedAsync, stoppingToken);
 
@@ -42,36 +49,39 @@ internal sealed class DatabaseInitializer<TContext>(
             }
             // A new server (a deployment's first start) has no database of the service's yet: the service makes it, as the
             // local AppHost does before it starts the service. Any replica may; the others find it made.
-            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.InvalidCatalogName && !stoppingToken.IsCancellationRequested)
+            // Made in the next attempt, where a failure to make it is retried like any other.
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.InvalidCatalogName && !missing && !stoppingToken.IsCancellationRequested)
             {
-                await CreateDatabaseAsync(stoppingToken);
+                missing = true;
             }
             // Only an unreachable server, or one that went away under the migration (a restart: administrator shutdown,
             // 57P01), is waited for; a failing script is a defect and stops the service, so the AppHost shows it crashing
-            // with the error instead of a service that is never ready.
-            catch (Exception ex) when ((ex is NpgsqlException { IsTransient: true } or TimeoutException || Errors.DependencyFailure.IsOutage(ex))
+            // with the error instead of a service that is never ready. Making the database also waits while someone else
+            // is connected to its template (55006), which CREATE DATABASE refuses after five seconds.
+            catch (Exception ex) when ((ex is NpgsqlException { IsTransient: true } or TimeoutException || Errors.DependencyFailure.IsOutage(ex)
+                    || (missing && ex is PostgresException { SqlState: PostgresErrorCodes.ObjectInUse }))
                 && !stoppingToken.IsCancellationRequested)
             {
                 activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
-                logger.LogWarning(ex, "Database not reachable (attempt {Attempt}); retrying", attempt);
+                logger.LogWarning(ex, "Database not reachable or not made yet (attempt {Attempt}); retrying", attempt);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 250 * attempt)), stoppingToken);
             }
         }
     }
 
     /// <summary>
-    /// Creates the connection string's database, connected to the server's <c>postgres</c> database with the same
-    /// credentials. A user without the right to create databases gets PostgreSQL's own error, which stops the service.
+    /// Creates the connection string's database, connected to the server's <c>postgres</c> database (or, on a server
+    /// without one, <c>template1</c>) with the same credentials. A user without the right to create databases gets
+    /// PostgreSQL's own error, which stops the service.
     /// </summary>
     private async Task CreateDatabaseAsync(CancellationToken cancellationToken)
     {
         await using var template = dataSource.CreateConnection();
         var name = new NpgsqlConnectionStringBuilder(template.ConnectionString).Database
             ?? throw new InvalidOperationException("The connection string names no database.");
-        var maintenance = new NpgsqlConnectionStringBuilder(template.ConnectionString) { Database = "postgres", Pooling = false };
-        // The clone keeps the password, which the data source's own connection string leaves out.
-        await using var server = template.CloneWith(maintenance.ConnectionString);
-        await server.OpenAsync(cancellationToken);
+        await using var server = await OpenMaintenanceAsync(template, "postgres", cancellationToken)
+            ?? await OpenMaintenanceAsync(template, "template1", cancellationToken)
+            ?? throw new InvalidOperationException($"The server has neither a postgres nor a template1 database to create {name} from.");
         await using var create = new NpgsqlCommand($"CREATE DATABASE \"{name.Replace("\"", "\"\"", StringComparison.Ordinal)}\"", server);
         try
         {
@@ -81,6 +91,29 @@ internal sealed class DatabaseInitializer<TContext>(
         catch (PostgresException ex) when (ex.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)
         {
             // Another replica made it first.
+        }
+    }
+
+    /// <summary>A connection to <paramref name="database"/> with the data source's credentials; null when the server has no such database.</summary>
+    private static async Task<NpgsqlConnection?> OpenMaintenanceAsync(NpgsqlConnection template, string database, CancellationToken cancellationToken)
+    {
+        var settings = new NpgsqlConnectionStringBuilder(template.ConnectionString) { Database = database, Pooling = false };
+        // The clone keeps the password, which the data source's own connection string leaves out.
+        var connection = template.CloneWith(settings.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+            return connection;
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.InvalidCatalogName)
+        {
+            await connection.DisposeAsync();
+            return null;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
         }
     }
 

@@ -185,44 +185,77 @@ public sealed class MigrationTests(AppFixture fixture)
         await ScratchDatabase.RunAsync(fixture.App, "migrations", async (server, database) =>
         {
             var target = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = database, Pooling = true };
-            var replicas = new List<(NpgsqlDataSource DataSource, ServiceProvider Services, DatabaseReadiness<ProbeContext> Readiness, DatabaseInitializer<ProbeContext> Initializer)>();
-            try
-            {
-                for (var i = 0; i < 2; i++)
-                {
-                    var dataSource = NpgsqlDataSource.Create(target.ConnectionString);
-                    var registrations = new ServiceCollection();
-                    registrations.AddDbContext<ProbeContext>(options => options.UseNpgsql(dataSource));
-                    var services = registrations.BuildServiceProvider();
-                    var readiness = new DatabaseReadiness<ProbeContext>();
-                    replicas.Add((dataSource, services, readiness, new DatabaseInitializer<ProbeContext>(services, dataSource,
-                        new MigrationSet<ProbeContext>([new("test", 1, "0001_items", "CREATE TABLE items (id int PRIMARY KEY);")]),
-                        readiness, NullLogger<DatabaseInitializer<ProbeContext>>.Instance)));
-                }
-
-                await Task.WhenAll(replicas.Select(r => r.Initializer.StartAsync(Cancellation)));
-                foreach (var replica in replicas)
-                {
-                    // Ready, or stopped by the error: whichever comes first.
-                    await Task.WhenAny(replica.Readiness.WaitAsync(Cancellation), replica.Initializer.ExecuteTask!).WaitAsync(TimeSpan.FromSeconds(30), Cancellation);
-                    Assert.False(replica.Initializer.ExecuteTask!.IsFaulted, replica.Initializer.ExecuteTask.Exception?.ToString());
-                    await replica.Readiness.WaitAsync(Cancellation).WaitAsync(TimeSpan.FromSeconds(1), Cancellation);
-                }
-
-                Assert.Equal("1 1", await ScalarAsync(new NpgsqlConnectionStringBuilder(target.ConnectionString) { Pooling = false }.ConnectionString,
-                    "SELECT (SELECT count(*) FROM schema_migrations WHERE module = 'test') || ' ' || (SELECT count(*) FROM pg_tables WHERE tablename = 'items')"));
-            }
-            finally
-            {
-                foreach (var (dataSource, services, _, initializer) in replicas)
-                {
-                    await initializer.StopAsync(CancellationToken.None);
-                    initializer.Dispose();
-                    await services.DisposeAsync();
-                    await dataSource.DisposeAsync();
-                }
-            }
+            await InitializeAsync(target, replicas: 2, meanwhile: () => Task.CompletedTask);
+            Assert.Equal("1 1", await MigrationsAndTablesAsync(target));
         }, create: false);
+    }
+
+    /// <summary>
+    /// While someone is connected to template1 (an administrator's session, a backup), CREATE DATABASE gives up after five
+    /// seconds (55006). The replica tries again, makes its database once that session has gone, and becomes ready.
+    /// Before, a failure to make the database escaped the start-up's retries and stopped the service.
+    /// </summary>
+    [Fact]
+    public async Task A_replica_that_cannot_create_its_database_yet_tries_again_until_it_can()
+    {
+        await ScratchDatabase.RunAsync(fixture.App, "migrations", async (server, database) =>
+        {
+            await using var onTemplate = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = "template1" }.ConnectionString);
+            await onTemplate.OpenAsync(Cancellation);
+            var target = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = database, Pooling = true };
+            await InitializeAsync(target, replicas: 1, meanwhile: async () =>
+            {
+                // Longer than CREATE DATABASE waits for the template to be free.
+                await Task.Delay(TimeSpan.FromSeconds(7), Cancellation);
+                await onTemplate.CloseAsync();
+            });
+            Assert.Equal("1 1", await MigrationsAndTablesAsync(target));
+        }, create: false);
+    }
+
+    /// <summary>How often the test migration was recorded, and how many of its tables there are: "1 1" when it ran once.</summary>
+    private static Task<string> MigrationsAndTablesAsync(NpgsqlConnectionStringBuilder target) =>
+        ScalarAsync(new NpgsqlConnectionStringBuilder(target.ConnectionString) { Pooling = false }.ConnectionString,
+            "SELECT (SELECT count(*) FROM schema_migrations WHERE module = 'test') || ' ' || (SELECT count(*) FROM pg_tables WHERE tablename = 'items')");
+
+    /// <summary>Starts <paramref name="replicas"/> initializers of one migration on <paramref name="target"/>, runs <paramref name="meanwhile"/>, and waits until each is ready.</summary>
+    private static async Task InitializeAsync(NpgsqlConnectionStringBuilder target, int replicas, Func<Task> meanwhile)
+    {
+        var started = new List<(NpgsqlDataSource DataSource, ServiceProvider Services, DatabaseReadiness<ProbeContext> Readiness, DatabaseInitializer<ProbeContext> Initializer)>();
+        try
+        {
+            for (var i = 0; i < replicas; i++)
+            {
+                var dataSource = NpgsqlDataSource.Create(target.ConnectionString);
+                var registrations = new ServiceCollection();
+                registrations.AddDbContext<ProbeContext>(options => options.UseNpgsql(dataSource));
+                var services = registrations.BuildServiceProvider();
+                var readiness = new DatabaseReadiness<ProbeContext>();
+                started.Add((dataSource, services, readiness, new DatabaseInitializer<ProbeContext>(services, dataSource,
+                    new MigrationSet<ProbeContext>([new("test", 1, "0001_items", "CREATE TABLE items (id int PRIMARY KEY);")]),
+                    readiness, NullLogger<DatabaseInitializer<ProbeContext>>.Instance)));
+            }
+
+            await Task.WhenAll(started.Select(r => r.Initializer.StartAsync(Cancellation)));
+            await meanwhile();
+            foreach (var replica in started)
+            {
+                // Ready, or stopped by the error: whichever comes first.
+                await Task.WhenAny(replica.Readiness.WaitAsync(Cancellation), replica.Initializer.ExecuteTask!).WaitAsync(TimeSpan.FromSeconds(30), Cancellation);
+                Assert.False(replica.Initializer.ExecuteTask!.IsFaulted, replica.Initializer.ExecuteTask.Exception?.ToString());
+                await replica.Readiness.WaitAsync(Cancellation).WaitAsync(TimeSpan.FromSeconds(1), Cancellation);
+            }
+        }
+        finally
+        {
+            foreach (var (dataSource, services, _, initializer) in started)
+            {
+                await initializer.StopAsync(CancellationToken.None);
+                initializer.Dispose();
+                await services.DisposeAsync();
+                await dataSource.DisposeAsync();
+            }
+        }
     }
 
     private sealed class ProbeContext(DbContextOptions<ProbeContext> options) : DbContext(options);

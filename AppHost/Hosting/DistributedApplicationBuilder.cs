@@ -75,12 +75,14 @@ internal sealed class DistributedApplicationBuilder : IDistributedApplicationBui
             }
 
             // AppHost:Environment:<resource>:<Name>=<value> adds (or overrides) a variable of that service, e.g.
-            // AppHost:Environment:orders:Payments__Fake__DeclineRate=0.1 — tuning without editing Program.cs.
-            foreach (var variable in Configuration.GetSection($"AppHost:Environment:{project.Name}").GetChildren())
+            // AppHost:Environment:orders:Payments__Fake__DeclineRate=0.1 — tuning without editing Program.cs. A nested
+            // key (Payments:Fake:DeclineRate, which an environment variable AppHost__Environment__orders__Payments__…
+            // becomes) is the same variable.
+            foreach (var (key, value) in Configuration.GetSection($"AppHost:Environment:{project.Name}").AsEnumerable(makePathsRelative: true))
             {
-                if (variable.Value is { } value)
+                if (value is not null)
                 {
-                    project.Annotations.Add(new EnvironmentAnnotation(variable.Key, () => value));
+                    project.Annotations.Add(new EnvironmentAnnotation(key.Replace(":", "__", StringComparison.Ordinal), () => value));
                 }
             }
         }

@@ -55,8 +55,7 @@ public static class TelemetryExtensions
         var serviceName = builder.Configuration["OTEL_SERVICE_NAME"] ?? builder.Environment.ApplicationName;
         var exportOtlp = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
 
-        // CreateDefault reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (service.instance.id) itself.
-        var resource = ResourceBuilder.CreateDefault().AddService(serviceName, autoGenerateServiceInstanceId: false);
+        var resource = ServiceResource(serviceName, builder.Configuration["OTEL_RESOURCE_ATTRIBUTES"]);
 
         builder.Logging.AddOpenTelemetry(logging =>
         {
@@ -88,6 +87,19 @@ public static class TelemetryExtensions
         builder.Services.AddSingleton(_ => metrics.Build());
         builder.Services.AddHostedService<TelemetryActivator>();
         return builder;
+    }
+
+    /// <summary>
+    /// The resource every signal is described by. CreateDefault reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    /// itself; the AppHost names each replica there (service.instance.id). A replica started otherwise (a deployment from
+    /// the manifest, which runs several of each) gets an id of its own, so that its telemetry is not mixed with its
+    /// siblings'. Generated when the attributes already name one, it would override the AppHost's.
+    /// </summary>
+    internal static ResourceBuilder ServiceResource(string serviceName, string? resourceAttributes)
+    {
+        var named = resourceAttributes?.Split(',').Any(attribute =>
+            attribute.Split('=', 2)[0].Trim().Equals("service.instance.id", StringComparison.Ordinal)) ?? false;
+        return ResourceBuilder.CreateDefault().AddService(serviceName, autoGenerateServiceInstanceId: !named);
     }
 
     /// <summary>

@@ -37,6 +37,28 @@ public sealed class AppModelTests
         Assert.Equal(2, app.Resources.OfType<ProjectResource>().Single(p => p.Name == "inventory").Replicas);
     }
 
+    /// <summary>
+    /// A variable set for one run replaces the model's, a secret's too, and may be written nested (as an environment
+    /// variable AppHost__Environment__orders__Payments__Fake__DeclineRate arrives). Before, a nested key was dropped
+    /// without a word and a secret's parameter won over the override.
+    /// </summary>
+    [Fact]
+    public async Task Variables_set_for_a_run_override_the_models_secrets_too_and_may_be_nested()
+    {
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Program>([
+            "--AppHost:Environment:orders:Payments:Fake:DeclineRate=0.2",
+            "--AppHost:Environment:orders:Auth__Client__ClientSecret=a-secret-configured-for-this-run-only",
+            "--AppHost:Environment:orders:Auth__Client__ClientId=another-client",
+        ], TestContext.Current.CancellationToken);
+        await using var app = await builder.BuildAsync();
+
+        var environment = app.Resources.OfType<ProjectResource>().Single(p => p.Name == "orders").ModelEnvironment(parameter => parameter.Value);
+        Assert.Equal("0.2", environment["Payments__Fake__DeclineRate"]);
+        Assert.Equal("a-secret-configured-for-this-run-only", environment["Auth__Client__ClientSecret"]);
+        Assert.Equal("another-client", environment["Auth__Client__ClientId"]);
+        Assert.DoesNotContain(environment.Keys, key => key.Contains(':', StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Resource_names_follow_Aspire_rules()
     {

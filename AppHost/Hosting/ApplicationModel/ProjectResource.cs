@@ -20,6 +20,30 @@ public sealed class ProjectResource(string name, IProjectMetadata metadata) : Re
     public string? HealthCheckPath => AnnotationsOf<HealthCheckAnnotation>().LastOrDefault()?.Path;
 
     public EndpointAnnotation HttpEndpoint => AnnotationsOf<EndpointAnnotation>().First(e => e.Name == "http");
+
+    /// <summary>
+    /// The variables the model gives the service (WithEnvironment, parameters, then AppHost:Environment's overrides),
+    /// each as the last annotation that names it sets it: an override, added last, wins over a parameter too.
+    /// <paramref name="secret"/> writes a parameter's value (the value itself to run, a reference in a manifest).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ModelEnvironment(Func<ParameterResource, string> secret)
+    {
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var annotation in Annotations)
+        {
+            switch (annotation)
+            {
+                case EnvironmentAnnotation variable:
+                    environment[variable.Name] = variable.Value();
+                    break;
+                case ParameterEnvironmentAnnotation parameter:
+                    environment[parameter.Name] = secret(parameter.Parameter);
+                    break;
+            }
+        }
+
+        return environment;
+    }
 }
 
 public static class ProjectResourceBuilderExtensions

@@ -507,14 +507,9 @@ internal sealed class Orchestrator : IAsyncDisposable
             }
         }
 
-        foreach (var variable in project.AnnotationsOf<EnvironmentAnnotation>())
+        foreach (var (name, value) in project.ModelEnvironment(parameter => parameter.Value))
         {
-            environment[variable.Name] = variable.Value();
-        }
-
-        foreach (var secret in project.AnnotationsOf<ParameterEnvironmentAnnotation>())
-        {
-            environment[secret.Name] = secret.Parameter.Value;
+            environment[name] = value;
         }
 
         return environment;

@@ -111,14 +111,9 @@ public static class ManifestPublisher
             }
         }
 
-        foreach (var variable in project.AnnotationsOf<EnvironmentAnnotation>())
+        foreach (var (name, value) in project.ModelEnvironment(parameter => $"{{{parameter.Name}.value}}"))
         {
-            env[variable.Name] = variable.Value();
-        }
-
-        foreach (var secret in project.AnnotationsOf<ParameterEnvironmentAnnotation>())
-        {
-            env[secret.Name] = $"{{{secret.Parameter.Name}.value}}";
+            env[name] = value;
         }
 
         var http = new JsonObject { ["scheme"] = "http", ["protocol"] = "tcp", ["transport"] = "http" };

@@ -976,7 +976,7 @@ public sealed class InventoryTests(AppFixture fixture)
     [Fact]
     public async Task Stock_level_events_raised_by_reservations_carry_the_correlation_and_trace_of_the_request_that_raised_them()
     {
-        using var inventory = await ServiceClientAsync();
+        using var inventory = await ServiceClientAsync(replica: 0);
         async Task<(HttpStatusCode Status, Guid? Id)> SendAsync(string path, object? body, string correlation)
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = body is null ? null : JsonContent.Create(body) };
@@ -988,12 +988,38 @@ public sealed class InventoryTests(AppFixture fixture)
             return (response.StatusCode, id);
         }
 
-        // Eight buyers of the last eight units at once: the one whose statement took the last unit raised stock_depleted.
+        // Eight buyers of the last eight units on one replica: the one whose statement took the last unit raised
+        // stock_depleted. The first waits on the stock row, held here, while the other seven queue behind it; they are
+        // then made together in one batch, whose last statement takes the last unit after six of other requests.
         var single = await CreateProductAsync(stock: 8);
         var buyers = Enumerable.Range(0, 8).Select(_ => Guid.NewGuid().ToString("N")).ToList();
-        var answers = await Task.WhenAll(buyers.Select(correlation => SendAsync("/v1/reservations",
-            new { orderId = Guid.NewGuid(), items = new[] { new { productId = single, quantity = 1 } } }, correlation)));
-        Assert.All(answers, answer => Assert.Equal(HttpStatusCode.Created, answer.Status));
+        Task<(HttpStatusCode Status, Guid? Id)> Buy(string correlation) => SendAsync("/v1/reservations",
+            new { orderId = Guid.NewGuid(), items = new[] { new { productId = single, quantity = 1 } } }, correlation);
+        var answers = new List<Task<(HttpStatusCode Status, Guid? Id)>>();
+        await using (var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await connection.OpenAsync(Cancellation);
+            await using var hold = await connection.BeginTransactionAsync(Cancellation);
+            await using (var lockRow = new NpgsqlCommand($"SELECT 1 FROM stock WHERE product_id = '{single}' FOR UPDATE", connection, hold))
+            {
+                await lockRow.ExecuteScalarAsync(Cancellation);
+            }
+
+            answers.Add(Buy(buyers[0]));
+            await ShopData.WaitUntilAsync("the first reservation to wait for the held stock row", async () =>
+                await ShopData.LockWaitersAsync(App, "inventorydb", "%stock%") >= 1, seconds: 30);
+            answers.AddRange(buyers.Skip(1).Select(Buy));
+            // Time for the seven to reach the replica's queue behind the first.
+            await Task.Delay(TimeSpan.FromSeconds(1), Cancellation);
+            await hold.CommitAsync(Cancellation);
+        }
+
+        Assert.All(await Task.WhenAll(answers), answer => Assert.Equal(HttpStatusCode.Created, answer.Status));
+        // Two transactions made the eight reservations (the rows' xmin): the first alone, then the seven together.
+        Assert.Equal(2, await ScalarAsync<long>($"""
+            SELECT count(DISTINCT r.xmin::text) FROM reservations r JOIN reservation_items i ON i.reservation_id = r.id
+            WHERE i.product_id = '{single}'
+            """));
         // The reservation event written just before it (in the outbox's order) is the one of the same statement.
         var pair = (await ScalarAsync<string>($"""
             SELECT (d.payload->>'correlationId') || ' ' || substr(d.payload->>'traceParent', 4, 32) || '|'

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using OpenTelemetry;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
 using Shop.Orders.Orders;
@@ -11,6 +12,10 @@ namespace Shop.Orders.Saga;
 
 /// <summary>A saga this replica held was taken over (its lease ran out): it stops without committing.</summary>
 public sealed class SagaLeaseLostException(Guid orderId) : Exception($"The lease on the saga of order {orderId} was lost.");
+
+/// <summary>A step failed with an error the saga does not handle; it has been logged, and the saga is tried again later.</summary>
+public sealed class SagaStepFailedException(Guid orderId, SagaStep step, Exception inner)
+    : Exception($"The saga of order {orderId} failed at {step}: {inner.Message}", inner);
 
 /// <summary>
 /// A saga claimed by one replica: only the holder of <see cref="LeaseToken"/> may commit its progress.
@@ -41,32 +46,46 @@ public sealed class OrderSaga(
         var lostCommit = false;
         while (step != SagaStep.Done)
         {
-            db.ChangeTracker.Clear();
-            var order = await db.Orders.SingleAsync(o => o.Id == claim.OrderId, cancellationToken);
             // Read again before every step: a cancellation that came while the last one ran redirects the saga to the
-            // request that cancelled, and what is left (the compensation) is that request's work.
-            var request = await RequestAsync(claim.OrderId, cancellationToken);
+            // request that cancelled, and what is left (the compensation) is that request's work. The read itself is
+            // in no trace yet: it would be one of its own.
+            SagaRequest request;
+            using (SuppressInstrumentationScope.Begin())
+            {
+                request = await RequestAsync(claim.OrderId, cancellationToken);
+            }
+
             CorrelationContext.Current = request.CorrelationId;
             using var logScope = logger.BeginScope(new Dictionary<string, object?> { [CorrelationContext.LogScopeKey] = request.CorrelationId });
-            using var activity = SagaTrace.Start(step, order.Id, request, attempts + 1);
+            using var activity = SagaTrace.Start(step, claim.OrderId, request, attempts + 1);
+            Order? order = null;
             SagaTransition transition;
             try
             {
+                db.ChangeTracker.Clear();
+                order = await db.Orders.SingleAsync(o => o.Id == claim.OrderId, cancellationToken);
                 transition = await StepAsync(step, order, attempts + 1, lostCommit, cancellationToken);
                 await CommitAsync(claim, order, transition, attempts + 1, cancellationToken);
             }
             catch (DbUpdateConcurrencyException) when (++conflicts <= MaxVersionConflicts)
             {
-                logger.LogInformation("Order {OrderId} changed during step {Step}; deciding again", order.Id, step);
+                logger.LogInformation("Order {OrderId} changed during step {Step}; deciding again", claim.OrderId, step);
                 activity?.AddEvent(new ActivityEvent("order changed; deciding again"));
                 // Only a reservation Inventory made is worth asking for again.
-                lostCommit = step == SagaStep.Reserve && order.ReservationId is not null;
+                lostCommit = step == SagaStep.Reserve && order?.ReservationId is not null;
                 continue;
             }
             catch (Exception ex)
             {
                 activity?.SetStatus(ActivityStatusCode.Error, ex.Message);
-                throw;
+                if (ex is SagaLeaseLostException or OperationCanceledException)
+                {
+                    throw;
+                }
+
+                // Logged here, in the step's correlation and span; the worker hands the saga back.
+                logger.LogError(ex, "Saga of order {OrderId} failed at {Step}; it will be tried again", claim.OrderId, step);
+                throw new SagaStepFailedException(claim.OrderId, step, ex);
             }
 
             lostCommit = false;

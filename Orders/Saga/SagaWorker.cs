@@ -132,9 +132,13 @@ public sealed class SagaWorker(IServiceProvider services, IServiceScopeFactory s
         {
             await GiveUpAsync(claim, null, TimeSpan.Zero);
         }
+        catch (SagaStepFailedException ex)
+        {
+            await GiveUpAsync(claim, ex.InnerException!.Message, TimeSpan.FromMilliseconds(options.Value.RetryBaseDelayMilliseconds));
+        }
         catch (Exception ex)
         {
-            logger.LogError(ex, "Saga of order {OrderId} failed at {Step}; it will be tried again", claim.OrderId, claim.Step);
+            logger.LogError(ex, "Saga of order {OrderId} failed; it will be tried again", claim.OrderId);
             await GiveUpAsync(claim, ex.Message, TimeSpan.FromMilliseconds(options.Value.RetryBaseDelayMilliseconds));
         }
         finally

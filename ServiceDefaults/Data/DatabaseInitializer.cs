@@ -52,7 +52,13 @@ internal sealed class DatabaseInitializer<TContext>(
             // Made in the next attempt, where a failure to make it is retried like any other.
             catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.InvalidCatalogName && !missing && !stoppingToken.IsCancellationRequested)
             {
+                logger.LogInformation("Database does not exist (attempt {Attempt}); making it", attempt);
                 missing = true;
+                if (attempt > 1)
+                {
+                    // Made before and still missing (another replica dropping it, a pooler's alias): not in a tight loop.
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 250 * attempt)), stoppingToken);
+                }
             }
             // Only an unreachable server, or one that went away under the migration (a restart: administrator shutdown,
             // 57P01), is waited for; a failing script is a defect and stops the service, so the AppHost shows it crashing
@@ -71,8 +77,8 @@ internal sealed class DatabaseInitializer<TContext>(
 
     /// <summary>
     /// Creates the connection string's database, connected to the server's <c>postgres</c> database (or, on a server
-    /// without one, <c>template1</c>) with the same credentials. A user without the right to create databases gets
-    /// PostgreSQL's own error, which stops the service.
+    /// without one, <c>template1</c>) with the same credentials. A user without the right to create databases, or to
+    /// connect to <c>postgres</c>, gets PostgreSQL's own error, which stops the service.
     /// </summary>
     private async Task CreateDatabaseAsync(CancellationToken cancellationToken)
     {

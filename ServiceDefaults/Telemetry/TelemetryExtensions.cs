@@ -55,7 +55,8 @@ public static class TelemetryExtensions
         var serviceName = builder.Configuration["OTEL_SERVICE_NAME"] ?? builder.Environment.ApplicationName;
         var exportOtlp = !string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
 
-        var resource = ServiceResource(serviceName, builder.Configuration["OTEL_RESOURCE_ATTRIBUTES"]);
+        // The SDK's detector reads the variable itself, never the configuration: so does the check for a name.
+        var resource = ServiceResource(serviceName, Environment.GetEnvironmentVariable("OTEL_RESOURCE_ATTRIBUTES"));
 
         builder.Logging.AddOpenTelemetry(logging =>
         {

@@ -205,8 +205,10 @@ public sealed class MigrationTests(AppFixture fixture)
             var target = new NpgsqlConnectionStringBuilder(server.ConnectionString) { Database = database, Pooling = true };
             await InitializeAsync(target, replicas: 1, meanwhile: async () =>
             {
-                // Longer than CREATE DATABASE waits for the template to be free.
-                await Task.Delay(TimeSpan.FromSeconds(7), Cancellation);
+                // Once CREATE DATABASE waits for the template, longer than it waits (five seconds): it gives up at least once.
+                await ShopData.WaitUntilAsync("CREATE DATABASE to wait for template1", async () => await ScalarAsync(server.ConnectionString,
+                    $"SELECT count(*)::text FROM pg_stat_activity WHERE query LIKE 'CREATE DATABASE%{database}%'") != "0", seconds: 30);
+                await Task.Delay(TimeSpan.FromSeconds(6), Cancellation);
                 await onTemplate.CloseAsync();
             });
             Assert.Equal("1 1", await MigrationsAndTablesAsync(target));

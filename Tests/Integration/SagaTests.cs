@@ -346,6 +346,7 @@ public sealed class SagaTests(AppFixture fixture)
         // inventory.reserved, which the reserving statement writes itself, and before inventory.released, which a later statement writes.
         Assert.Equal(["inventory.reserved", "inventory.stock_depleted", "inventory.confirmed", "inventory.stock_replenished", "inventory.released"],
             inventoryEvents.Select(e => e[0]));
+        // No step fails here, so each is a first attempt, a child of its request's trace (a retry would start its own).
         var placedTrace = orderEvents[0][2];
         Assert.Matches("^[0-9a-f]{32}$", placedTrace);
         var placement = orderEvents.Take(3).Concat(inventoryEvents.Take(3)).ToList();

@@ -57,6 +57,11 @@ public sealed class AppModelTests
         Assert.Equal("a-secret-configured-for-this-run-only", environment["Auth__Client__ClientSecret"]);
         Assert.Equal("another-client", environment["Auth__Client__ClientId"]);
         Assert.DoesNotContain(environment.Keys, key => key.Contains(':', StringComparison.Ordinal));
+
+        // A manifest published with the same settings keeps the secret a parameter, never the value set for the run.
+        var manifest = Shop.Hosting.Publishing.ManifestPublisher.Build(app.Resources, AppContext.BaseDirectory);
+        Assert.Equal("{orders-client-secret.value}", manifest["orders"]!["env"]!["Auth__Client__ClientSecret"]!.GetValue<string>());
+        Assert.Equal("0.2", manifest["orders"]!["env"]!["Payments__Fake__DeclineRate"]!.GetValue<string>());
     }
 
     [Fact]

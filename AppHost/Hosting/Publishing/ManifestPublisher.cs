@@ -116,6 +116,13 @@ public static class ManifestPublisher
             env[name] = value;
         }
 
+        // A manifest never carries a secret's value: a variable set for the run (AppHost:Environment) over a secret's
+        // name is the running AppHost's, and the deployment keeps the parameter.
+        foreach (var secret in project.AnnotationsOf<ParameterEnvironmentAnnotation>())
+        {
+            env[secret.Name] = $"{{{secret.Parameter.Name}.value}}";
+        }
+
         var http = new JsonObject { ["scheme"] = "http", ["protocol"] = "tcp", ["transport"] = "http" };
         if (project.HttpEndpoint.IsExternal)
         {

@@ -45,7 +45,7 @@ public sealed class LifecycleTests(AppFixture fixture)
             using var gateway = second.CreateHttpClient("gateway");
             using var jwks = await gateway.GetAsync("/.well-known/jwks.json", Cancellation);
             Assert.True(jwks.IsSuccessStatusCode);
-            AssertStartedInOrderAndQuietly(second);
+            await AssertStartedInOrderAndQuietlyAsync(second);
 
             runDirectory = second.RunDirectory;
             // Private to the AppHost's user: PostgreSQL's socket and RabbitMQ's password are in there. (Under root the
@@ -72,19 +72,30 @@ public sealed class LifecycleTests(AppFixture fixture)
     /// few seconds, log each check's change once rather than an error per probe. So no replica logs an error, none of
     /// those components warns, and nothing reports a missing table.
     /// </summary>
-    private static void AssertStartedInOrderAndQuietly(DistributedApplication app)
+    private static async Task AssertStartedInOrderAndQuietlyAsync(DistributedApplication app)
     {
         string[] waiting = ["ReservationSweeper", "EventConsumer", "OutboxRelay", "SagaWorker", "SigningKeyRefresher", "DefaultHealthCheckService"];
+        static bool HealthyLogged((string Level, string Category, string Message) e) =>
+            e.Message is "Health check migrations is Healthy (was Unhealthy): ok" or "Health check migrations is Healthy: ok";
         foreach (var project in app.Resources.OfType<Shop.Hosting.ApplicationModel.ProjectResource>())
         {
             for (var replica = 0; replica < project.Replicas; replica++)
             {
-                var entries = app.Orchestrator.Notifications.Find(project.Name).Logs.Tail(5000, replica)
+                List<(string Level, string Category, string Message)> Entries() => app.Orchestrator.Notifications.Find(project.Name).Logs.Tail(5000, replica)
                     .Select(line => line.Text.StartsWith('{') ? JsonDocument.Parse(line.Text).RootElement : (JsonElement?)null)
                     .OfType<JsonElement>()
                     .Select(e => (Level: e.GetProperty("LogLevel").GetString()!, Category: e.GetProperty("Category").GetString()!,
                         Message: e.GetProperty("Message").GetString()! + (e.TryGetProperty("Exception", out var ex) ? $" {ex.GetString()}" : "")))
                     .ToList();
+                // The replica logs the check's change as it answers the probe that found it healthy, but the console
+                // logger writes from a queue: on a busy machine the line may reach the AppHost a moment after that answer.
+                var deadline = DateTime.UtcNow.AddSeconds(15);
+                while (!Entries().Any(HealthyLogged) && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(200, Cancellation);
+                }
+
+                var entries = Entries();
                 var where = $"{project.Name} replica {replica}";
                 var ready = entries.FindIndex(e => e.Message.StartsWith("Database ready", StringComparison.Ordinal));
                 Assert.True(ready >= 0, $"{where} logged no 'Database ready'");
@@ -94,8 +105,7 @@ public sealed class LifecycleTests(AppFixture fixture)
                 Assert.True(noisy.Count == 0, $"{where} logged:\n{string.Join("\n", noisy)}");
                 var consuming = entries.FindIndex(e => e.Message.StartsWith("Consuming ", StringComparison.Ordinal));
                 Assert.True(consuming < 0 || consuming > ready, $"{where} started consuming before its migrations had run");
-                Assert.Contains(entries, e => e.Message == "Health check migrations is Healthy (was Unhealthy): ok"
-                    || e.Message == "Health check migrations is Healthy: ok");
+                Assert.Contains(entries, HealthyLogged);
             }
         }
     }

@@ -68,6 +68,55 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
         Assert.DoesNotContain(await ListAsync(admin), l => l.GetProperty("messageId").GetString() == envelope.EventId.ToString());
     }
 
+    /// <summary>
+    /// Another reader (a replica's list, the dashboard's Inspect) holds the messages it reads until it ends. A look at a
+    /// message and its replay by id made meanwhile wait for it, briefly, instead of answering 404. Before, they did not
+    /// (CI once met it: a replay right after a look at the message answered 404).
+    /// </summary>
+    [Fact]
+    public async Task A_dead_letter_another_reader_holds_for_a_moment_is_still_shown_and_replayed_by_id()
+    {
+        using var admin = await NotificationsAdminAsync();
+        var orderId = Guid.NewGuid();
+        var constraint = $"refuse_{orderId:N}";
+        await ExecuteAsync($"ALTER TABLE notifications ADD CONSTRAINT {constraint} CHECK (subject_id <> '{orderId}')");
+        var envelope = OrderCreated(orderId);
+        await ShopData.PublishAsync(App, envelope);
+        var letter = await WaitForDeadLetterAsync(admin, envelope.EventId);
+        await ExecuteAsync($"ALTER TABLE notifications DROP CONSTRAINT {constraint}");
+
+        async Task<HttpStatusCode> WhileHeldAsync(Func<Task<HttpStatusCode>> ask)
+        {
+            // A reader that takes every message up to this one, unacknowledged, and gives them back 600 ms later.
+            var factory = new RabbitMQ.Client.ConnectionFactory { Uri = new Uri(App.GetConnectionString("messaging")), ClientProvidedName = "tests" };
+            await using var connection = await factory.CreateConnectionAsync(Cancellation);
+            var channel = await connection.CreateChannelAsync(cancellationToken: Cancellation);
+            while (await channel.BasicGetAsync(letter.GetProperty("queue").GetString()!, autoAck: false, Cancellation) is { } held
+                && held.BasicProperties.MessageId != envelope.EventId.ToString())
+            {
+            }
+
+            var asked = ask();
+            await Task.Delay(TimeSpan.FromMilliseconds(600), Cancellation);
+            Assert.False(asked.IsCompleted, "the request was answered while the message was held");
+            // Closed, the channel gives back what it holds.
+            await channel.DisposeAsync();
+            return await asked;
+        }
+
+        Assert.Equal(HttpStatusCode.OK, await WhileHeldAsync(async () =>
+        {
+            using var shown = await admin.GetAsync($"/v1/admin/dead-letters/{envelope.EventId}", Cancellation);
+            return shown.StatusCode;
+        }));
+        Assert.Equal(HttpStatusCode.OK, await WhileHeldAsync(async () =>
+        {
+            using var replayed = await admin.PostAsync($"/v1/admin/dead-letters/{envelope.EventId}/replay", null, Cancellation);
+            return replayed.StatusCode;
+        }));
+        await ShopData.WaitUntilAsync(async () => await NotificationCountAsync(orderId) == 1);
+    }
+
     [Fact]
     public async Task Events_that_arrive_while_postgresql_is_down_wait_for_it_however_long_it_takes_and_take_effect_once_it_is_back()
     {

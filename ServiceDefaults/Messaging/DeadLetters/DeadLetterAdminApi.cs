@@ -57,7 +57,8 @@ public static class DeadLetterAdminApi
         CancellationToken cancellationToken)
     {
         var tenant = OfTenant(user);
-        var letters = await store.PeekAsync(l => l.MessageId == messageId && tenant(l), 1, cancellationToken);
+        var letters = await UntilFoundAsync(() => store.PeekAsync(l => l.MessageId == messageId && tenant(l), 1, cancellationToken),
+            found => found.Count > 0, cancellationToken);
         return letters.Count == 0 ? TypedResults.NotFound() : TypedResults.Ok(DeadLetterDetail.From(letters[0]));
     }
 
@@ -65,8 +66,28 @@ public static class DeadLetterAdminApi
         CancellationToken cancellationToken)
     {
         var tenant = OfTenant(user);
-        var replayed = await store.ReplayAsync(l => l.MessageId == messageId && tenant(l), 1, cancellationToken);
+        var replayed = await UntilFoundAsync(() => store.ReplayAsync(l => l.MessageId == messageId && tenant(l), 1, cancellationToken),
+            moved => moved > 0, cancellationToken);
         return replayed == 0 ? TypedResults.NotFound() : TypedResults.Ok(new ReplayResult(replayed));
+    }
+
+    /// <summary>
+    /// A read elsewhere (another replica's, the dashboard's) holds the messages it reads, unacknowledged, until it ends,
+    /// and the broker puts them back a moment after that: a message asked for by id is looked for again for about a
+    /// second before it is called missing. Before, a replay right after a look at the message could answer 404.
+    /// </summary>
+    private static async Task<T> UntilFoundAsync<T>(Func<Task<T>> find, Func<T, bool> found, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var result = await find();
+            if (found(result) || attempt == 5)
+            {
+                return result;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
+        }
     }
 
     public static async Task<Ok<ReplayResult>> ReplayAll(ClaimsPrincipal user, DeadLetterStore store, CancellationToken cancellationToken) =>

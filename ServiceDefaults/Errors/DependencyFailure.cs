@@ -38,10 +38,13 @@ internal static class DependencyFailure
 
     /// <summary>
     /// Npgsql ran out of time reading a statement's answer (its words for it since version 3); every other timeout of
-    /// its own is while opening a connection or waiting for one from the pool.
+    /// its own is while opening a connection or waiting for one from the pool. Opening reads too (the server's answer
+    /// to the start-up), and when the read's own timer fires before the open's, the words are the same: an open's
+    /// frames in the exception's trace tell it apart (a CI run met a server that accepted and never answered so).
     /// </summary>
     private static bool IsWaitForAnswer(NpgsqlException exception) =>
-        exception.Message.StartsWith("Exception while reading from stream", StringComparison.Ordinal);
+        exception.Message.StartsWith("Exception while reading from stream", StringComparison.Ordinal)
+        && exception.StackTrace?.Contains("Npgsql.Internal.NpgsqlConnector.Open(", StringComparison.Ordinal) != true;
 
     /// <summary>What failed under EF Core's <c>DbUpdateException</c>, or the exception itself.</summary>
     internal static Exception Unwrap(Exception exception) =>

@@ -31,15 +31,8 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
     public async Task A_message_whose_handler_keeps_failing_is_retried_dead_lettered_with_its_reason_and_after_the_fix_replayed_to_take_effect_once()
     {
         using var admin = await NotificationsAdminAsync();
-        var orderId = Guid.NewGuid();
-        var constraint = $"refuse_{orderId:N}";
-        await ExecuteAsync($"ALTER TABLE notifications ADD CONSTRAINT {constraint} CHECK (subject_id <> '{orderId}')");
-        var envelope = OrderCreated(orderId);
         var published = Stopwatch.StartNew();
-
-        await ShopData.PublishAsync(App, envelope);
-
-        var letter = await WaitForDeadLetterAsync(admin, envelope.EventId);
+        var (orderId, constraint, envelope, letter) = await RefusedOrderCreatedAsync(admin);
         Assert.True(published.Elapsed >= RetryDelays.Aggregate(TimeSpan.Zero, (a, b) => a + b), "It was dead-lettered before the retry delays had passed.");
         Assert.Equal(4, letter.GetProperty("attempts").GetInt32());
         Assert.Equal("order.created", letter.GetProperty("eventType").GetString());
@@ -77,12 +70,7 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
     public async Task A_dead_letter_another_reader_holds_for_a_moment_is_still_shown_and_replayed_by_id()
     {
         using var admin = await NotificationsAdminAsync();
-        var orderId = Guid.NewGuid();
-        var constraint = $"refuse_{orderId:N}";
-        await ExecuteAsync($"ALTER TABLE notifications ADD CONSTRAINT {constraint} CHECK (subject_id <> '{orderId}')");
-        var envelope = OrderCreated(orderId);
-        await ShopData.PublishAsync(App, envelope);
-        var letter = await WaitForDeadLetterAsync(admin, envelope.EventId);
+        var (orderId, constraint, envelope, letter) = await RefusedOrderCreatedAsync(admin);
         await ExecuteAsync($"ALTER TABLE notifications DROP CONSTRAINT {constraint}");
 
         async Task<HttpStatusCode> WhileHeldAsync(Func<Task<HttpStatusCode>> ask)
@@ -475,6 +463,17 @@ public sealed class MessagingTests(MessagingTests.Fixture fixture) : IClassFixtu
 
     private static async Task<List<JsonElement>> ListAsync(HttpClient admin) =>
         (await admin.GetFromJsonAsync<JsonElement>("/v1/admin/dead-letters", Cancellation)).GetProperty("items").EnumerateArray().ToList();
+
+    /// <summary>An order.created that Notifications' database refuses (a constraint the caller drops to fix it), published and dead-lettered.</summary>
+    private async Task<(Guid OrderId, string Constraint, EventEnvelope Envelope, JsonElement Letter)> RefusedOrderCreatedAsync(HttpClient admin)
+    {
+        var orderId = Guid.NewGuid();
+        var constraint = $"refuse_{orderId:N}";
+        await ExecuteAsync($"ALTER TABLE notifications ADD CONSTRAINT {constraint} CHECK (subject_id <> '{orderId}')");
+        var envelope = OrderCreated(orderId);
+        await ShopData.PublishAsync(App, envelope);
+        return (orderId, constraint, envelope, await WaitForDeadLetterAsync(admin, envelope.EventId));
+    }
 
     private static async Task<JsonElement> WaitForDeadLetterAsync(HttpClient admin, Guid eventId)
     {

@@ -52,6 +52,8 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         timeout.CancelAfter(answerTime);
         var body = HasBody(context.Request) ? new ClientBody(context.Request.Body) : null;
+        // The Gateway's own headers (security, rate limit), which a 502 or 504 that replaces a replica's answer must keep.
+        var own = context.Response.Headers.ToArray();
         var tried = new List<Destination>();
         while (tried.Count < MaxAttempts)
         {
@@ -116,7 +118,7 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
                 }
 
                 logger.LogWarning(ex, "Forwarding {Method} {Path} to {Service} failed", context.Request.Method, context.Request.Path, service);
-                await ReplicaFailedAsync(context, service, timedOut: timeout.IsCancellationRequested, bodyWritten: false);
+                await ReplicaFailedAsync(context, service, own, timedOut: timeout.IsCancellationRequested, bodyWritten: false);
                 return;
             }
 
@@ -129,7 +131,7 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
                     Failed(destination);
                     logger.LogWarning(broken, "The answer of {Service} at {Address} to {Method} {Path} broke off", service, destination.Address,
                         context.Request.Method, context.Request.Path);
-                    await ReplicaFailedAsync(context, service, timedOut: broken is OperationCanceledException, bodyWritten: wrote);
+                    await ReplicaFailedAsync(context, service, own, timedOut: broken is OperationCanceledException, bodyWritten: wrote);
                     return;
                 }
 
@@ -172,8 +174,10 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
     /// honest signal left is to break the connection, so that the client does not take a cut-off body for a whole one.
     /// Bytes of the body count as sent even while the response has not started: the compression of the answer holds them,
     /// and clearing the response would drop its Content-Encoding but not them, a problem after a compressed fragment.
+    /// The replica's headers go; the Gateway's own (<paramref name="own"/>, set before forwarding) stay.
     /// </summary>
-    private static async Task ReplicaFailedAsync(HttpContext context, string service, bool timedOut, bool bodyWritten)
+    private static async Task ReplicaFailedAsync(HttpContext context, string service, KeyValuePair<string, StringValues>[] own, bool timedOut,
+        bool bodyWritten)
     {
         if (context.Response.HasStarted || bodyWritten)
         {
@@ -182,6 +186,11 @@ public sealed class Forwarder(DestinationPools pools, DestinationProber prober, 
         }
 
         context.Response.Clear();
+        foreach (var (name, value) in own)
+        {
+            context.Response.Headers[name] = value;
+        }
+
         await Results.Problem(
             statusCode: timedOut ? StatusCodes.Status504GatewayTimeout : StatusCodes.Status502BadGateway,
             title: timedOut ? $"The {service} service did not answer in time." : $"The {service} service failed to answer.").ExecuteAsync(context);

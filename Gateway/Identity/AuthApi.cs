@@ -185,7 +185,7 @@ public static class AuthApi
         return user is null ? TypedResults.NotFound() : TypedResults.Ok(new MeResponse(user.Id, user.Email, user.Name, user.TenantId, user.Role));
     }
 
-    public static async Task<Results<Ok<MeResponse>, NotFound, ValidationProblem>> ChangeRole(
+    public static async Task<Results<Ok<MeResponse>, NotFound, ValidationProblem, ProblemHttpResult>> ChangeRole(
         Guid id, ChangeRoleRequest request, ClaimsPrincipal admin, IdentityDbContext db, TimeProvider clock, CancellationToken cancellationToken)
     {
         if (request.Role is not (ShopClaims.CustomerRole or ShopClaims.AdminRole))
@@ -200,9 +200,26 @@ public static class AuthApi
             return TypedResults.NotFound();
         }
 
-        user.ChangeRole(request.Role, clock.GetUtcNow());
-        await db.SaveChangesAsync(cancellationToken);
-        return TypedResults.Ok(new MeResponse(user.Id, user.Email, user.Name, user.TenantId, user.Role));
+        // The user's version guards every change of it. A change that found the version moved (another role change, a
+        // login's rehash) reads the user again and is made over it: the request names the role it wants, whatever it was.
+        for (var attempt = 1; ; attempt++)
+        {
+            user.ChangeRole(request.Role, clock.GetUtcNow());
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                return TypedResults.Ok(new MeResponse(user.Id, user.Email, user.Name, user.TenantId, user.Role));
+            }
+            catch (DbUpdateConcurrencyException) when (attempt < 5)
+            {
+                await db.Entry(user).ReloadAsync(cancellationToken);
+            }
+            catch (DbUpdateConcurrencyException)
+            {
+                return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "The user is being changed by other requests.",
+                    detail: "Try again.");
+            }
+        }
     }
 
     /// <summary>The client-credentials grant for service identities (role <c>service</c>, no tenant).</summary>

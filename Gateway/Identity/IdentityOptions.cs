@@ -30,6 +30,14 @@ public sealed class IdentityOptions
     [Range(1, 10_000_000)]
     public int RevocationMaxEntries { get; set; } = 100_000;
 
+    /// <summary>
+    /// How long a Redis call of identity (the revocation check and its write, the failed-login throttle) may take before
+    /// it counts as failed. An awaited StackExchange.Redis command has no time limit of its own, and a Redis that stalls
+    /// without closing its connections (paused, swapping, a network that drops packets) would hold every signed-in request.
+    /// </summary>
+    [Range(1, 60_000)]
+    public int RedisTimeoutMilliseconds { get; set; } = 500;
+
     /// <summary>Failed logins per account before it is throttled, and for how long.</summary>
     [Range(1, 100)]
     public int MaxFailedLogins { get; set; } = 5;

@@ -78,6 +78,15 @@ public static class ProductsApi
             errors["q"] = ["Between 1 and 100 characters."];
         }
 
+        // The binder joins a repeated value with commas, which a SKU or a search text may hold itself.
+        foreach (var name in (string[])["sku", "q"])
+        {
+            if (context.Request.Query[name].Count > 1)
+            {
+                errors[name] = ["Give it once."];
+            }
+        }
+
         if (errors.Count > 0)
         {
             return TypedResults.ValidationProblem(errors);

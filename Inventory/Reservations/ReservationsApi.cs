@@ -30,7 +30,7 @@ public static class ReservationsApi
             ReserveOutcome.Created c => TypedResults.Created($"/v1/reservations/{c.Reservation.Id}", c.Reservation),
             ReserveOutcome.Repeated r => TypedResults.Ok(r.Reservation),
             ReserveOutcome.DifferentItems d => TypedResults.Problem(statusCode: 409, title: "The order already has a different reservation.",
-                detail: $"Order {request.OrderId} reserved other items (reservation {d.Existing.Id}); release it first.",
+                detail: $"Order {request.OrderId} reserved other items (reservation {d.Existing.Id}). An order has one reservation, even once it is released: other items need another order.",
                 extensions: new Dictionary<string, object?> { ["reservationId"] = d.Existing.Id }),
             ReserveOutcome.Insufficient i => TypedResults.Problem(statusCode: 409, title: "Insufficient stock.",
                 detail: $"Not enough stock for {string.Join(", ", i.Products.Select(p => p.ProductId))}.",

@@ -215,6 +215,15 @@ public static class BenchmarkProgram
         Console.WriteLine($"  {target}: {Wrk.Format(saturated.P95)} ms at {saturated.RequestsPerSecond:F0} req/s (all it could serve), {(Within(saturated) ? "met" : "NOT met")}{Unclean(saturated)}; "
             + $"{Wrk.Format(paced.P95)} ms at {paced.RequestsPerSecond:F0} req/s ({paced.RequestsPerSecond / saturated.RequestsPerSecond:P0} of that), {(Within(paced) ? "met" : "NOT met")}{Unclean(paced)}; "
             + $"the machine alone at full load ({floor.Scenario}): p95 {Wrk.Format(floor.P95)} ms");
+        // A closed loop (each connection sends its next request when the last is answered) has a mean latency of
+        // connections / rate (Little's law). A p95 within the target therefore needs a rate above connections / target,
+        // unless the slowest 5 % hold most of the wait; the rate the processes' CPU allows on this machine sits beside it.
+        var needed = Connections * 1000 / p95Ms;
+        var cpuMs = saturated.CpuMsPerRequest?.Values.Sum();
+        Console.WriteLine($"    at {Connections} connections without pauses: mean latency {Connections * 1000 / saturated.RequestsPerSecond:F2} ms (p95 {Wrk.Format(saturated.P95)}); "
+            + $"a p95 within {p95Ms} ms needs more than {needed:F0} req/s"
+            + (cpuMs is > 0 ? $"; the application's CPU per request ({cpuMs:F3} ms, every process but wrk) lets {Environment.ProcessorCount} cores serve at most "
+                + $"{Environment.ProcessorCount * 1000 / cpuMs.Value:F0} req/s ({Environment.ProcessorCount * 1000 / cpuMs.Value / needed:P0} of that)" : ""));
         var held = within.Where(Within).MaxBy(r => r.RequestsPerSecond);
         Console.WriteLine($"    held up to: {(held is null ? "no rate tried" : $"{held.RequestsPerSecond:F0} req/s ({held.RequestsPerSecond / saturated.RequestsPerSecond:P0})")}; "
             + "tried: " + string.Join(", ", within.Select(r => $"{r.RequestsPerSecond:F0} req/s p95 {Wrk.Format(r.P95)}{Unclean(r)}")));

@@ -400,6 +400,81 @@ public sealed class ChaosTests(ChaosFixture fixture)
             (await admin.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", timeout.Token)).GetProperty("name").GetString());
     }
 
+    /// <summary>
+    /// A stopped Redis refuses connections, and every call fails at once; a paused one (a stall, swapping, a network that
+    /// drops packets) keeps them open and answers nothing. The Gateway's identity calls must give up on it like the rate
+    /// limiter does: before, a signed-in request waited on the revocation check until Redis came back.
+    /// </summary>
+    [Fact]
+    public async Task With_Redis_paused_signed_in_requests_logins_and_logouts_are_answered_within_seconds_and_a_logout_lands_once_it_resumes()
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        timeout.CancelAfter(TimeSpan.FromSeconds(120));
+        var (email, password) = await ShopClients.RegisterAsync(App);
+        var during = await ShopClients.LoginAsync(App, email, password);
+        using var signedIn = ShopClients.Authorized(App, during.AccessToken);
+        var redis = App.ResourceNotifications.GetSnapshot("redis").Replicas.Single().Pid!.Value;
+
+        Assert.True(NativeMethods.Signal(redis, NativeMethods.SIGSTOP));
+        try
+        {
+            // Past the revocation lease (250 ms) and the four leases without an answer after which a replica drops its
+            // subscription: every Gateway replica now asks Redis whether a token is revoked.
+            await Task.Delay(TimeSpan.FromSeconds(2), timeout.Token);
+
+            // The AppHost's proxy spreads connections over the Gateway replicas: enough requests reach each of them.
+            for (var attempt = 0; attempt < 6; attempt++)
+            {
+                using var me = await WithinAsync("a signed-in request", client => client.GetAsync("/v1/auth/me", timeout.Token), signedIn, timeout.Token);
+                Assert.Equal(HttpStatusCode.OK, me.StatusCode);
+            }
+
+            using var anonymous = ShopClients.Anonymous(App);
+            using var login = await WithinAsync("a login", client => client.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email, password }, timeout.Token),
+                anonymous, timeout.Token);
+            Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+
+            // The revocation cannot be written: the logout says so, and the client may try again.
+            using var logout = await WithinAsync("a logout", client => client.PostAsync("/v1/auth/logout", null, timeout.Token), signedIn, timeout.Token);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, logout.StatusCode);
+            Assert.NotNull(logout.Headers.RetryAfter);
+        }
+        finally
+        {
+            NativeMethods.Signal(redis, NativeMethods.SIGCONT);
+        }
+
+        // Resumed: a logout is written and every replica refuses the token from then on.
+        var after = await ShopClients.LoginAsync(App, email, password);
+        using var leaving = ShopClients.Authorized(App, after.AccessToken);
+        await ShopData.WaitUntilAsync("a logout to be accepted with Redis resumed", async () =>
+        {
+            using var logout = await leaving.PostAsync("/v1/auth/logout", null, timeout.Token);
+            return logout.StatusCode == HttpStatusCode.NoContent;
+        }, seconds: 30);
+        for (var attempt = 0; attempt < 6; attempt++)
+        {
+            using var refused = await leaving.GetAsync("/v1/auth/me", timeout.Token);
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+    }
+
+    /// <summary>The answer to a request, which must come within 5 s (each identity call to Redis may take 500 ms).</summary>
+    private static async Task<HttpResponseMessage> WithinAsync(string what, Func<HttpClient, Task<HttpResponseMessage>> send, HttpClient client,
+        CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        var answer = send(client);
+        if (await Task.WhenAny(answer, Task.Delay(TimeSpan.FromSeconds(15), cancellationToken)) != answer)
+        {
+            Assert.Fail($"{what} with Redis paused was not answered within 15 s");
+        }
+
+        var response = await answer;
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"{what} with Redis paused took {watch.Elapsed}");
+        return response;
+    }
+
     [Fact]
     public async Task With_PostgreSQL_down_inventory_answers_503_never_500_and_after_a_restart_it_reserves_again_with_nothing_lost()
     {

@@ -304,6 +304,32 @@ public sealed class IdentityTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task Role_changes_of_one_user_at_once_are_all_made_and_none_answers_500()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        var (email, password) = await ShopClients.RegisterAsync(App);
+        using var target = ShopClients.Authorized(App, (await ShopClients.LoginAsync(App, email, password)).AccessToken);
+        var id = (await target.GetFromJsonAsync<JsonElement>("/v1/auth/me", Cancellation)).GetProperty("id").GetGuid();
+
+        // Each reads the user's version, and all but one find it moved when they write: before, those answered 500.
+        using var start = new ManualResetEventSlim();
+        var changes = Enumerable.Range(0, 16).Select(i => Task.Run(async () =>
+        {
+            start.Wait(Cancellation);
+            var role = i % 2 == 0 ? "admin" : "customer";
+            using var answer = await admin.PutAsJsonAsync($"/v1/auth/users/{id}/role", new { role }, Cancellation);
+            return (role, answer.StatusCode, Body: await answer.Content.ReadAsStringAsync(Cancellation));
+        }, Cancellation)).ToList();
+        start.Set();
+        var answers = await Task.WhenAll(changes);
+
+        Assert.All(answers, a => Assert.True(a.StatusCode == HttpStatusCode.OK, $"{(int)a.StatusCode} {a.Body}"));
+        Assert.All(answers, a => Assert.Equal(a.role, JsonDocument.Parse(a.Body).RootElement.GetProperty("role").GetString()));
+        // Every change bumped the version once: the user stands at the 16 changes after its first version.
+        Assert.Equal(17L, await ShopData.ScalarAsync<long>(App, "identitydb", $"SELECT version FROM users WHERE id = '{id}'"));
+    }
+
+    [Fact]
     public async Task Issued_tokens_and_the_JWKS_verify_with_an_independent_JWT_library()
     {
         var (email, password) = await ShopClients.RegisterAsync(App);

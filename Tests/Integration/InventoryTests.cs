@@ -1739,6 +1739,12 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         var errors = (await bad.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("errors");
         Assert.True(errors.TryGetProperty("q", out _) && errors.TryGetProperty("pageSize", out _), errors.ToString());
+
+        // A filter given twice is refused, not joined into one text ("mug,shirt"; a SKU may hold a comma itself).
+        using var twice = await admin.GetAsync($"/v1/products?q={marker}&q=mug&sku={sku}&sku=other", Cancellation);
+        Assert.Equal(HttpStatusCode.BadRequest, twice.StatusCode);
+        errors = (await twice.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("errors");
+        Assert.True(errors.TryGetProperty("q", out _) && errors.TryGetProperty("sku", out _), errors.ToString());
     }
 
     [Fact]

@@ -79,21 +79,28 @@ public sealed class ForwarderTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task An_answer_that_stalls_after_its_headers_is_a_504_before_anything_was_sent_and_the_replicas_failure()
+    public async Task An_answer_that_stalls_after_its_headers_is_a_504_before_anything_was_sent_and_the_replicas_failure_with_the_gateways_own_headers()
     {
         var stalling = Replica(async (stream, _, stop) =>
         {
-            await WriteAsync(stream, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n");
+            await WriteAsync(stream, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-From-Replica: 1\r\nX-Frame-Options: SAMEORIGIN\r\n\r\n");
             await Task.Delay(Timeout.Infinite, stop);
         });
         var (forwarder, pools) = Create(timeoutSeconds: 1, stalling);
         var context = Context();
+        // As the edge and the rate limiter set them before forwarding.
+        context.Response.Headers.XFrameOptions = "DENY";
+        context.Response.Headers["RateLimit"] = "\"user\";r=599;t=60";
 
         await forwarder.ForwardAsync(context, "inventory").WaitAsync(TimeSpan.FromSeconds(20), Cancellation);
 
         Assert.Equal(StatusCodes.Status504GatewayTimeout, context.Response.StatusCode);
         Assert.Contains("did not answer in time", Body(context), StringComparison.Ordinal);
         Assert.True(pools.All("inventory")[0].IsEjected(DateTimeOffset.UtcNow));
+        // The Gateway's own headers stay on its answer, as they were; the replica's are gone with its answer.
+        Assert.Equal("DENY", context.Response.Headers.XFrameOptions.ToString());
+        Assert.Equal("\"user\";r=599;t=60", context.Response.Headers["RateLimit"].ToString());
+        Assert.False(context.Response.Headers.ContainsKey("X-From-Replica"));
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
+using Shop.ServiceDefaults.Data;
 using Shop.ServiceDefaults.Security;
 using StackExchange.Redis;
 
@@ -12,7 +13,7 @@ namespace Shop.Gateway.Identity.Tokens;
 /// fails open (tokens live minutes) and is counted.
 /// </summary>
 public sealed class RedisTokenRevocationList(IConnectionMultiplexer redis, RevokedTokens revoked, RevocationSubscription subscription,
-    IOptions<TokenOptions> options, ILogger<RedisTokenRevocationList> logger)
+    IOptions<TokenOptions> options, IOptions<IdentityOptions> identity, TimeProvider clock, ILogger<RedisTokenRevocationList> logger)
     : ITokenRevocationList
 {
     public const string KeyPrefix = "revoked:jti:";
@@ -37,7 +38,7 @@ public sealed class RedisTokenRevocationList(IConnectionMultiplexer redis, Revok
 
         try
         {
-            return await redis.GetDatabase().KeyExistsAsync(KeyPrefix + tokenId);
+            return await redis.GetDatabase().KeyExistsAsync(KeyPrefix + tokenId).WithinAsync(Budget, clock, cancellationToken);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
@@ -47,7 +48,12 @@ public sealed class RedisTokenRevocationList(IConnectionMultiplexer redis, Revok
         }
     }
 
-    /// <summary>Returns once no replica accepts the token: each has heard of it, or has stopped trusting its memory.</summary>
+    private TimeSpan Budget => TimeSpan.FromMilliseconds(identity.Value.RedisTimeoutMilliseconds);
+
+    /// <summary>
+    /// Returns once no replica accepts the token: each has heard of it, or has stopped trusting its memory. Throws
+    /// (<see cref="RedisException"/>, <see cref="TimeoutException"/>) when Redis cannot take the revocation in time.
+    /// </summary>
     public async Task RevokeAsync(string tokenId, DateTimeOffset expiresAt, DateTimeOffset now)
     {
         var remaining = RevokedTokens.KeepFor(expiresAt, now, TimeSpan.FromSeconds(options.Value.ClockSkewSeconds));
@@ -58,7 +64,7 @@ public sealed class RedisTokenRevocationList(IConnectionMultiplexer redis, Revok
 
         var milliseconds = Math.Max(1, (long)remaining.TotalMilliseconds);
         await redis.GetDatabase().ScriptEvaluateAsync(RevokeScript, [KeyPrefix + tokenId],
-            [milliseconds, RevocationSubscription.Channel, RevocationSubscription.Message(tokenId, remaining)]);
+            [milliseconds, RevocationSubscription.Channel, RevocationSubscription.Message(tokenId, remaining)]).WithinAsync(Budget, clock);
         await subscription.WaitForEveryReplicaAsync();
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Shop.ServiceDefaults.Data;
 using StackExchange.Redis;
 
 namespace Shop.Gateway.Identity.Users;
@@ -7,10 +8,10 @@ namespace Shop.Gateway.Identity.Users;
 /// Counts login attempts per account (tenant + email, whether or not it exists, so the throttle reveals nothing) in
 /// Redis, so every replica sees the same count. An attempt is counted when it begins, in one script with the check, so
 /// that guesses sent at once cannot all pass a check made before any of them was counted; a successful login clears
-/// the count. If Redis cannot be reached the throttle steps aside (logins stay possible; the per-IP rate limit still
-/// applies).
+/// the count. If Redis cannot be reached, or does not answer within <see cref="IdentityOptions.RedisTimeoutMilliseconds"/>,
+/// the throttle steps aside (logins stay possible; the per-IP rate limit still applies).
 /// </summary>
-public sealed class LoginThrottle(IConnectionMultiplexer redis, IOptions<IdentityOptions> options, ILogger<LoginThrottle> logger)
+public sealed class LoginThrottle(IConnectionMultiplexer redis, IOptions<IdentityOptions> options, TimeProvider clock, ILogger<LoginThrottle> logger)
 {
     // KEYS[1] the account's counter; ARGV[1] attempts allowed in the window, ARGV[2] the window in ms. Answers 0 and the
     // counter's count when the attempt may go on, or -1 and the ms left when the account is locked. The counter gets its
@@ -39,7 +40,7 @@ public sealed class LoginThrottle(IConnectionMultiplexer redis, IOptions<Identit
         {
             var window = TimeSpan.FromMinutes(options.Value.FailedLoginWindowMinutes);
             var result = (RedisResult[])(await redis.GetDatabase().ScriptEvaluateAsync(Script, [Key(tenant, email)],
-                [options.Value.MaxFailedLogins, (long)window.TotalMilliseconds]))!;
+                [options.Value.MaxFailedLogins, (long)window.TotalMilliseconds]).WithinAsync(Budget, clock))!;
             return (long)result[0] < 0 ? TimeSpan.FromMilliseconds((long)result[1]) : null;
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
@@ -54,13 +55,15 @@ public sealed class LoginThrottle(IConnectionMultiplexer redis, IOptions<Identit
     {
         try
         {
-            await redis.GetDatabase().KeyDeleteAsync(Key(tenant, email));
+            await redis.GetDatabase().KeyDeleteAsync(Key(tenant, email)).WithinAsync(Budget, clock);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             logger.LogWarning(ex, "Login throttle unavailable; failures not reset");
         }
     }
+
+    private TimeSpan Budget => TimeSpan.FromMilliseconds(options.Value.RedisTimeoutMilliseconds);
 
     private static string Key(string tenant, string email) => $"login-failures:{tenant}:{User.Normalize(email)}";
 }

@@ -134,6 +134,16 @@ public static class AuthApi
         if (verification == PasswordVerification.SuccessRehashNeeded)
         {
             user.RehashPassword(await hasher.HashAsync(request.Password, cancellationToken), clock.GetUtcNow());
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+            }
+            catch (DbUpdateConcurrencyException)
+            {
+                // The user was changed since it was read (a role change): the session starts with the user as it is now,
+                // and a later login makes the new hash.
+                await db.Entry(user).ReloadAsync(cancellationToken);
+            }
         }
 
         await throttle.ResetAsync(request.Tenant, request.Email);
@@ -185,7 +195,7 @@ public static class AuthApi
         return user is null ? TypedResults.NotFound() : TypedResults.Ok(new MeResponse(user.Id, user.Email, user.Name, user.TenantId, user.Role));
     }
 
-    public static async Task<Results<Ok<MeResponse>, NotFound, ValidationProblem, ProblemHttpResult>> ChangeRole(
+    public static async Task<Results<Ok<MeResponse>, NotFound, ValidationProblem>> ChangeRole(
         Guid id, ChangeRoleRequest request, ClaimsPrincipal admin, IdentityDbContext db, TimeProvider clock, CancellationToken cancellationToken)
     {
         if (request.Role is not (ShopClaims.CustomerRole or ShopClaims.AdminRole))
@@ -193,33 +203,20 @@ public static class AuthApi
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["role"] = ["Must be 'customer' or 'admin'."] });
         }
 
+        // Changes of one user take turns on its row: each reads the version the one before it wrote (the version guards
+        // the row against writers that do not lock it, a login's rehash).
         var tenant = admin.TenantId();
-        var user = await db.Users.SingleOrDefaultAsync(u => u.Id == id && u.TenantId == tenant, cancellationToken);
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var user = await db.Users.FromSql($"SELECT * FROM users WHERE id = {id} AND tenant_id = {tenant} FOR UPDATE").SingleOrDefaultAsync(cancellationToken);
         if (user is null)
         {
             return TypedResults.NotFound();
         }
 
-        // The user's version guards every change of it. A change that found the version moved (another role change, a
-        // login's rehash) reads the user again and is made over it: the request names the role it wants, whatever it was.
-        for (var attempt = 1; ; attempt++)
-        {
-            user.ChangeRole(request.Role, clock.GetUtcNow());
-            try
-            {
-                await db.SaveChangesAsync(cancellationToken);
-                return TypedResults.Ok(new MeResponse(user.Id, user.Email, user.Name, user.TenantId, user.Role));
-            }
-            catch (DbUpdateConcurrencyException) when (attempt < 5)
-            {
-                await db.Entry(user).ReloadAsync(cancellationToken);
-            }
-            catch (DbUpdateConcurrencyException)
-            {
-                return TypedResults.Problem(statusCode: StatusCodes.Status409Conflict, title: "The user is being changed by other requests.",
-                    detail: "Try again.");
-            }
-        }
+        user.ChangeRole(request.Role, clock.GetUtcNow());
+        await db.SaveChangesAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return TypedResults.Ok(new MeResponse(user.Id, user.Email, user.Name, user.TenantId, user.Role));
     }
 
     /// <summary>The client-credentials grant for service identities (role <c>service</c>, no tenant).</summary>

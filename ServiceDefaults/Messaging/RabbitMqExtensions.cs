@@ -91,13 +91,21 @@ public static class RabbitMqExtensions
         return null;
     }
 
-    private sealed class RabbitMqHealthCheck(RabbitMqConnectionProvider provider) : IHealthCheck
+    /// <summary>
+    /// The broker's state in the readiness report. Before the first connection the check would make it, and a broker that
+    /// accepts the connection and stalls holds that for the handshake's 10 s: the check gives up after a second, within the
+    /// probes' own time (3 s for the AppHost's), or the probe would take the replica for unready, although the broker is
+    /// only a degraded dependency. The connection goes on being made for the next check.
+    /// </summary>
+    internal sealed class RabbitMqHealthCheck(RabbitMqConnectionProvider provider) : IHealthCheck
     {
+        private static readonly TimeSpan Budget = TimeSpan.FromSeconds(1);
+
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
             try
             {
-                var connection = await provider.GetConnectionAsync(cancellationToken);
+                var connection = await provider.GetConnectionAsync(cancellationToken).WaitAsync(Budget, cancellationToken);
                 return connection.IsOpen ? HealthCheckResult.Healthy() : new HealthCheckResult(context.Registration.FailureStatus, "The connection is recovering.");
             }
             catch (Exception ex) when (ex is not OperationCanceledException)

@@ -148,6 +148,38 @@ public sealed class IdentityTests(AppFixture fixture)
         Assert.Equal(0, await ShopData.ScalarAsync<long>(App, "identitydb", $"SELECT count(*) FROM refresh_tokens WHERE family_id = '{family}' AND revoked_at IS NULL"));
     }
 
+    [Fact]
+    public async Task A_login_that_rehashes_the_password_while_the_users_role_changes_signs_in_with_the_role_as_it_is_now()
+    {
+        var (email, password) = await ShopClients.RegisterAsync(App);
+        // A hash made with other parameters (one pass where the Gateway makes two): the next login makes a new one.
+        using (var older = new Shop.Gateway.Identity.Passwords.Argon2idPasswordHasher(
+            Microsoft.Extensions.Options.Options.Create(new Shop.Gateway.Identity.Passwords.PasswordHashingOptions { Iterations = 1 })))
+        {
+            var hash = await older.HashAsync(password, Cancellation);
+            Assert.Equal(1L, await ShopData.ScalarAsync<long>(App, "identitydb",
+                $"WITH changed AS (UPDATE users SET password_hash = '{hash}' WHERE email = '{email}' RETURNING 1) SELECT count(*) FROM changed"));
+        }
+
+        // The login's write of the new hash waits on the user's row while a role change holds it, then finds the version moved.
+        await using var identity = new NpgsqlConnection(App.GetConnectionString("identitydb"));
+        await identity.OpenAsync(Cancellation);
+        await using var change = await identity.BeginTransactionAsync(Cancellation);
+        await ExecuteAsync(identity, change, "UPDATE users SET role = 'admin', version = version + 1 WHERE email = $1", email);
+        using var client = ShopClients.Anonymous(App);
+        var login = client.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email, password }, Cancellation);
+        await ShopData.WaitUntilAsync("the login's rehash waiting on the role change", async () =>
+            await ShopData.LockWaitersAsync(App, "identitydb", "%UPDATE users%") == 1);
+        await change.CommitAsync(Cancellation);
+
+        // Before, the login answered 500 and stored no session.
+        using var answer = await login;
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        var token = (await answer.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("accessToken").GetString()!;
+        var claims = JsonDocument.Parse(Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Decode(token.Split('.')[1])).RootElement;
+        Assert.Equal("admin", claims.GetProperty("role").GetString());
+    }
+
     private static async Task<T> ReadOneAsync<T>(NpgsqlConnection connection, string sql, object parameter, Func<NpgsqlDataReader, T> read)
     {
         await using var command = new NpgsqlCommand(sql, connection);

@@ -425,17 +425,17 @@ public sealed class ChaosTests(ChaosFixture fixture)
             // The AppHost's proxy spreads connections over the Gateway replicas: enough requests reach each of them.
             for (var attempt = 0; attempt < 6; attempt++)
             {
-                using var me = await WithinAsync("a signed-in request", client => client.GetAsync("/v1/auth/me", timeout.Token), signedIn, timeout.Token);
+                using var me = await AnsweredWithinAsync("a signed-in request", client => client.GetAsync("/v1/auth/me", timeout.Token), signedIn, timeout.Token);
                 Assert.Equal(HttpStatusCode.OK, me.StatusCode);
             }
 
             using var anonymous = ShopClients.Anonymous(App);
-            using var login = await WithinAsync("a login", client => client.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email, password }, timeout.Token),
+            using var login = await AnsweredWithinAsync("a login", client => client.PostAsJsonAsync("/v1/auth/login", new { tenant = "demo", email, password }, timeout.Token),
                 anonymous, timeout.Token);
             Assert.Equal(HttpStatusCode.OK, login.StatusCode);
 
             // The revocation cannot be written: the logout says so, and the client may try again.
-            using var logout = await WithinAsync("a logout", client => client.PostAsync("/v1/auth/logout", null, timeout.Token), signedIn, timeout.Token);
+            using var logout = await AnsweredWithinAsync("a logout", client => client.PostAsync("/v1/auth/logout", null, timeout.Token), signedIn, timeout.Token);
             Assert.Equal(HttpStatusCode.ServiceUnavailable, logout.StatusCode);
             Assert.NotNull(logout.Headers.RetryAfter);
         }
@@ -460,7 +460,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
     }
 
     /// <summary>The answer to a request, which must come within 5 s (each identity call to Redis may take 500 ms).</summary>
-    private static async Task<HttpResponseMessage> WithinAsync(string what, Func<HttpClient, Task<HttpResponseMessage>> send, HttpClient client,
+    private static async Task<HttpResponseMessage> AnsweredWithinAsync(string what, Func<HttpClient, Task<HttpResponseMessage>> send, HttpClient client,
         CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();

@@ -11,8 +11,11 @@ namespace Shop.Inventory.Reservations;
 /// One drain loop per product at a time: the first request of an idle product starts it, the loop takes what has
 /// queued (at most <see cref="MaxBatch"/>) and runs it, until the queue is empty, then retires the product's lane
 /// so idle products keep nothing in memory.
+/// A request that has waited longer than <c>waitLimit</c> when its batch would start is not made: it fails with a
+/// <see cref="TimeoutException"/> (an outage: 503), as a wait for a pooled connection does. Only a batch ahead that a server
+/// does not answer keeps a lane waiting that long, and the requests behind it would wait as long again in their own.
 /// </remarks>
-internal sealed class ReservationCombiner<T>(Func<IReadOnlyList<ReservationCombiner<T>.Pending>, Task> runBatch)
+internal sealed class ReservationCombiner<T>(Func<IReadOnlyList<ReservationCombiner<T>.Pending>, Task> runBatch, TimeSpan waitLimit)
 {
     public const int MaxBatch = 32;
 
@@ -22,6 +25,9 @@ internal sealed class ReservationCombiner<T>(Func<IReadOnlyList<ReservationCombi
     public sealed record Pending(T Request)
     {
         public TaskCompletionSource<ReserveOutcome> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>When it was queued (<see cref="System.Diagnostics.Stopwatch"/> ticks).</summary>
+        public long Queued { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
     }
 
     private sealed class Lane
@@ -94,6 +100,13 @@ internal sealed class ReservationCombiner<T>(Func<IReadOnlyList<ReservationCombi
             {
                 while (batch.Count < MaxBatch && lane.Waiting.TryDequeue(out var next))
                 {
+                    if (System.Diagnostics.Stopwatch.GetElapsedTime(next.Queued) > waitLimit)
+                    {
+                        next.Done.TrySetException(new TimeoutException(
+                            $"The reservation waited more than {waitLimit.TotalSeconds:0.#} s for its product's batch: the database is not keeping up."));
+                        continue;
+                    }
+
                     batch.Add(next);
                 }
 

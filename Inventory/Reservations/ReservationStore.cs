@@ -16,7 +16,10 @@ namespace Shop.Inventory.Reservations;
 /// </summary>
 public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<ReservationOptions> options, TimeProvider clock)
 {
-    private readonly TransactionSlots _slots = new(options.Value.MaxConcurrentTransactions, "reservations");
+    /// <summary>How long a reservation waits for its turn at the database: as long as for a pooled connection.</summary>
+    private readonly TimeSpan _waitLimit = WaitLimit(dataSource);
+
+    private readonly TransactionSlots _slots = new(options.Value.MaxConcurrentTransactions, "reservations", WaitLimit(dataSource));
 
     private ReservationCombiner<SingleReservation>? _combiner;
 
@@ -24,7 +27,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     private sealed record SingleReservation(ReservationResponse Reservation, string Hash, DateTimeOffset Now, EventEnvelope Reserved);
 
     private ReservationCombiner<SingleReservation> Combiner =>
-        LazyInitializer.EnsureInitialized(ref _combiner, () => new ReservationCombiner<SingleReservation>(RunSingleBatchAsync));
+        LazyInitializer.EnsureInitialized(ref _combiner, () => new ReservationCombiner<SingleReservation>(RunSingleBatchAsync, _waitLimit));
 
     public async Task<ReserveOutcome> ReserveAsync(ReserveRequest request, CancellationToken cancellationToken)
     {
@@ -102,6 +105,9 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
                 single => OrderTakenAsShortfallAsync(ReserveOneAsync(connection, single, CancellationToken.None)),
                 _ => connection.State != System.Data.ConnectionState.Open);
         }, CancellationToken.None);
+
+    private static TimeSpan WaitLimit(NpgsqlDataSource dataSource) =>
+        TimeSpan.FromSeconds(new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Timeout);
 
     /// <summary>A single item not taken; the caller finds out why (see <see cref="ReserveAsync"/>).</summary>
     private static readonly ReserveOutcome NotTaken = new ReserveOutcome.Insufficient([]);

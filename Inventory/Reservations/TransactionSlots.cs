@@ -9,7 +9,12 @@ namespace Shop.Inventory.Reservations;
 /// saturate: how many transactions hold a slot, how many wait for one, and how long each waited. Waiting here holds
 /// no connection, so a bound that is too low shows as wait time, not as pool exhaustion.
 /// </summary>
-public sealed class TransactionSlots(int count, string name)
+/// <param name="waitLimit">
+/// How long a transaction waits for a slot before it gives up with a <see cref="TimeoutException"/> (an outage: 503): a
+/// slot stands for a pooled connection, and waits as long as Npgsql would for one. Slots held by transactions that a
+/// server does not answer are not free again until their statements time out.
+/// </param>
+public sealed class TransactionSlots(int count, string name, TimeSpan waitLimit)
 {
     private static readonly Histogram<double> WaitTime = ShopDiagnostics.Meter.CreateHistogram<double>(
         "shop.inventory.transaction_slots.wait", "s", "How long a reservation transaction waited for a slot.");
@@ -22,13 +27,15 @@ public sealed class TransactionSlots(int count, string name)
 
     private static readonly KeyValuePair<string, object?> Entered = new("outcome", "entered");
     private static readonly KeyValuePair<string, object?> GaveUp = new("outcome", "gave_up");
+    private static readonly KeyValuePair<string, object?> TimedOut = new("outcome", "timed_out");
 
     private readonly SemaphoreSlim _slots = new(count, count);
     private readonly KeyValuePair<string, object?> _tag = new("slots", name);
 
     /// <summary>
-    /// Waits for a slot. The wait is recorded with <c>outcome</c> <c>entered</c>, or <c>gave_up</c> when the caller went
-    /// away first: those are the longest waits, and the ones that cost a client its request.
+    /// Waits for a slot. The wait is recorded with <c>outcome</c> <c>entered</c>, <c>gave_up</c> when the caller went
+    /// away first, or <c>timed_out</c> past the wait limit: those are the longest waits, and the ones that cost a client
+    /// its request.
     /// </summary>
     public async ValueTask<Slot> EnterAsync(CancellationToken cancellationToken)
     {
@@ -39,17 +46,21 @@ public sealed class TransactionSlots(int count, string name)
         else
         {
             var started = Stopwatch.GetTimestamp();
-            var entered = false;
+            var outcome = GaveUp;
             Waiting.Add(1, _tag);
             try
             {
-                await _slots.WaitAsync(cancellationToken);
-                entered = true;
+                outcome = await _slots.WaitAsync(waitLimit, cancellationToken) ? Entered : TimedOut;
             }
             finally
             {
                 Waiting.Add(-1, _tag);
-                WaitTime.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, _tag, entered ? Entered : GaveUp);
+                WaitTime.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, _tag, outcome);
+            }
+
+            if (outcome.Equals(TimedOut))
+            {
+                throw new TimeoutException($"No {name} transaction slot was free within {waitLimit.TotalSeconds:0.#} s: the database is not keeping up.");
             }
         }
 

@@ -16,6 +16,12 @@ public static class NpgsqlExtensions
 {
     private const string GenericPlans = "-c plan_cache_mode=force_generic_plan";
 
+    /// <summary>How long a caller waits for a connection: to open one, or for one from the pool.</summary>
+    internal const int OpenSeconds = 5;
+
+    /// <summary>How long a statement's answer is awaited: the server's own statement timeout.</summary>
+    internal const int AnswerSeconds = 15;
+
     /// <summary>
     /// Registers a pooled DbContext on the connection string <c>ConnectionStrings:{connectionName}</c> (the
     /// name Aspire's client integration uses), a readiness check that runs a query, and Npgsql's tracing.
@@ -38,6 +44,22 @@ public static class NpgsqlExtensions
                 dataSource.ConnectionStringBuilder.MaxPoolSize = Math.Max(40, dataSource.ConnectionStringBuilder.MinPoolSize);
             }
 
+            // A server that stops answering without closing its connections (paused, swapping, behind a network that drops
+            // packets) must not hold a request longer than the Gateway waits for it (30 s), or the client gets the
+            // Gateway's 504 instead of this service's 503. Npgsql's defaults held a statement 30 s and then up to twice its
+            // connection timeout (15 s) more, trying to open a connection for the cancel. Here: 5 s for a connection (to
+            // open one, or to have one from the pool), and a statement's answer as long as the server's own statement
+            // timeout (15 s), which a server that answers meets first, and its connection is kept: 25 s at most in all.
+            if (!Names(connectionString, "Timeout"))
+            {
+                dataSource.ConnectionStringBuilder.Timeout = OpenSeconds;
+            }
+
+            if (!Names(connectionString, "Command Timeout"))
+            {
+                dataSource.ConnectionStringBuilder.CommandTimeout = AnswerSeconds;
+            }
+
             // Plans are kept: a prepared statement is planned once per connection. Left to choose, PostgreSQL plans
             // a statement with an array parameter (product_id = ANY($1), taken by every stock lock) again on every
             // execution, because a generic plan cannot know the array's length. Every query here is a key or index
@@ -49,7 +71,7 @@ public static class NpgsqlExtensions
             var options = dataSource.ConnectionStringBuilder.Options;
             if (options is null)
             {
-                dataSource.ConnectionStringBuilder.Options = $"-c statement_timeout=15000 {GenericPlans}";
+                dataSource.ConnectionStringBuilder.Options = $"-c statement_timeout={AnswerSeconds * 1000} {GenericPlans}";
             }
             else if (!options.Contains("plan_cache_mode", StringComparison.OrdinalIgnoreCase))
             {

@@ -459,6 +459,171 @@ public sealed class ChaosTests(ChaosFixture fixture)
         }
     }
 
+    /// <summary>
+    /// A stopped PostgreSQL refuses connections, and every statement fails at once; a paused one keeps its connections
+    /// open and answers nothing. Before, a statement waited Npgsql's default 30 s for its answer (and 2 s more for the
+    /// cancel), past the Gateway's 30 s: the client got the Gateway's 504 instead of Inventory's 503, and a caller straight
+    /// to Inventory waited a minute. Requests queued behind a stalled one (for a transaction slot, or behind their product's
+    /// batch) waited for it and then as long again for their own.
+    /// </summary>
+    [Fact]
+    public async Task With_PostgreSQL_paused_requests_are_answered_503_before_the_Gateways_timeout_and_once_it_resumes_each_replica_reserves_again()
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        timeout.CancelAfter(TimeSpan.FromSeconds(180));
+        var adminToken = (await ShopClients.LoginAsync(App, "admin@demo.local", AppFixture.AdminPassword)).AccessToken;
+        var serviceToken = await ShopClients.ServiceTokenAsync(App);
+        var replicas = App.ResourceNotifications.GetSnapshot("inventory").Replicas;
+        var services = replicas.Select(r => Direct(r.Endpoint!, serviceToken)).ToList();
+        using var admin = ShopClients.Authorized(App, adminToken);
+        var product = await ShopData.CreateProductAsync(App, stock: 100);
+        var others = new List<Guid>();
+        for (var other = 0; other < 8; other++)
+        {
+            others.Add(await ShopData.CreateProductAsync(App, stock: 10));
+        }
+
+        try
+        {
+            // Each replica has read the product into its cache, and has pooled connections open to the server.
+            foreach (var service in services)
+            {
+                for (var read = 0; read < 2; read++)
+                {
+                    using var cached = await service.GetAsync($"/v1/products/{product}", timeout.Token);
+                    Assert.Equal(HttpStatusCode.OK, cached.StatusCode);
+                }
+
+                using var reserved = await service.PostAsJsonAsync("/v1/reservations",
+                    new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 1 } } }, timeout.Token);
+                Assert.Equal(HttpStatusCode.Created, reserved.StatusCode);
+            }
+
+            // The postmaster first, so that it starts no process once its children are listed.
+            var postmaster = App.ResourceNotifications.GetSnapshot("postgres").Replicas.Single().Pid!.Value;
+            Assert.True(NativeMethods.Signal(postmaster, NativeMethods.SIGSTOP));
+            var paused = new List<int> { postmaster };
+            try
+            {
+                foreach (var child in Descendants(postmaster))
+                {
+                    if (NativeMethods.Signal(child, NativeMethods.SIGSTOP))
+                    {
+                        paused.Add(child);
+                    }
+                }
+
+                // On each replica: three reservations of one product (two wait behind the first's batch) and one of each of
+                // eight others (one more transaction than the replica runs at once: one waits for a slot).
+                var needing = services.SelectMany((service, index) => Enumerable.Repeat(product, 3).Concat(others).Select(reserving =>
+                        TimedAsync($"a reservation on Inventory replica {index}", () => service.PostAsJsonAsync("/v1/reservations",
+                            new { orderId = Guid.NewGuid(), items = new[] { new { productId = reserving, quantity = 1 } } }, timeout.Token))))
+                    .Append(TimedAsync("a stock adjustment through the Gateway", () => admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments",
+                        new { delta = 1, reason = "restock while the database was paused" }, timeout.Token)))
+                    .ToList();
+
+                foreach (var (what, response, took) in await Task.WhenAll(needing))
+                {
+                    using (response)
+                    {
+                        var body = await response.Content.ReadAsStringAsync(timeout.Token);
+                        Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, $"{what} with PostgreSQL paused: {(int)response.StatusCode} {body} after {took}");
+                        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+                        Assert.NotNull(response.Headers.RetryAfter);
+                        Assert.True(took < TimeSpan.FromSeconds(28), $"{what} with PostgreSQL paused took {took}");
+                    }
+                }
+            }
+            finally
+            {
+                foreach (var pid in paused)
+                {
+                    NativeMethods.Signal(pid, NativeMethods.SIGCONT);
+                }
+            }
+
+            // Resumed: each replica reserves again, and no connection given up on while paused is handed out again.
+            foreach (var (service, index) in services.Select((service, index) => (service, index)))
+            {
+                await ShopData.WaitUntilAsync("a reservation with PostgreSQL resumed", async () =>
+                {
+                    using var reserved = await service.PostAsJsonAsync("/v1/reservations",
+                        new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 1 } } }, timeout.Token);
+                    return reserved.StatusCode == HttpStatusCode.Created;
+                }, seconds: 30);
+                using var direct = Direct(replicas[index].Endpoint!, adminToken);
+                for (var read = 0; read < 20; read++)
+                {
+                    using var stock = await direct.GetAsync($"/v1/inventory/{product}", timeout.Token);
+                    Assert.True(stock.StatusCode == HttpStatusCode.OK,
+                        $"Read {read + 1} of {direct.BaseAddress} with PostgreSQL resumed: {(int)stock.StatusCode} {await stock.Content.ReadAsStringAsync(timeout.Token)}");
+                }
+            }
+
+            // What each request answered is what happened: the stock holds exactly the reservations that exist.
+            var held = await ShopData.ScalarAsync<long>(App, "inventorydb",
+                $"SELECT coalesce(sum(i.quantity), 0) FROM reservations r JOIN reservation_items i ON i.reservation_id = r.id WHERE i.product_id = '{product}' AND r.status = 'Active'");
+            var (quantity, reservedUnits) = await ShopData.StockAsync(App, product);
+            Assert.Equal(held, reservedUnits);
+            Assert.True(quantity is 100 or 101, $"quantity {quantity}");
+        }
+        finally
+        {
+            foreach (var client in services)
+            {
+                client.Dispose();
+            }
+
+            foreach (var resource in new[] { "postgres", "gateway", "orders", "notifications", "inventory" })
+            {
+                await App.ResourceNotifications.WaitForResourceHealthyAsync(resource, Cancellation);
+            }
+        }
+
+        static async Task<(string What, HttpResponseMessage Response, TimeSpan Took)> TimedAsync(string what, Func<Task<HttpResponseMessage>> send)
+        {
+            var watch = Stopwatch.StartNew();
+            var response = await send();
+            return (what, response, watch.Elapsed);
+        }
+    }
+
+    /// <summary>Every process under <paramref name="root"/>, from the parent of each in /proc.</summary>
+    private static List<int> Descendants(int root)
+    {
+        var parents = new Dictionary<int, int>();
+        foreach (var folder in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(folder), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(folder, "stat"));
+                parents[pid] = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+            }
+            catch (IOException)
+            {
+                // Gone since the folder was listed.
+            }
+        }
+
+        var found = new List<int>();
+        var next = new Queue<int>([root]);
+        while (next.TryDequeue(out var parent))
+        {
+            foreach (var child in parents.Where(p => p.Value == parent).Select(p => p.Key))
+            {
+                found.Add(child);
+                next.Enqueue(child);
+            }
+        }
+
+        return found;
+    }
+
     /// <summary>The answer to a request, which must come within 5 s (each identity call to Redis may take 500 ms).</summary>
     private static async Task<HttpResponseMessage> AnsweredWithinAsync(string what, Func<HttpClient, Task<HttpResponseMessage>> send, HttpClient client,
         CancellationToken cancellationToken)

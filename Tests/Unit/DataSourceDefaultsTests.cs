@@ -21,6 +21,8 @@ public sealed class DataSourceDefaultsTests
         Assert.Contains("statement_timeout=15000", settings.Options);
         Assert.Equal(40, settings.MaxPoolSize);
         Assert.Equal(64, settings.MaxAutoPrepare);
+        // A server that does not answer holds a request at most 25 s, within the Gateway's 30 s (see ChaosTests).
+        Assert.Equal((5, 15), (settings.Timeout, settings.CommandTimeout));
     }
 
     [Fact]
@@ -35,13 +37,14 @@ public sealed class DataSourceDefaultsTests
     [Fact]
     public void The_connection_string_wins_over_every_default_but_generic_plans_are_kept_unless_it_chooses_a_plan_mode()
     {
-        var settings = Settings($"{ConnectionString};No Reset On Close=false;Options=-c statement_timeout=1000;Maximum Pool Size=5;Max Auto Prepare=0",
-            rowLevelSecurityRole: null);
+        var settings = Settings($"{ConnectionString};No Reset On Close=false;Options=-c statement_timeout=1000;Maximum Pool Size=5;Max Auto Prepare=0"
+            + ";Timeout=2;Command Timeout=60", rowLevelSecurityRole: null);
 
         Assert.False(settings.NoResetOnClose);
         Assert.Equal("-c statement_timeout=1000 -c plan_cache_mode=force_generic_plan", settings.Options);
         Assert.Equal(5, settings.MaxPoolSize);
         Assert.Equal(0, settings.MaxAutoPrepare);
+        Assert.Equal((2, 60), (settings.Timeout, settings.CommandTimeout));
 
         // Keywords count in any case and with or without their spaces.
         var unspaced = Settings($"{ConnectionString};noresetonclose=false;MaxAutoPrepare=3", rowLevelSecurityRole: null);

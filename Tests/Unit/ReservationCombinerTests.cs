@@ -14,7 +14,7 @@ public sealed class ReservationCombinerTests
     /// and which records every batch's requests, after <paramref name="onBatch"/> has seen them (it may throw).
     /// </summary>
     private static (ReservationCombiner<int> Combiner, TaskCompletionSource FirstRunning, List<int[]> Batches) HeldUpByRequestZero(Task release,
-        Func<int[], int[]>? onBatch = null)
+        Func<int[], int[]>? onBatch = null, TimeSpan? waitLimit = null)
     {
         var firstRunning = new TaskCompletionSource();
         var batches = new List<int[]>();
@@ -37,7 +37,7 @@ public sealed class ReservationCombinerTests
             {
                 pending.Done.SetResult(Made(pending.Request));
             }
-        });
+        }, waitLimit ?? TimeSpan.FromMinutes(1));
         return (combiner, firstRunning, batches);
     }
 
@@ -86,7 +86,7 @@ public sealed class ReservationCombinerTests
     public async Task A_batch_runner_that_forgets_a_request_fails_it_instead_of_leaving_it_waiting()
     {
         var ct = TestContext.Current.CancellationToken;
-        var combiner = new ReservationCombiner<int>(_ => Task.CompletedTask);
+        var combiner = new ReservationCombiner<int>(_ => Task.CompletedTask, TimeSpan.FromMinutes(1));
 
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => combiner.EnqueueAsync(Product, 1, ct));
         Assert.Contains("without an outcome", error.Message, StringComparison.Ordinal);
@@ -157,5 +157,29 @@ public sealed class ReservationCombinerTests
         }, endsBatch: _ => true);
 
         Assert.Equal([1, 2], made);
+    }
+
+    [Fact]
+    public async Task Requests_that_waited_past_the_limit_behind_a_batch_fail_as_a_timeout_without_being_made()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var releaseFirst = new TaskCompletionSource();
+        var (combiner, firstRunning, batches) = HeldUpByRequestZero(releaseFirst.Task, waitLimit: TimeSpan.FromMilliseconds(200));
+
+        var first = combiner.EnqueueAsync(Product, 0, ct);
+        await firstRunning.Task.WaitAsync(ct);
+        var stale = Enumerable.Range(1, 3).Select(i => combiner.EnqueueAsync(Product, i, ct)).ToList();
+        await Task.Delay(400, ct);
+        releaseFirst.SetResult();
+
+        Assert.IsType<ReserveOutcome.Created>(await first);
+        foreach (var request in stale)
+        {
+            await Assert.ThrowsAsync<TimeoutException>(() => request);
+        }
+
+        // Only the batch ahead ran; a request queued now is made as usual.
+        Assert.IsType<ReserveOutcome.Created>(await combiner.EnqueueAsync(Product, 4, ct));
+        Assert.Equal([[0], [4]], batches);
     }
 }

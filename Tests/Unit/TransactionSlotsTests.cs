@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Shop.Inventory.Reservations;
 using Shop.ServiceDefaults.Telemetry;
@@ -49,7 +50,7 @@ public sealed class TransactionSlotsTests : IDisposable
     public async Task A_transaction_past_the_bound_waits_for_a_slot_and_the_wait_is_measured()
     {
         var ct = TestContext.Current.CancellationToken;
-        var slots = new TransactionSlots(1, _name);
+        var slots = new TransactionSlots(1, _name, TimeSpan.FromMinutes(1));
 
         var first = await slots.EnterAsync(ct);
         var second = slots.EnterAsync(ct).AsTask();
@@ -76,7 +77,7 @@ public sealed class TransactionSlotsTests : IDisposable
     public async Task A_cancelled_wait_takes_no_slot_and_stops_counting_as_waiting()
     {
         var ct = TestContext.Current.CancellationToken;
-        var slots = new TransactionSlots(1, _name);
+        var slots = new TransactionSlots(1, _name, TimeSpan.FromMinutes(1));
         var held = await slots.EnterAsync(ct);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
 
@@ -86,6 +87,27 @@ public sealed class TransactionSlotsTests : IDisposable
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
         Assert.Equal(0, Sum("waiting"));
         Assert.Equal(["entered", "gave_up"], _measurements.Where(m => m.Instrument == "wait").Select(m => m.Outcome));
+        held.Dispose();
+        using (await slots.EnterAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), ct))
+        {
+            Assert.Equal(1, Sum("in_use"));
+        }
+    }
+
+    [Fact]
+    public async Task A_wait_past_the_limit_gives_up_as_a_timeout_and_takes_no_slot()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var slots = new TransactionSlots(1, _name, TimeSpan.FromMilliseconds(100));
+        var held = await slots.EnterAsync(ct);
+
+        var waited = Stopwatch.StartNew();
+        await Assert.ThrowsAsync<TimeoutException>(async () => await slots.EnterAsync(ct));
+
+        Assert.True(waited.Elapsed >= TimeSpan.FromMilliseconds(90), $"gave up after {waited.Elapsed}");
+        Assert.Equal(0, Sum("waiting"));
+        Assert.Equal(1, Sum("in_use"));
+        Assert.Equal(["entered", "timed_out"], _measurements.Where(m => m.Instrument == "wait").Select(m => m.Outcome));
         held.Dispose();
         using (await slots.EnterAsync(ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), ct))
         {

@@ -19,8 +19,8 @@ public static class NpgsqlExtensions
     /// <summary>How long a caller waits for a connection: to open one, or for one from the pool.</summary>
     internal const int OpenSeconds = 5;
 
-    /// <summary>How long a statement's answer is awaited: the server's own statement timeout.</summary>
-    internal const int AnswerSeconds = 15;
+    /// <summary>How long a statement's answer is awaited before Npgsql cancels it (a paused server also has it open a connection for the cancel).</summary>
+    internal const int AnswerSeconds = 10;
 
     /// <summary>
     /// Registers a pooled DbContext on the connection string <c>ConnectionStrings:{connectionName}</c> (the
@@ -46,10 +46,13 @@ public static class NpgsqlExtensions
 
             // A server that stops answering without closing its connections (paused, swapping, behind a network that drops
             // packets) must not hold a request longer than the Gateway waits for it (30 s), or the client gets the
-            // Gateway's 504 instead of this service's 503. Npgsql's defaults held a statement 30 s and then up to twice its
-            // connection timeout (15 s) more, trying to open a connection for the cancel. Here: 5 s for a connection (to
-            // open one, or to have one from the pool), and a statement's answer as long as the server's own statement
-            // timeout (15 s), which a server that answers meets first, and its connection is kept: 25 s at most in all.
+            // Gateway's 504 instead of this service's 503. Npgsql's defaults held a statement 30 s, then tried to cancel it
+            // on a new connection, which a paused server held up to twice the 15 s connection timeout: a reservation took
+            // 60 s in all (ChaosTests). Here: 5 s for a connection (to open one, or to have one from the pool), and 10 s
+            // for a statement's answer, so 10 + 2 * 5 s and the 2 s Npgsql then waits for the statement's end: 22 s at
+            // most. (With 15 s for the answer, 27 s was measured, and 29 s in a CI run.) A server that answers ends a
+            // statement the client gave up on (57014), and the connection is kept. The server's own statement timeout
+            // (15 s) still ends a statement whose client has gone.
             if (!Names(connectionString, "Timeout"))
             {
                 dataSource.ConnectionStringBuilder.Timeout = OpenSeconds;
@@ -71,7 +74,7 @@ public static class NpgsqlExtensions
             var options = dataSource.ConnectionStringBuilder.Options;
             if (options is null)
             {
-                dataSource.ConnectionStringBuilder.Options = $"-c statement_timeout={AnswerSeconds * 1000} {GenericPlans}";
+                dataSource.ConnectionStringBuilder.Options = $"-c statement_timeout=15000 {GenericPlans}";
             }
             else if (!options.Contains("plan_cache_mode", StringComparison.OrdinalIgnoreCase))
             {

@@ -160,12 +160,22 @@ public static class StockApi
 
     /// <summary>
     /// The audit trail of a product's stock: every adjustment with who made it, why, and the quantity it left, newest
-    /// first. A deleted product keeps its history; another tenant's product is 404.
+    /// first. A deleted product keeps its history; another tenant's product is 404. Like the product list, a page is
+    /// numbered (an offset) or follows a cursor: the history grows at its head, so a numbered page repeats the rows that
+    /// new adjustments pushed down to it, and a cursor page starts after the last row shown, whatever was added since.
     /// </summary>
     public static async Task<Results<Ok<PagedResponse<AdjustmentResponse>>, NotFound, ValidationProblem>> ListAdjustments(
-        Guid productId, ClaimsPrincipal admin, NpgsqlDataSource dataSource, int page = 1, int pageSize = 20, CancellationToken cancellationToken = default)
+        Guid productId, ClaimsPrincipal admin, NpgsqlDataSource dataSource, HttpContext context, int? page = null, int pageSize = 20, string? after = null,
+        CancellationToken cancellationToken = default)
     {
-        if (PageRequest.Errors(page, pageSize) is { Count: > 0 } errors)
+        var errors = PageRequest.Errors(page ?? 1, pageSize);
+        var from = after is null ? null : AdjustmentCursor.Parse(after);
+        if (after is not null && (from is null || page is not null))
+        {
+            errors["after"] = [page is not null ? "Either page or after, not both." : "Not a cursor this list gave out: follow the Link header's next page."];
+        }
+
+        if (errors.Count > 0)
         {
             return TypedResults.ValidationProblem(errors);
         }
@@ -177,14 +187,44 @@ public static class StockApi
         {
             Parameters = { new() { Value = productId }, new() { Value = tenant } },
         });
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-            SELECT id, delta, reason, actor, quantity_after, stock_version, created_at FROM stock_adjustments
-            WHERE product_id = $1 AND tenant_id = $2
-            ORDER BY stock_version DESC NULLS LAST, created_at DESC, id DESC LIMIT $3 OFFSET $4
-            """)
+        // After the cursor in the history's order: versions descending, then the rows recorded before versions were
+        // (NULLS LAST), each group by time and id descending. One more row than the page, to know whether another follows.
+        var rows = from switch
         {
-            Parameters = { new() { Value = productId }, new() { Value = tenant }, new() { Value = pageSize }, new() { Value = (page - 1) * pageSize } },
-        });
+            null => new NpgsqlBatchCommand($"""
+                SELECT {AdjustmentColumns} FROM stock_adjustments
+                WHERE product_id = $1 AND tenant_id = $2
+                ORDER BY stock_version DESC NULLS LAST, created_at DESC, id DESC LIMIT $3 OFFSET $4
+                """)
+            {
+                Parameters = { new() { Value = productId }, new() { Value = tenant }, new() { Value = pageSize + 1 }, new() { Value = ((page ?? 1) - 1) * pageSize } },
+            },
+            { StockVersion: { } version } => new NpgsqlBatchCommand($"""
+                SELECT {AdjustmentColumns} FROM stock_adjustments
+                WHERE product_id = $1 AND tenant_id = $2 AND ((stock_version, created_at, id) < ($4, $5, $6) OR stock_version IS NULL)
+                ORDER BY stock_version DESC NULLS LAST, created_at DESC, id DESC LIMIT $3
+                """)
+            {
+                Parameters =
+                {
+                    new() { Value = productId }, new() { Value = tenant }, new() { Value = pageSize + 1 },
+                    new() { Value = version }, new() { Value = from.Value.CreatedAt }, new() { Value = from.Value.Id },
+                },
+            },
+            _ => new NpgsqlBatchCommand($"""
+                SELECT {AdjustmentColumns} FROM stock_adjustments
+                WHERE product_id = $1 AND tenant_id = $2 AND stock_version IS NULL AND (created_at, id) < ($4, $5)
+                ORDER BY created_at DESC, id DESC LIMIT $3
+                """)
+            {
+                Parameters =
+                {
+                    new() { Value = productId }, new() { Value = tenant }, new() { Value = pageSize + 1 },
+                    new() { Value = from.Value.CreatedAt }, new() { Value = from.Value.Id },
+                },
+            },
+        };
+        batch.BatchCommands.Add(rows);
         batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT EXISTS (SELECT 1 FROM stock WHERE product_id = $1 AND tenant_id = $2)")
         {
             Parameters = { new() { Value = productId }, new() { Value = tenant } },
@@ -203,10 +243,22 @@ public static class StockApi
 
         await reader.NextResultAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        return reader.GetBoolean(0)
-            ? TypedResults.Ok(new PagedResponse<AdjustmentResponse>(items, page, pageSize, (int)total))
-            : TypedResults.NotFound();
+        if (!reader.GetBoolean(0))
+        {
+            return TypedResults.NotFound();
+        }
+
+        if (items.Count > pageSize)
+        {
+            items.RemoveAt(pageSize);
+            var last = items[^1];
+            context.Response.Headers.Link = PageCursor.NextLink(context.Request, AdjustmentCursor.Format(last.Version, last.CreatedAt, last.Id));
+        }
+
+        return TypedResults.Ok(new PagedResponse<AdjustmentResponse>(items, from is null ? page ?? 1 : null, pageSize, (int)total));
     }
+
+    private const string AdjustmentColumns = "id, delta, reason, actor, quantity_after, stock_version, created_at";
 
     /// <summary>The most stock rows one low-stock page holds, and the default.</summary>
     public const int MaxLowStockPage = 500;

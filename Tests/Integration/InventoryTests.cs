@@ -1373,6 +1373,9 @@ public sealed class InventoryTests(AppFixture fixture)
             Assert.Equal(HttpStatusCode.OK, (await admin.SendAsync(keyed, Cancellation)).StatusCode);
             using var history = await admin.GetAsync($"/v1/inventory/{second}/adjustments?page=2&pageSize=1", Cancellation);
             Assert.Equal(HttpStatusCode.OK, history.StatusCode);
+            using var cursorPage = await admin.GetAsync($"/v1/inventory/{second}/adjustments?pageSize=1", Cancellation);
+            using var historyByCursor = await admin.GetAsync(NextPage(cursorPage), Cancellation);
+            Assert.Equal(HttpStatusCode.OK, historyByCursor.StatusCode);
         }
 
         using (var inventory = await ServiceClientAsync())
@@ -1891,6 +1894,85 @@ public sealed class InventoryTests(AppFixture fixture)
         using (var refused = await customer.GetAsync($"/v1/inventory/{product}/adjustments", Cancellation))
         {
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+    }
+
+    /// <summary>
+    /// The history grows at its head, so a numbered page (an offset) shows again the rows that new adjustments pushed down
+    /// to it. Followed by its cursor, the history shows each adjustment once, in order, down to those recorded before
+    /// adjustments had stock versions (migration 0006), which come last.
+    /// </summary>
+    [Fact]
+    public async Task Adjustment_history_followed_by_its_cursor_shows_each_adjustment_once_while_new_ones_arrive()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var admin = await ShopClients.AdminAsync(App);
+        async Task AdjustAsync(string reason)
+        {
+            using var adjusted = await admin.PostAsJsonAsync($"/v1/inventory/{product}/adjustments", new { delta = 1, reason }, Cancellation);
+            Assert.Equal(HttpStatusCode.OK, adjusted.StatusCode);
+        }
+
+        async Task<(List<string> Reasons, string? Next, JsonElement Body)> PageAsync(string address)
+        {
+            using var response = await admin.GetAsync(address, Cancellation);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var body = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+            return ([.. body.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("reason").GetString()!)], NextPage(response), body);
+        }
+
+        foreach (var reason in new[] { "a1", "a2", "a3", "a4", "a5" })
+        {
+            await AdjustAsync(reason);
+        }
+
+        var tenant = await ScalarAsync<string>($"SELECT tenant_id FROM products WHERE id = '{product}'");
+        foreach (var (reason, daysAgo) in new[] { ("legacy-newer", 1), ("legacy-older", 2) })
+        {
+            Assert.Equal(1, await ScalarAsync<int>($"""
+                WITH added AS (INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor, created_at)
+                VALUES ('{Guid.NewGuid()}', '{tenant}', '{product}', 1, '{reason}', 'migrated', now() - interval '{daysAgo} days') RETURNING 1)
+                SELECT count(*)::int FROM added
+                """));
+        }
+
+        var before = await PageAsync($"/v1/inventory/{product}/adjustments");
+        var (firstPage, next, firstBody) = await PageAsync($"/v1/inventory/{product}/adjustments?pageSize=2");
+        Assert.Equal(before.Reasons.Take(2), firstPage);
+        Assert.Equal(1, firstBody.GetProperty("page").GetInt32());
+        Assert.NotNull(next);
+        Assert.Null(before.Next);
+
+        await AdjustAsync("a6");
+        await AdjustAsync("a7");
+
+        // The numbered second page now repeats the first page's rows.
+        Assert.Equal(firstPage, (await PageAsync($"/v1/inventory/{product}/adjustments?pageSize=2&page=2")).Reasons);
+
+        var followed = new List<string>(firstPage);
+        var pages = 1;
+        while (next is not null)
+        {
+            var (reasons, after, body) = await PageAsync(next);
+            Assert.Equal(JsonValueKind.Null, body.GetProperty("page").ValueKind);
+            Assert.Equal(before.Reasons.Count + 2, body.GetProperty("total").GetInt32());
+            Assert.True(reasons.Count is > 0 and <= 2);
+            followed.AddRange(reasons);
+            next = after;
+            Assert.True(++pages < 20, "the cursor pages did not end");
+        }
+
+        Assert.Equal(before.Reasons, followed);
+        Assert.Equal(["a5", "a4", "a3", "a2", "a1"], followed.Take(5));
+        Assert.Equal(["legacy-newer", "legacy-older"], followed.TakeLast(2));
+
+        // A cursor this list did not give out, and one it did given with a page number.
+        var cursor = (await PageAsync($"/v1/inventory/{product}/adjustments?pageSize=2")).Next!;
+        foreach (var bad in new[] { $"/v1/inventory/{product}/adjustments?after=bm90LWEtY3Vyc29y", cursor + "&page=1" })
+        {
+            using var refused = await admin.GetAsync(bad, Cancellation);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.True((await refused.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("errors").TryGetProperty("after", out _));
         }
     }
 

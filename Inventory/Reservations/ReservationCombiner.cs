@@ -11,9 +11,10 @@ namespace Shop.Inventory.Reservations;
 /// One drain loop per product at a time: the first request of an idle product starts it, the loop takes what has
 /// queued (at most <see cref="MaxBatch"/>) and runs it, until the queue is empty, then retires the product's lane
 /// so idle products keep nothing in memory.
-/// A request that has waited longer than <c>waitLimit</c> when its batch would start is not made: it fails with a
-/// <see cref="TimeoutException"/> (an outage: 503), as a wait for a pooled connection does. Only a batch ahead that a server
-/// does not answer keeps a lane waiting that long, and the requests behind it would wait as long again in their own.
+/// A request that has waited longer than <c>waitLimit</c> (<see cref="Timeout.InfiniteTimeSpan"/>: no limit) when its
+/// batch would start is not made: it fails with a <see cref="TimeoutException"/> (an outage: 503), as a wait for a pooled
+/// connection does. Only a batch ahead that a server does not answer keeps a lane waiting that long, and the requests
+/// behind it would wait as long again in their own.
 /// </remarks>
 internal sealed class ReservationCombiner<T>(Func<IReadOnlyList<ReservationCombiner<T>.Pending>, Task> runBatch, TimeSpan waitLimit)
 {
@@ -91,6 +92,28 @@ internal sealed class ReservationCombiner<T>(Func<IReadOnlyList<ReservationCombi
         }
     }
 
+    /// <summary>
+    /// Fails <paramref name="pending"/> with a <see cref="TimeoutException"/> if it has waited longer than the limit
+    /// since it was queued, and says whether it did. A batch's runner asks again once it has its slot, so that a request's
+    /// wait in its lane and for the slot add up to the limit at most.
+    /// </summary>
+    public bool FailIfWaitedTooLong(Pending pending)
+    {
+        if (waitLimit == Timeout.InfiniteTimeSpan || System.Diagnostics.Stopwatch.GetElapsedTime(pending.Queued) <= waitLimit)
+        {
+            return false;
+        }
+
+        pending.Done.TrySetException(new TimeoutException(
+            $"The reservation waited more than {waitLimit.TotalSeconds:0.#} s for its turn: the database is not keeping up."));
+        return true;
+    }
+
+    /// <summary>What is left of the limit for the batch's newest request: how long the batch may still wait for a slot.</summary>
+    public TimeSpan TimeLeft(IReadOnlyList<Pending> batch) => waitLimit == Timeout.InfiniteTimeSpan
+        ? Timeout.InfiniteTimeSpan
+        : TimeSpan.FromTicks(Math.Max(0, (waitLimit - System.Diagnostics.Stopwatch.GetElapsedTime(batch.Max(p => p.Queued))).Ticks));
+
     private async Task DrainAsync(Guid productId, Lane lane)
     {
         while (true)
@@ -100,14 +123,10 @@ internal sealed class ReservationCombiner<T>(Func<IReadOnlyList<ReservationCombi
             {
                 while (batch.Count < MaxBatch && lane.Waiting.TryDequeue(out var next))
                 {
-                    if (System.Diagnostics.Stopwatch.GetElapsedTime(next.Queued) > waitLimit)
+                    if (!FailIfWaitedTooLong(next))
                     {
-                        next.Done.TrySetException(new TimeoutException(
-                            $"The reservation waited more than {waitLimit.TotalSeconds:0.#} s for its product's batch: the database is not keeping up."));
-                        continue;
+                        batch.Add(next);
                     }
-
-                    batch.Add(next);
                 }
 
                 if (batch.Count == 0)

@@ -67,9 +67,11 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     /// fails (the twin of an order whose first reservation had not yet committed, most likely), the whole batch rolls
     /// back and each request is made again on its own.
     /// </summary>
-    private Task RunSingleBatchAsync(IReadOnlyList<ReservationCombiner<SingleReservation>.Pending> batch) =>
+    private Task RunSingleBatchAsync(IReadOnlyList<ReservationCombiner<SingleReservation>.Pending> queued) =>
         InSlotAsync(async connection =>
         {
+            // A request's wait in its lane and for the slot add up to the wait limit at most.
+            var batch = queued.Where(pending => !Combiner.FailIfWaitedTooLong(pending)).ToList();
             if (batch.Count > 1)
             {
                 // Each reservation's statement follows its own request's correlation and trace, for the stock-level event it may raise.
@@ -104,25 +106,30 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             await ReservationCombiner<SingleReservation>.AnswerEachAsync(batch,
                 single => OrderTakenAsShortfallAsync(ReserveOneAsync(connection, single, CancellationToken.None)),
                 _ => connection.State != System.Data.ConnectionState.Open);
-        }, CancellationToken.None);
+        }, CancellationToken.None, Combiner.TimeLeft(queued));
 
+    /// <summary>The connection string's <c>Timeout</c>, where 0 is no limit, as it is for Npgsql.</summary>
     private static TimeSpan WaitLimit(NpgsqlDataSource dataSource) =>
-        TimeSpan.FromSeconds(new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Timeout);
+        new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).Timeout is > 0 and var seconds ? TimeSpan.FromSeconds(seconds) : Timeout.InfiniteTimeSpan;
 
     /// <summary>A single item not taken; the caller finds out why (see <see cref="ReserveAsync"/>).</summary>
     private static readonly ReserveOutcome NotTaken = new ReserveOutcome.Insufficient([]);
 
-    private Task InSlotAsync(Func<NpgsqlConnection, Task> work, CancellationToken cancellationToken) =>
+    private Task InSlotAsync(Func<NpgsqlConnection, Task> work, CancellationToken cancellationToken, TimeSpan? slotWait = null) =>
         InSlotAsync(async connection =>
         {
             await work(connection);
             return true;
-        }, cancellationToken);
+        }, cancellationToken, slotWait);
 
-    /// <summary>Runs <paramref name="work"/> on its own connection, within the replica's bound on concurrent transactions.</summary>
-    private async Task<TResult> InSlotAsync<TResult>(Func<NpgsqlConnection, Task<TResult>> work, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="work"/> on its own connection, within the replica's bound on concurrent transactions, waiting
+    /// for a slot at most <paramref name="slotWait"/> (by default, the wait limit).
+    /// </summary>
+    private async Task<TResult> InSlotAsync<TResult>(Func<NpgsqlConnection, Task<TResult>> work, CancellationToken cancellationToken,
+        TimeSpan? slotWait = null)
     {
-        using var slot = await _slots.EnterAsync(cancellationToken);
+        using var slot = await (slotWait is { } limit ? _slots.EnterAsync(limit, cancellationToken) : _slots.EnterAsync(cancellationToken));
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         return await work(connection);
     }

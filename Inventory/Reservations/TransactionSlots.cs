@@ -12,7 +12,8 @@ namespace Shop.Inventory.Reservations;
 /// <param name="waitLimit">
 /// How long a transaction waits for a slot before it gives up with a <see cref="TimeoutException"/> (an outage: 503): a
 /// slot stands for a pooled connection, and waits as long as Npgsql would for one. Slots held by transactions that a
-/// server does not answer are not free again until their statements time out.
+/// server does not answer are not free again until their statements time out. <see cref="Timeout.InfiniteTimeSpan"/>
+/// waits for ever.
 /// </param>
 public sealed class TransactionSlots(int count, string name, TimeSpan waitLimit)
 {
@@ -37,7 +38,10 @@ public sealed class TransactionSlots(int count, string name, TimeSpan waitLimit)
     /// away first, or <c>timed_out</c> past the wait limit: those are the longest waits, and the ones that cost a client
     /// its request.
     /// </summary>
-    public async ValueTask<Slot> EnterAsync(CancellationToken cancellationToken)
+    public ValueTask<Slot> EnterAsync(CancellationToken cancellationToken) => EnterAsync(waitLimit, cancellationToken);
+
+    /// <summary>Waits for a slot at most <paramref name="limit"/> (what is left of a caller's own wait limit).</summary>
+    public async ValueTask<Slot> EnterAsync(TimeSpan limit, CancellationToken cancellationToken)
     {
         if (_slots.Wait(0, CancellationToken.None))
         {
@@ -50,7 +54,7 @@ public sealed class TransactionSlots(int count, string name, TimeSpan waitLimit)
             Waiting.Add(1, _tag);
             try
             {
-                outcome = await _slots.WaitAsync(waitLimit, cancellationToken) ? Entered : TimedOut;
+                outcome = await _slots.WaitAsync(limit, cancellationToken) ? Entered : TimedOut;
             }
             finally
             {
@@ -60,7 +64,7 @@ public sealed class TransactionSlots(int count, string name, TimeSpan waitLimit)
 
             if (outcome.Equals(TimedOut))
             {
-                throw new TimeoutException($"No {name} transaction slot was free within {waitLimit.TotalSeconds:0.#} s: the database is not keeping up.");
+                throw new TimeoutException($"No {name} transaction slot was free within {limit.TotalSeconds:0.#} s: the database is not keeping up.");
             }
         }
 

@@ -34,7 +34,7 @@ public sealed class HttpResiliencePipelines(IOptions<HttpResilienceOptions> opti
                     args.Context.Properties.TryGetValue(RequestKey, out var request)
                     && IsRetryable(request)
                     && IsTransient(args.Outcome)),
-                DelayGenerator = args => ValueTask.FromResult(RetryAfter(args.Outcome.Result)),
+                DelayGenerator = args => ValueTask.FromResult(RetryAfter(args.Outcome.Result, o.TotalRequestTimeout)),
                 OnRetry = args =>
                 {
                     args.Outcome.Result?.Dispose();
@@ -76,7 +76,11 @@ public sealed class HttpResiliencePipelines(IOptions<HttpResilienceOptions> opti
         _ => false,
     };
 
-    private static TimeSpan? RetryAfter(HttpResponseMessage? response)
+    /// <summary>
+    /// The answer's Retry-After when the whole call could still wait for it: one longer than the call's total (or than
+    /// 30 s) would only run into the total timeout, so the retry backs off as usual instead.
+    /// </summary>
+    internal static TimeSpan? RetryAfter(HttpResponseMessage? response, TimeSpan total)
     {
         if (response?.Headers.RetryAfter is not { } retryAfter)
         {
@@ -84,6 +88,6 @@ public sealed class HttpResiliencePipelines(IOptions<HttpResilienceOptions> opti
         }
 
         var delay = retryAfter.Delta ?? (retryAfter.Date - DateTimeOffset.UtcNow);
-        return delay is { } d && d > TimeSpan.Zero && d <= TimeSpan.FromSeconds(30) ? d : null;
+        return delay is { } d && d > TimeSpan.Zero && d < total && d <= TimeSpan.FromSeconds(30) ? d : null;
     }
 }

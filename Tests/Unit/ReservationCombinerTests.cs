@@ -37,7 +37,7 @@ public sealed class ReservationCombinerTests
             {
                 pending.Done.SetResult(Made(pending.Request));
             }
-        }, waitLimit ?? TimeSpan.FromMinutes(1));
+        }, waitLimit ?? Timeout.InfiniteTimeSpan);
         return (combiner, firstRunning, batches);
     }
 
@@ -86,7 +86,7 @@ public sealed class ReservationCombinerTests
     public async Task A_batch_runner_that_forgets_a_request_fails_it_instead_of_leaving_it_waiting()
     {
         var ct = TestContext.Current.CancellationToken;
-        var combiner = new ReservationCombiner<int>(_ => Task.CompletedTask, TimeSpan.FromMinutes(1));
+        var combiner = new ReservationCombiner<int>(_ => Task.CompletedTask, Timeout.InfiniteTimeSpan);
 
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => combiner.EnqueueAsync(Product, 1, ct));
         Assert.Contains("without an outcome", error.Message, StringComparison.Ordinal);
@@ -164,12 +164,12 @@ public sealed class ReservationCombinerTests
     {
         var ct = TestContext.Current.CancellationToken;
         var releaseFirst = new TaskCompletionSource();
-        var (combiner, firstRunning, batches) = HeldUpByRequestZero(releaseFirst.Task, waitLimit: TimeSpan.FromMilliseconds(200));
+        var (combiner, firstRunning, batches) = HeldUpByRequestZero(releaseFirst.Task, waitLimit: TimeSpan.FromSeconds(1));
 
         var first = combiner.EnqueueAsync(Product, 0, ct);
-        await firstRunning.Task.WaitAsync(ct);
+        await firstRunning.Task.WaitAsync(TimeSpan.FromSeconds(10), ct);
         var stale = Enumerable.Range(1, 3).Select(i => combiner.EnqueueAsync(Product, i, ct)).ToList();
-        await Task.Delay(400, ct);
+        await Task.Delay(1500, ct);
         releaseFirst.SetResult();
 
         Assert.IsType<ReserveOutcome.Created>(await first);
@@ -181,5 +181,20 @@ public sealed class ReservationCombinerTests
         // Only the batch ahead ran; a request queued now is made as usual.
         Assert.IsType<ReserveOutcome.Created>(await combiner.EnqueueAsync(Product, 4, ct));
         Assert.Equal([[0], [4]], batches);
+    }
+
+    [Fact]
+    public void A_batch_may_wait_for_its_slot_what_is_left_of_its_newest_requests_limit_and_without_a_limit_for_ever()
+    {
+        var limited = new ReservationCombiner<int>(_ => Task.CompletedTask, TimeSpan.FromMinutes(1));
+        var unlimited = new ReservationCombiner<int>(_ => Task.CompletedTask, Timeout.InfiniteTimeSpan);
+        var batch = new[] { new ReservationCombiner<int>.Pending(1) };
+
+        var left = limited.TimeLeft(batch);
+        Assert.InRange(left, TimeSpan.FromSeconds(50), TimeSpan.FromMinutes(1));
+        Assert.Equal(Timeout.InfiniteTimeSpan, unlimited.TimeLeft(batch));
+        Assert.False(limited.FailIfWaitedTooLong(batch[0]));
+        Assert.False(unlimited.FailIfWaitedTooLong(batch[0]));
+        Assert.False(batch[0].Done.Task.IsCompleted);
     }
 }

@@ -13,6 +13,37 @@ public sealed class ResilienceTests
         TotalRequestTimeout = TimeSpan.FromSeconds(5),
     };
 
+    /// <summary>
+    /// A request through the Gateway may wait on a service's call to another (Orders pricing an order from the catalog):
+    /// the call must give up first, or the client gets the Gateway's 504 instead of the service's 503. Before, both were 30 s.
+    /// </summary>
+    [Fact]
+    public void A_call_gives_up_before_the_Gateway_stops_waiting_for_the_service_that_made_it()
+    {
+        var gateway = TimeSpan.FromSeconds(new Shop.Gateway.Forwarding.ForwardingOptions().TimeoutSeconds);
+        var call = new HttpResilienceOptions();
+
+        Assert.True(call.TotalRequestTimeout <= gateway - TimeSpan.FromSeconds(5),
+            $"a call may take {call.TotalRequestTimeout}, and the Gateway waits {gateway}");
+        Assert.True(call.AttemptTimeout < call.TotalRequestTimeout);
+    }
+
+    [Theory]
+    [InlineData(5, 20, 5)]
+    [InlineData(19, 20, 19)]
+    [InlineData(20, 20, null)]
+    [InlineData(25, 20, null)]
+    [InlineData(25, 40, 25)]
+    [InlineData(31, 60, null)]
+    [InlineData(0, 20, null)]
+    public void A_Retry_After_is_waited_for_only_when_the_call_could_still_be_made_after_it(int seconds, int totalSeconds, int? waited)
+    {
+        using var response = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable);
+        response.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(seconds));
+
+        Assert.Equal(waited is { } w ? TimeSpan.FromSeconds(w) : null, HttpResiliencePipelines.RetryAfter(response, TimeSpan.FromSeconds(totalSeconds)));
+    }
+
     [Theory]
     [InlineData("GET", false, true)]
     [InlineData("HEAD", false, true)]

@@ -50,9 +50,9 @@ public static class NpgsqlExtensions
             // on a new connection, which a paused server held up to twice the 15 s connection timeout: a reservation took
             // 60 s in all (ChaosTests). Here: 5 s for a connection (to open one, or to have one from the pool), and 10 s
             // for a statement's answer, so 10 + 2 * 5 s and the 2 s Npgsql then waits for the statement's end: 22 s at
-            // most. (With 15 s for the answer, 27 s was measured, and 29 s in a CI run.) A server that answers ends a
-            // statement the client gave up on (57014), and the connection is kept. The server's own statement timeout
-            // (15 s) still ends a statement whose client has gone.
+            // most. (With 15 s for the answer, 27 s was measured, and 29 s in a CI run.) A server that answers ends the
+            // statement Npgsql cancels, and the request is answered 503 (InventoryTests: a reservation held by a row lock).
+            // The server's own statement timeout (15 s) still ends a statement whose client has gone.
             if (!Names(connectionString, "Timeout"))
             {
                 dataSource.ConnectionStringBuilder.Timeout = OpenSeconds;

@@ -1174,6 +1174,46 @@ public sealed class InventoryTests(AppFixture fixture)
             await ScalarAsync<long>($"SELECT count(*) FROM inbox_messages WHERE event_id = '{cancelled.EventId}'") == 1);
     }
 
+    /// <summary>
+    /// Npgsql gives a statement's answer 10 s (the data source's Command Timeout), then cancels it; a server that answers
+    /// ends it. The request is answered 503 with Retry-After, not 500, and the replica goes on serving: the connection it
+    /// used is either kept or dropped, never handed out broken.
+    /// </summary>
+    [Fact]
+    public async Task A_reservation_held_up_by_a_lock_past_the_statements_time_is_answered_503_and_the_replica_serves_on()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var inventory = await ServiceClientAsync();
+        await using (var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await connection.OpenAsync(Cancellation);
+            await using var transaction = await connection.BeginTransactionAsync(Cancellation);
+            await using (var hold = new NpgsqlCommand($"SELECT 1 FROM stock WHERE product_id = '{product}' FOR UPDATE", connection, transaction))
+            {
+                await hold.ExecuteNonQueryAsync(Cancellation);
+            }
+
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            using var held = await inventory.PostAsJsonAsync("/v1/reservations",
+                new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 1 } } }, Cancellation);
+            Assert.True(held.StatusCode == HttpStatusCode.ServiceUnavailable,
+                $"{(int)held.StatusCode} after {watch.Elapsed}: {await held.Content.ReadAsStringAsync(Cancellation)}");
+            Assert.Equal("application/problem+json", held.Content.Headers.ContentType?.MediaType);
+            Assert.NotNull(held.Headers.RetryAfter);
+            Assert.InRange(watch.Elapsed, TimeSpan.FromSeconds(9), TimeSpan.FromSeconds(14));
+        }
+
+        // Nothing was kept, and the replica reserves and reads as before.
+        Assert.Equal((5, 0), await ShopData.StockAsync(App, product));
+        for (var unit = 0; unit < 5; unit++)
+        {
+            Assert.Equal(HttpStatusCode.Created, await ReserveAsync(inventory, (product, 1)));
+        }
+
+        Assert.Equal(HttpStatusCode.Conflict, await ReserveAsync(inventory, (product, 1)));
+        Assert.Equal((5, 5), await ShopData.StockAsync(App, product));
+    }
+
     [Fact]
     public async Task A_reservation_held_up_by_a_lock_is_logged_by_postgresql_as_a_slow_statement_with_its_parameters()
     {

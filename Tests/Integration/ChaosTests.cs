@@ -461,9 +461,9 @@ public sealed class ChaosTests(ChaosFixture fixture)
 
     /// <summary>
     /// A stopped PostgreSQL refuses connections, and every statement fails at once; a paused one keeps its connections
-    /// open and answers nothing. Before, a statement waited Npgsql's default 30 s for its answer (and 2 s more for the
-    /// cancel), past the Gateway's 30 s: the client got the Gateway's 504 instead of Inventory's 503, and a caller straight
-    /// to Inventory waited a minute. Requests queued behind a stalled one (for a transaction slot, or behind their product's
+    /// open and answers nothing. Before, a statement waited Npgsql's default 30 s for its answer, then up to 30 s more while
+    /// Npgsql tried to cancel it on a new connection, past the Gateway's 30 s: the client got the Gateway's 504 instead of
+    /// Inventory's 503, and a caller straight to Inventory waited a minute. Requests queued behind a stalled one (for a transaction slot, or behind their product's
     /// batch) waited for it and then as long again for their own.
     /// </summary>
     [Fact]

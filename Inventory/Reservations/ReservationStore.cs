@@ -16,9 +16,7 @@ namespace Shop.Inventory.Reservations;
 /// </summary>
 public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<ReservationOptions> options, TimeProvider clock)
 {
-    /// <summary>How long a reservation waits for its turn at the database: as long as for a pooled connection.</summary>
-    private readonly TimeSpan _waitLimit = WaitLimit(dataSource);
-
+    /// <summary>Its wait limit is how long a reservation waits for its turn at the database: as long as for a pooled connection.</summary>
     private readonly TransactionSlots _slots = new(options.Value.MaxConcurrentTransactions, "reservations", WaitLimit(dataSource));
 
     private ReservationCombiner<SingleReservation>? _combiner;
@@ -27,7 +25,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
     private sealed record SingleReservation(ReservationResponse Reservation, string Hash, DateTimeOffset Now, EventEnvelope Reserved);
 
     private ReservationCombiner<SingleReservation> Combiner =>
-        LazyInitializer.EnsureInitialized(ref _combiner, () => new ReservationCombiner<SingleReservation>(RunSingleBatchAsync, _waitLimit));
+        LazyInitializer.EnsureInitialized(ref _combiner, () => new ReservationCombiner<SingleReservation>(RunSingleBatchAsync, _slots.WaitLimit));
 
     public async Task<ReserveOutcome> ReserveAsync(ReserveRequest request, CancellationToken cancellationToken)
     {

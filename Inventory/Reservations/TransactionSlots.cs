@@ -31,6 +31,9 @@ public sealed class TransactionSlots(int count, string name, TimeSpan waitLimit)
     private static readonly KeyValuePair<string, object?> TimedOut = new("outcome", "timed_out");
 
     private readonly SemaphoreSlim _slots = new(count, count);
+
+    /// <summary>How long <see cref="EnterAsync(CancellationToken)"/> waits for a slot.</summary>
+    public TimeSpan WaitLimit => waitLimit;
     private readonly KeyValuePair<string, object?> _tag = new("slots", name);
 
     /// <summary>

@@ -1,7 +1,12 @@
+using System.Globalization;
+using System.Reflection;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Metadata;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Routing;
 
 namespace Shop.ServiceDefaults.Errors;
 
@@ -11,7 +16,7 @@ namespace Shop.ServiceDefaults.Errors;
 /// </summary>
 internal static partial class BadRequestProblem
 {
-    public static ProblemDetails From(BadHttpRequestException bad)
+    public static ProblemDetails From(BadHttpRequestException bad, HttpContext? context = null)
     {
         if (bad.InnerException is UnstorableTextException unstorable)
         {
@@ -54,14 +59,26 @@ internal static partial class BadRequestProblem
 
         if (FailedBinding().Match(bad.Message) is { Success: true } binding)
         {
-            var name = binding.Groups["name"].Value;
+            // The framework stops at the first value that does not parse; the others are found here, so that one answer
+            // names every parameter the client has to correct.
+            var failed = context is null ? [] : UnparseableParameters(context);
+            var first = (Name: binding.Groups["name"].Value, Value: binding.Groups["value"].Value);
+            if (!failed.Any(parameter => parameter.Name == first.Name))
+            {
+                failed.Insert(0, first);
+            }
+
             var problem = new HttpValidationProblemDetails
             {
                 Status = bad.StatusCode,
-                Title = "A parameter has a value that is not valid.",
-                Detail = $"'{Shortened(binding.Groups["value"].Value)}' is not a valid value of '{name}'.",
+                Title = failed.Count == 1 ? "A parameter has a value that is not valid." : "Parameters have values that are not valid.",
+                Detail = string.Join(" ", failed.Select(parameter => $"'{Shortened(parameter.Value)}' is not a valid value of '{parameter.Name}'.")),
             };
-            problem.Errors[name] = ["Not a valid value of this parameter's type."];
+            foreach (var parameter in failed)
+            {
+                problem.Errors[parameter.Name] = ["Not a valid value of this parameter's type."];
+            }
+
             return problem;
         }
 
@@ -85,6 +102,69 @@ internal static partial class BadRequestProblem
         }
 
         return new ProblemDetails { Status = bad.StatusCode, Title = "The request is malformed.", Detail = bad.Message };
+    }
+
+    /// <summary>
+    /// The handler's route and query parameters, in its order, whose value is given (empty included) and does not parse as the
+    /// parameter's type the way the framework parses it (a <c>TryParse</c> with the invariant culture). Headers, bodies
+    /// and services are not looked at; text always parses.
+    /// </summary>
+    internal static List<(string Name, string Value)> UnparseableParameters(HttpContext context)
+    {
+        var failed = new List<(string Name, string Value)>();
+        // The exception handler clears the endpoint and route values before it runs, and keeps them in its feature.
+        var handled = context.Features.Get<IExceptionHandlerFeature>();
+        var routeValues = handled?.RouteValues ?? context.Request.RouteValues;
+        if ((handled?.Endpoint ?? context.GetEndpoint()) is not RouteEndpoint endpoint || endpoint.Metadata.GetMetadata<MethodInfo>() is not { } handler)
+        {
+            return failed;
+        }
+
+        foreach (var parameter in handler.GetParameters())
+        {
+            var type = Nullable.GetUnderlyingType(parameter.ParameterType) ?? parameter.ParameterType;
+            var attributes = parameter.GetCustomAttributes(inherit: true);
+            if (parameter.Name is null || type == typeof(string) || attributes.Any(a => a is IFromBodyMetadata or IFromServiceMetadata or IFromHeaderMetadata or IFromFormMetadata))
+            {
+                continue;
+            }
+
+            var fromQuery = attributes.OfType<IFromQueryMetadata>().FirstOrDefault();
+            var fromRoute = attributes.OfType<IFromRouteMetadata>().FirstOrDefault();
+            var name = fromQuery?.Name ?? fromRoute?.Name ?? parameter.Name;
+            string? value = fromRoute is not null || fromQuery is null && endpoint.RoutePattern.GetParameter(name) is not null
+                ? routeValues?[name] as string
+                : context.Request.Query[name];
+            if (value is not null && Parses(type, value) == false)
+            {
+                failed.Add((name, value));
+            }
+        }
+
+        return failed;
+    }
+
+    /// <returns>Whether the value parses as the type; null for a type the framework does not parse from text.</returns>
+    private static bool? Parses(Type type, string value)
+    {
+        if (type.IsEnum)
+        {
+            return Enum.TryParse(type, value, ignoreCase: true, out _);
+        }
+
+        const BindingFlags PublicStatic = BindingFlags.Public | BindingFlags.Static;
+        if (type.GetMethod("TryParse", PublicStatic, [typeof(string), typeof(IFormatProvider), type.MakeByRefType()]) is { ReturnType: var withCulture } parse
+            && withCulture == typeof(bool))
+        {
+            return (bool)parse.Invoke(null, [value, CultureInfo.InvariantCulture, null])!;
+        }
+
+        if (type.GetMethod("TryParse", PublicStatic, [typeof(string), type.MakeByRefType()]) is { ReturnType: var plain } parseWithout && plain == typeof(bool))
+        {
+            return (bool)parseWithout.Invoke(null, [value, null])!;
+        }
+
+        return null;
     }
 
     private static string Shortened(string value) => value.Length <= 64 ? value : string.Concat(value.AsSpan(0, 64), "…");

@@ -87,6 +87,8 @@ public sealed class RequestProblemTests
         await using var app = builder.Build();
         app.MapDefaultEndpoints();
         app.MapGet("/pages", (int page) => page);
+        app.MapGet("/lists", (int? page, bool? active, Guid? after, string? q, int pageSize = 20) => pageSize);
+        app.MapGet("/shelves/{count}", (int count, [Microsoft.AspNetCore.Mvc.FromQuery(Name = "side")] int? at) => count);
         app.MapPost("/things", (Thing thing) => thing);
         await app.StartAsync(TestContext.Current.CancellationToken);
         try
@@ -116,6 +118,17 @@ public sealed class RequestProblemTests
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages?page=2")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "page"), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages?page=two")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "page"), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages")));
+            // Every value that does not parse is named, in the handler's order, not only the first the framework met.
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "page,active,after,pageSize"),
+                await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/lists?pageSize=ten&after=x&q=anything&active=maybe&page=two")));
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "pageSize"),
+                await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/lists?active=true&pageSize=1.5")));
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "page,pageSize"),
+                await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/lists?pageSize=&page=")));
+            Assert.Equal((HttpStatusCode.OK, "application/json", ""),
+                await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/lists?page=2&active=false&after=3f2504e0-4f89-11d3-9a0c-0305e82c3301&pageSize=5")));
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "count,side"),
+                await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/shelves/many?side=left&at=3")));
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1,"name":"a"}""", "application/json; charset=utf-8")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "count"), await SendAsync(Post("""{"count":"one"}""")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""), await SendAsync(Post("""{"count":1,""")));

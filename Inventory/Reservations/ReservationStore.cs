@@ -49,13 +49,28 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         // Only a failure needs the order's history: a repeat of a reservation that took the last unit is still a repeat.
         // A single item that was not taken is reported without counts; what is left is read here, on the caller's
         // own connection, rather than by the batch that every other waiting request depends on.
-        return await InSlotAsync(async connection => await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is { } existing
-            ? existing.Reservation is not { } found ? new ReserveOutcome.OrderClosed()
-                : existing.Hash == hash ? new ReserveOutcome.Repeated(found.ToResponse(existing.Now))
-                : new ReserveOutcome.DifferentItems(found.ToResponse(existing.Now))
-            : outcome is ReserveOutcome.Insufficient { Products.Count: 0 } && items.Count == 1
-                ? await ShortfallAsync(connection, items[0], cancellationToken)
-                : outcome, cancellationToken);
+        return await InSlotAsync(async connection =>
+        {
+            if (await ByOrderAsync(connection) is { } known)
+            {
+                return known;
+            }
+
+            if (outcome is not ReserveOutcome.Insufficient { Products.Count: 0 } || items.Count != 1)
+            {
+                return outcome;
+            }
+
+            // Made again and refused as the order's: a twin of this request made it in the meantime.
+            var shortfall = await ShortfallAsync(connection, reservation, hash, now, cancellationToken);
+            return shortfall == NotTaken && await ByOrderAsync(connection) is { } twin ? twin : shortfall;
+        }, cancellationToken);
+
+        async Task<ReserveOutcome?> ByOrderAsync(NpgsqlConnection connection) =>
+            await FindByOrderAsync(connection, null, request.OrderId, cancellationToken) is not { } existing ? null
+            : existing.Reservation is not { } found ? new ReserveOutcome.OrderClosed()
+            : existing.Hash == hash ? new ReserveOutcome.Repeated(found.ToResponse(existing.Now))
+            : new ReserveOutcome.DifferentItems(found.ToResponse(existing.Now));
     }
 
     /// <summary>
@@ -387,14 +402,31 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         parameters.Add(new() { Value = OutboxSql.Payload(reserved), NpgsqlDbType = NpgsqlDbType.Jsonb });
     }
 
-    /// <summary>Why one item was not taken: a product not for sale (unknown, deleted or inactive), or how many units are left.</summary>
-    private static async Task<ReserveOutcome> ShortfallAsync(NpgsqlConnection connection, ReservationItem item, CancellationToken cancellationToken)
+    /// <summary>
+    /// Why one item was not taken: a product not for sale (unknown, deleted or inactive), or how many units are left. The
+    /// read takes no lock, so units released or restocked since the reservation's own statement can show here as enough;
+    /// a 409 would then name as short a product it shows enough of. So the reservation is made once more, the way several
+    /// items are, on the locked row: it takes the units, or says how many are left while it holds the lock.
+    /// </summary>
+    private static async Task<ReserveOutcome> ShortfallAsync(NpgsqlConnection connection, ReservationResponse reservation, string hash,
+        DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var stock = await StockAsync(connection, transaction, [item.ProductId], lockRows: false, cancellationToken);
-        return stock.Count == 0
-            ? new ReserveOutcome.UnknownProducts([item.ProductId])
-            : new ReserveOutcome.Insufficient([new ShortProduct(item.ProductId, item.Quantity, stock[0].Available)]);
+        var item = reservation.Items[0];
+        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
+        {
+            var stock = await StockAsync(connection, transaction, [item.ProductId], lockRows: false, cancellationToken);
+            if (stock.Count == 0)
+            {
+                return new ReserveOutcome.UnknownProducts([item.ProductId]);
+            }
+
+            if (!stock[0].CanReserve(item.Quantity))
+            {
+                return new ReserveOutcome.Insufficient([new ShortProduct(item.ProductId, item.Quantity, stock[0].Available)]);
+            }
+        }
+
+        return await OrderTakenAsShortfallAsync(ReserveManyAsync(connection, reservation, hash, now, cancellationToken));
     }
 
     /// <summary>Several items: lock their stock rows in product-id order, check them all, then take them all or none.</summary>

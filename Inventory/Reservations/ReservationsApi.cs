@@ -90,14 +90,15 @@ public static class ReservationsApi
             return errors;
         }
 
-        if (items.Any(item => item is null))
-        {
-            errors["items"] = ["No item may be null."];
-            return errors;
-        }
-
+        // Each item is checked, a null one too, so that one answer names every line the client has to correct.
         for (var i = 0; i < items.Count; i++)
         {
+            if (items[i] is null)
+            {
+                errors[$"items[{i}]"] = ["An item, not null."];
+                continue;
+            }
+
             if (items[i].ProductId == Guid.Empty)
             {
                 errors[$"items[{i}].productId"] = ["Required."];
@@ -109,7 +110,7 @@ public static class ReservationsApi
             }
         }
 
-        if (items.GroupBy(i => i.ProductId).Any(g => g.Count() > 1))
+        if (items.Where(item => item is not null).GroupBy(i => i.ProductId).Any(g => g.Count() > 1))
         {
             errors["items"] = ["Each product may appear once."];
         }

@@ -120,6 +120,47 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task A_refusal_never_names_as_short_a_product_it_shows_enough_of_while_units_come_and_go()
+    {
+        // One unit, taken and put back over and over by buyers on both replicas: a refusal is explained after the
+        // reservation's own statement, and units released in between once showed in a 409 as enough.
+        var product = await CreateProductAsync(stock: 1);
+        using var first = await ServiceClientAsync(replica: 0);
+        using var second = await ServiceClientAsync(replica: 1);
+        var until = DateTime.UtcNow.AddSeconds(4);
+        var answers = new System.Collections.Concurrent.ConcurrentBag<(HttpStatusCode Status, int? Available)>();
+
+        await Task.WhenAll(Enumerable.Range(0, 12).Select(async worker =>
+        {
+            var inventory = worker % 2 == 0 ? first : second;
+            for (var i = 0; i < 400 && DateTime.UtcNow < until; i++)
+            {
+                using var response = await inventory.PostAsJsonAsync("/v1/reservations",
+                    new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 1 } } }, Cancellation);
+                var body = await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+                if (response.StatusCode == HttpStatusCode.Created)
+                {
+                    answers.Add((response.StatusCode, null));
+                    using var release = await inventory.PostAsync($"/v1/reservations/{body.GetProperty("id").GetGuid()}/release", null, Cancellation);
+                    Assert.Equal(HttpStatusCode.OK, release.StatusCode);
+                }
+                else
+                {
+                    var shortfall = response.StatusCode == HttpStatusCode.Conflict ? Assert.Single(body.GetProperty("shortProducts").EnumerateArray()) : default;
+                    answers.Add((response.StatusCode, shortfall.ValueKind == JsonValueKind.Object ? shortfall.GetProperty("available").GetInt32() : null));
+                }
+            }
+        }));
+
+        Assert.All(answers, answer => Assert.True(answer.Status is HttpStatusCode.Created or HttpStatusCode.Conflict, $"answered {answer.Status}"));
+        Assert.Contains(answers, answer => answer.Status == HttpStatusCode.Created);
+        Assert.Contains(answers, answer => answer.Status == HttpStatusCode.Conflict);
+        var enough = answers.Count(answer => answer is { Status: HttpStatusCode.Conflict, Available: >= 1 });
+        Assert.True(enough == 0, $"{enough} of {answers.Count(answer => answer.Status == HttpStatusCode.Conflict)} refusals named the product short while showing a unit available");
+        Assert.Equal((1, 0), await StockAsync(product));
+    }
+
+    [Fact]
     public async Task A_reservation_is_idempotent_per_order_and_confirm_and_release_follow_its_life()
     {
         var product = await CreateProductAsync(stock: 10);
@@ -328,6 +369,12 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(["items", "orderId", "ttlSeconds"], ErrorFields(await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
         Assert.Equal(HttpStatusCode.BadRequest, mistyped.StatusCode);
         Assert.Equal(["items[1].quantity"], ErrorFields(await mistyped.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
+        // A null line is named where it is, and the lines after it are still checked.
+        using var withNull = await inventory.PostAsJsonAsync("/v1/reservations",
+            new { orderId = Guid.NewGuid(), items = new object?[] { null, new { productId = Guid.NewGuid(), quantity = 0 }, new { productId = Guid.Empty, quantity = 1 } } },
+            Cancellation);
+        Assert.Equal(HttpStatusCode.BadRequest, withNull.StatusCode);
+        Assert.Equal(["items[0]", "items[1].quantity", "items[2].productId"], ErrorFields(await withNull.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
 
         // The lookup names each missing field (before, a missing tenant was blamed on the product ids).
         using var lookup = await inventory.PostAsJsonAsync("/v1/products/lookup", new { productIds = Array.Empty<Guid>() }, Cancellation);

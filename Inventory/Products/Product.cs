@@ -40,6 +40,12 @@ public sealed class Product
     public DateTimeOffset UpdatedAt { get; private set; }
     public DateTimeOffset? DeletedAt { get; private set; }
 
+    /// <summary>
+    /// A time to PostgreSQL's microseconds: the product a write answers with then shows the times that every later read
+    /// of it shows.
+    /// </summary>
+    private static DateTimeOffset Stored(DateTimeOffset now) => now.AddTicks(-(now.Ticks % 10));
+
     public static Product Create(string tenantId, string sku, string name, string description, Money price, DateTimeOffset now) => new()
     {
         Id = Guid.CreateVersion7(now),
@@ -50,8 +56,8 @@ public sealed class Product
         Price = price,
         Active = true,
         Version = 1,
-        CreatedAt = now,
-        UpdatedAt = now,
+        CreatedAt = Stored(now),
+        UpdatedAt = Stored(now),
     };
 
     /// <summary>Every change bumps the version, which is the product's ETag and its optimistic-concurrency token.</summary>
@@ -59,16 +65,16 @@ public sealed class Product
     {
         (Sku, Name, Description, Price, Active) = (sku, name, description, price, active);
         Version++;
-        UpdatedAt = now;
+        UpdatedAt = Stored(now);
     }
 
     public void Delete(DateTimeOffset now)
     {
         Active = false;
-        DeletedAt = now;
+        DeletedAt = Stored(now);
         Version++;
-        UpdatedAt = now;
+        UpdatedAt = Stored(now);
     }
 
-    public CachedProduct ToCached() => new(Id, TenantId, Sku, Name, Description, Price.Amount, Price.Currency, Active, Version);
+    public CachedProduct ToCached() => new(Id, TenantId, Sku, Name, Description, Price.Amount, Price.Currency, Active, Version, CreatedAt, UpdatedAt);
 }

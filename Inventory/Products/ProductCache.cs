@@ -123,7 +123,9 @@ public sealed class ProductCache(IConnectionMultiplexer redis, NearCache<NearPro
             var product = heldCopy
                 ? held?.Product
                 : JsonSerializer.Deserialize<CachedProduct>(value.AsSpan(separator + 1), JsonSerializerOptions.Web);
-            if (product is null)
+            // A copy without the product's times was cached by a replica from before they were served: a miss, which the
+            // database read that follows replaces with a whole copy.
+            if (product is null || product.CreatedAt == default)
             {
                 return new CachedRead(null, null, generation);
             }
@@ -333,7 +335,8 @@ public readonly record struct CachedRead(CachedProduct? Product, int? Available,
 /// <summary>When a database read began, on this process's monotonic clock and as Unix milliseconds.</summary>
 public readonly record struct ReadStamp(long Timestamp, long UnixMilliseconds);
 
-public sealed record CachedProduct(Guid Id, string TenantId, string Sku, string Name, string Description, decimal Amount, string Currency, bool Active, long Version);
+public sealed record CachedProduct(Guid Id, string TenantId, string Sku, string Name, string Description, decimal Amount, string Currency, bool Active, long Version,
+    DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
 
 public sealed class ProductCacheOptions
 {

@@ -14,10 +14,11 @@ public sealed record MoneyDto(decimal Amount, string Currency);
 /// <summary>A price as a client sends it: both parts are required, and a missing amount is not zero.</summary>
 public sealed record MoneyRequest(decimal? Amount, string? Currency);
 
-public sealed record ProductResponse(Guid Id, string Sku, string Name, string Description, MoneyDto Price, bool Active, long Version, int Available)
+public sealed record ProductResponse(Guid Id, string Sku, string Name, string Description, MoneyDto Price, bool Active, long Version, int Available,
+    DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)
 {
     public static ProductResponse From(CachedProduct p, int available) =>
-        new(p.Id, p.Sku, p.Name, p.Description, new MoneyDto(p.Amount, p.Currency), p.Active, p.Version, available);
+        new(p.Id, p.Sku, p.Name, p.Description, new MoneyDto(p.Amount, p.Currency), p.Active, p.Version, available, p.CreatedAt, p.UpdatedAt);
 }
 
 public sealed record CreateProductRequest(string? Sku, string? Name, string? Description, MoneyRequest? Price, int? InitialStock);
@@ -199,7 +200,7 @@ public static class ProductsApi
     {
         await using var batch = Batch(dataSource, scope, new NpgsqlBatchCommand("""
             SELECT p.id, p.tenant_id, p.sku, p.name, p.description, p.price_amount, p.price_currency, p.active, p.version,
-                   COALESCE(s.quantity - s.reserved, 0), COALESCE(s.version, 0)
+                   COALESCE(s.quantity - s.reserved, 0), COALESCE(s.version, 0), p.created_at, p.updated_at
             FROM products p LEFT JOIN stock s ON s.product_id = p.id
             WHERE p.id = $1 AND p.deleted_at IS NULL
             """)
@@ -213,7 +214,8 @@ public static class ProductsApi
         }
 
         return (new CachedProduct(reader.GetGuid(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4),
-            reader.GetDecimal(5), reader.GetString(6), reader.GetBoolean(7), reader.GetInt64(8)), reader.GetInt32(9), reader.GetInt64(10));
+            reader.GetDecimal(5), reader.GetString(6), reader.GetBoolean(7), reader.GetInt64(8), reader.GetFieldValue<DateTimeOffset>(11),
+            reader.GetFieldValue<DateTimeOffset>(12)), reader.GetInt32(9), reader.GetInt64(10));
     }
 
     /// <summary>

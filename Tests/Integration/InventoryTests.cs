@@ -830,6 +830,70 @@ public sealed class InventoryTests(AppFixture fixture)
     }
 
     [Fact]
+    public async Task A_product_shows_when_it_was_created_and_last_changed_and_every_read_of_it_shows_the_same_times()
+    {
+        using var admin = await ShopClients.AdminAsync(App);
+        using var service = await ServiceClientAsync();
+        var sku = $"SKU-{Guid.NewGuid():N}";
+        var before = DateTimeOffset.UtcNow.AddSeconds(-1);
+        using var created = await admin.PostAsJsonAsync("/v1/products",
+            new { sku, name = "Timed", description = "", price = new { amount = 3m, currency = "EUR" }, initialStock = 2 }, Cancellation);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var made = await created.Content.ReadFromJsonAsync<JsonElement>(Cancellation);
+        var product = made.GetProperty("id").GetGuid();
+        var (createdAt, firstUpdate) = Times(made);
+        Assert.Equal(createdAt, firstUpdate);
+        Assert.InRange(createdAt, before, DateTimeOffset.UtcNow.AddSeconds(1));
+
+        // Every read shows the answer's times to the microsecond: both replicas (the second from the cache), the list, the lookup.
+        async Task ReadsShowAsync((DateTimeOffset Created, DateTimeOffset Updated) expected)
+        {
+            foreach (var replica in new[] { 0, 1, 0, 1 })
+            {
+                using var direct = App.CreateHttpClient("inventory", replica);
+                direct.DefaultRequestHeaders.Authorization = admin.DefaultRequestHeaders.Authorization;
+                Assert.Equal(expected, Times(await direct.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", Cancellation)));
+            }
+
+            var list = await admin.GetFromJsonAsync<JsonElement>($"/v1/products?sku={sku}", Cancellation);
+            Assert.Equal(expected, Times(Assert.Single(list.GetProperty("items").EnumerateArray())));
+            using var lookup = await service.PostAsJsonAsync("/v1/products/lookup", new { tenantId = "demo", productIds = new[] { product } }, Cancellation);
+            Assert.Equal(expected, Times(Assert.Single((await lookup.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).EnumerateArray())));
+        }
+
+        await ReadsShowAsync((createdAt, firstUpdate));
+
+        using var current = await admin.GetAsync($"/v1/products/{product}", Cancellation);
+        using var request = new HttpRequestMessage(HttpMethod.Put, $"/v1/products/{product}")
+        {
+            Content = JsonContent.Create(new { sku, name = "Timed again", description = "", price = new { amount = 3m, currency = "EUR" }, active = true }),
+        };
+        request.Headers.IfMatch.Add(current.Headers.ETag!);
+        using var updated = await admin.SendAsync(request, Cancellation);
+        Assert.Equal(HttpStatusCode.OK, updated.StatusCode);
+        var changed = Times(await updated.Content.ReadFromJsonAsync<JsonElement>(Cancellation));
+        Assert.Equal(createdAt, changed.Created);
+        Assert.True(changed.Updated > createdAt, $"updatedAt {changed.Updated:O} is not after createdAt {createdAt:O}");
+        await ReadsShowAsync(changed);
+
+        // A copy cached by a replica from before the times were served has none: it is read again from the database.
+        var version = (await admin.GetFromJsonAsync<JsonElement>($"/v1/products/{product}", Cancellation)).GetProperty("version").GetInt64();
+        using (var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(App.GetConnectionString("redis")!))
+        {
+            await redis.GetDatabase().StringSetAsync($"product:{product:N}", $$"""
+                {{version}}|{"id":"{{product}}","tenantId":"demo","sku":"{{sku}}","name":"Timed again","description":"","amount":3,"currency":"EUR","active":true,"version":{{version}}}
+                """, TimeSpan.FromMinutes(1));
+        }
+
+        // Past the second for which a replica serves the product from its memory.
+        await Task.Delay(TimeSpan.FromSeconds(1.5), Cancellation);
+        await ReadsShowAsync(changed);
+    }
+
+    private static (DateTimeOffset Created, DateTimeOffset Updated) Times(JsonElement product) =>
+        (product.GetProperty("createdAt").GetDateTimeOffset(), product.GetProperty("updatedAt").GetDateTimeOffset());
+
+    [Fact]
     public async Task Two_admins_updating_one_product_with_the_same_version_one_wins_and_the_other_gets_412()
     {
         var product = await CreateProductAsync(stock: 5);

@@ -22,7 +22,7 @@ public sealed class ProductCacheTests
         var invalidations = new ProductInvalidations(near, "127.0.0.1:1", TimeProvider.System, NullLogger<ProductInvalidations>.Instance);
         var cache = new ProductCache(StalledRedis.Create(), near, invalidations,
             Options.Create(new ProductCacheOptions { RedisTimeoutMilliseconds = 200 }), TimeProvider.System, NullLogger<ProductCache>.Instance);
-        var product = new CachedProduct(Guid.NewGuid(), "demo", "SKU-1", "Mug", "", 9.99m, "EUR", true, 2);
+        var product = new CachedProduct(Guid.NewGuid(), "demo", "SKU-1", "Mug", "", 9.99m, "EUR", true, 2, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
 
         var read = cache.GetAsync(product.Id).AsTask();
         var invalidated = cache.InvalidateBeforeWriteAsync(product.Id, 2);

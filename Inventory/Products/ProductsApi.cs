@@ -254,6 +254,9 @@ public static class ProductsApi
         return batch;
     }
 
+    /// <summary>The reason the history gives for the stock a product was created with.</summary>
+    public const string InitialStockReason = "initial stock";
+
     public static async Task<Results<Created<ProductResponse>, ValidationProblem, ProblemHttpResult>> CreateProduct(
         CreateProductRequest request, ClaimsPrincipal admin, InventoryDbContext db, TimeProvider clock, HttpContext context, CancellationToken cancellationToken)
     {
@@ -272,7 +275,8 @@ public static class ProductsApi
         var product = Product.Create(admin.TenantId()!, request.Sku!.Trim(), request.Name!.Trim(), request.Description?.Trim() ?? "",
             Money.Of(request.Price!.Amount!.Value, request.Price.Currency!), now);
         db.Products.Add(product);
-        db.Stock.Add(Stock.StockLevel.Create(product.Id, product.TenantId, request.InitialStock!.Value, now));
+        var stock = Stock.StockLevel.Create(product.Id, product.TenantId, request.InitialStock!.Value, now);
+        db.Stock.Add(stock);
         var location = $"/v1/products/{product.Id}";
         var response = ProductResponse.From(product.ToCached(), request.InitialStock.Value);
         try
@@ -282,6 +286,17 @@ public static class ProductsApi
             // statements) would buy nothing; without it the product and the stored answer share one transaction id.
             db.Database.AutoSavepointsEnabled = false;
             await db.SaveChangesAsync(cancellationToken);
+            // The stock a product starts with opens its adjustment history, so the quantity every later entry left adds
+            // up from a number the history shows. None for no stock: an adjustment changes the quantity.
+            if (stock.Quantity > 0)
+            {
+                await db.Database.ExecuteSqlAsync($"""
+                    INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor, quantity_after, stock_version, created_at)
+                    VALUES ({Guid.CreateVersion7(now)}, {product.TenantId}, {product.Id}, {stock.Quantity}, {InitialStockReason}, {admin.UserId()!},
+                        {stock.Quantity}, {stock.Version}, {product.CreatedAt})
+                    """, cancellationToken);
+            }
+
             // With an Idempotency-Key, the product and the answer a retry will get commit together.
             if (context.IdempotencyClaimIfAny() is { } claim)
             {

@@ -696,7 +696,8 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal((5, 0), await StockAsync(live));
         Assert.Equal((5, 0), await StockAsync(deleted));
         Assert.Equal((5, 0), await StockAsync(inactive));
-        Assert.Equal(0L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{deleted}'"));
+        // Its initial stock alone.
+        Assert.Equal(1L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{deleted}'"));
     }
 
     [Fact]
@@ -1806,7 +1807,7 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(10, stock.GetProperty("quantity").GetInt32());
         Assert.Equal(3, stock.GetProperty("reserved").GetInt32());
         Assert.Equal(7, stock.GetProperty("available").GetInt32());
-        Assert.Equal(2L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}'"));
+        Assert.Equal(3L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}'"));
         var low = await admin.GetFromJsonAsync<JsonElement>("/v1/inventory/low-stock?threshold=1000000", Cancellation);
         Assert.Contains(low.EnumerateArray(), s => s.GetProperty("productId").GetGuid() == product);
 
@@ -1999,7 +2000,7 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal((HttpStatusCode.Conflict, "Stock limit reached."), (past.Status, past.Title));
         Assert.Equal(HttpStatusCode.OK, (await AnswerAsync(Adjust(new { delta = 1, reason = "delivery" }))).Status);
         Assert.Equal((1_000_000_000, 0), await StockAsync(product));
-        Assert.Equal(1L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}'"));
+        Assert.Equal(1L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}' AND reason <> 'initial stock'"));
     }
 
     [Fact]
@@ -2017,23 +2018,24 @@ public sealed class InventoryTests(AppFixture fixture)
         var first = await admin.GetFromJsonAsync<JsonElement>($"/v1/inventory/{product}/adjustments?pageSize=2", Cancellation);
         var second = await admin.GetFromJsonAsync<JsonElement>($"/v1/inventory/{product}/adjustments?pageSize=2&page=2", Cancellation);
 
-        Assert.Equal(3, first.GetProperty("total").GetInt32());
+        // The stock the product was created with opens its history, so each quantity left adds up from one the history shows.
+        Assert.Equal(4, first.GetProperty("total").GetInt32());
         var listed = first.GetProperty("items").EnumerateArray().Concat(second.GetProperty("items").EnumerateArray()).ToList();
-        Assert.Equal([(10, "recount", 16), (-2, "damaged", 6), (3, "delivery", 8)],
+        Assert.Equal([(10, "recount", 16), (-2, "damaged", 6), (3, "delivery", 8), (5, "initial stock", 5)],
             listed.Select(a => (a.GetProperty("delta").GetInt32(), a.GetProperty("reason").GetString(), a.GetProperty("quantityAfter").GetInt32())));
         Assert.All(listed, a => Assert.Equal(me, a.GetProperty("actor").GetString()));
         Assert.All(listed, a => Assert.Equal(product, a.GetProperty("productId").GetGuid()));
-        Assert.Equal(3, listed.Select(a => a.GetProperty("id").GetGuid()).Distinct().Count());
+        Assert.Equal(4, listed.Select(a => a.GetProperty("id").GetGuid()).Distinct().Count());
         // Each names the stock version it made: in the order they were applied, the latest the stock's own.
         var versions = listed.Select(a => a.GetProperty("version").GetInt64()).ToList();
         Assert.Equal(versions.OrderDescending(), versions);
-        Assert.Equal(3, versions.Distinct().Count());
+        Assert.Equal(4, versions.Distinct().Count());
         Assert.Equal((await admin.GetFromJsonAsync<JsonElement>($"/v1/inventory/{product}", Cancellation)).GetProperty("version").GetInt64(), versions[0]);
 
         // A deleted product keeps its history; anything unknown is 404, a customer is refused, a bad page is 400.
         Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/v1/products/{product}", Cancellation)).StatusCode);
         var afterDelete = await admin.GetFromJsonAsync<JsonElement>($"/v1/inventory/{product}/adjustments", Cancellation);
-        Assert.Equal(3, afterDelete.GetProperty("items").GetArrayLength());
+        Assert.Equal(4, afterDelete.GetProperty("items").GetArrayLength());
         using (var unknown = await admin.GetAsync($"/v1/inventory/{Guid.NewGuid()}/adjustments", Cancellation))
         {
             Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
@@ -2051,6 +2053,15 @@ public sealed class InventoryTests(AppFixture fixture)
         {
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         }
+
+        // A product created without stock has changed no quantity yet.
+        var empty = await CreateProductAsync(stock: 0);
+        Assert.Equal(0, (await admin.GetFromJsonAsync<JsonElement>($"/v1/inventory/{empty}/adjustments", Cancellation)).GetProperty("total").GetInt32());
+        // The demo catalog's stock opens its products' histories too.
+        Assert.Equal("100 initial stock demo-catalog 100 1", await ScalarAsync<string>("""
+            SELECT concat_ws(' ', a.delta, a.reason, a.actor, a.quantity_after, a.stock_version) FROM stock_adjustments a JOIN products p ON p.id = a.product_id
+            WHERE p.tenant_id = 'demo' AND p.sku = 'KB-001' ORDER BY a.stock_version LIMIT 1
+            """));
     }
 
     /// <summary>
@@ -2187,11 +2198,11 @@ public sealed class InventoryTests(AppFixture fixture)
         }
 
         Assert.Equal((9, 0), await StockAsync(product));
-        Assert.Equal(1L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}'"));
+        Assert.Equal(1L, await ScalarAsync<long>($"SELECT count(*) FROM stock_adjustments WHERE product_id = '{product}' AND reason <> 'initial stock'"));
         // The answer a retry gets was stored by the transaction that made the change: no crash between them can double it.
         Assert.True(await ScalarAsync<bool>($"""
             SELECT k.xmin::text = a.xmin::text FROM idempotency_keys k, stock_adjustments a
-            WHERE k.key = '{key}' AND a.product_id = '{product}'
+            WHERE k.key = '{key}' AND a.product_id = '{product}' AND a.reason <> 'initial stock'
             """), "the stored answer and the adjustment were committed by different transactions");
     }
 

@@ -286,14 +286,14 @@ public static class ProductsApi
             // statements) would buy nothing; without it the product and the stored answer share one transaction id.
             db.Database.AutoSavepointsEnabled = false;
             await db.SaveChangesAsync(cancellationToken);
-            // The stock a product starts with opens its adjustment history, so the quantity every later entry left adds
-            // up from a number the history shows. None for no stock: an adjustment changes the quantity.
+            // The stock a product starts with opens its adjustment history: the quantity the first adjustment changed is
+            // one the history shows. None for no stock: an adjustment changes the quantity.
             if (stock.Quantity > 0)
             {
                 await db.Database.ExecuteSqlAsync($"""
-                    INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor, quantity_after, stock_version, created_at)
+                    INSERT INTO stock_adjustments (id, tenant_id, product_id, delta, reason, actor, quantity_after, stock_version)
                     VALUES ({Guid.CreateVersion7(now)}, {product.TenantId}, {product.Id}, {stock.Quantity}, {InitialStockReason}, {admin.UserId()!},
-                        {stock.Quantity}, {stock.Version}, {product.CreatedAt})
+                        {stock.Quantity}, {stock.Version})
                     """, cancellationToken);
             }
 

@@ -61,11 +61,12 @@ internal static partial class BadRequestProblem
         {
             // The framework stops at the first value that does not parse; the others are found here, so that one answer
             // names every parameter the client has to correct.
+            // The framework's message names the handler's parameter, which a FromQuery or FromRoute attribute may name otherwise.
             var failed = context is null ? [] : UnparseableParameters(context);
-            var first = (Name: binding.Groups["name"].Value, Value: binding.Groups["value"].Value);
-            if (!failed.Any(parameter => parameter.Name == first.Name))
+            var first = binding.Groups["name"].Value;
+            if (!failed.Any(parameter => parameter.Parameter == first))
             {
-                failed.Insert(0, first);
+                failed.Insert(0, (first, first, binding.Groups["value"].Value));
             }
 
             var problem = new HttpValidationProblemDetails
@@ -109,9 +110,10 @@ internal static partial class BadRequestProblem
     /// parameter's type the way the framework parses it (a <c>TryParse</c> with the invariant culture). Headers, bodies
     /// and services are not looked at; text always parses.
     /// </summary>
-    internal static List<(string Name, string Value)> UnparseableParameters(HttpContext context)
+    /// <returns>Each such parameter by its name in the handler and the name the request gives it, with its value.</returns>
+    internal static List<(string Parameter, string Name, string Value)> UnparseableParameters(HttpContext context)
     {
-        var failed = new List<(string Name, string Value)>();
+        var failed = new List<(string Parameter, string Name, string Value)>();
         // The exception handler clears the endpoint and route values before it runs, and keeps them in its feature.
         var handled = context.Features.Get<IExceptionHandlerFeature>();
         var routeValues = handled?.RouteValues ?? context.Request.RouteValues;
@@ -124,7 +126,9 @@ internal static partial class BadRequestProblem
         {
             var type = Nullable.GetUnderlyingType(parameter.ParameterType) ?? parameter.ParameterType;
             var attributes = parameter.GetCustomAttributes(inherit: true);
-            if (parameter.Name is null || type == typeof(string) || attributes.Any(a => a is IFromBodyMetadata or IFromServiceMetadata or IFromHeaderMetadata or IFromFormMetadata))
+            // A type with its own BindAsync binds itself from the whole request.
+            if (parameter.Name is null || type == typeof(string) || type.GetMethods(BindingFlags.Public | BindingFlags.Static).Any(method => method.Name == "BindAsync")
+                || attributes.Any(a => a is IFromBodyMetadata or IFromServiceMetadata or IFromHeaderMetadata or IFromFormMetadata))
             {
                 continue;
             }
@@ -135,9 +139,16 @@ internal static partial class BadRequestProblem
             string? value = fromRoute is not null || fromQuery is null && endpoint.RoutePattern.GetParameter(name) is not null
                 ? routeValues?[name] as string
                 : context.Request.Query[name];
-            if (value is not null && Parses(type, value) == false)
+            try
             {
-                failed.Add((name, value));
+                if (value is not null && Parses(type, value) == false)
+                {
+                    failed.Add((parameter.Name, name, value));
+                }
+            }
+            catch (Exception ex) when (ex is AmbiguousMatchException or TargetInvocationException)
+            {
+                // A type's own parser that cannot be told apart or that throws: the parameter is left for the framework to name.
             }
         }
 
@@ -149,7 +160,7 @@ internal static partial class BadRequestProblem
     {
         if (type.IsEnum)
         {
-            return Enum.TryParse(type, value, ignoreCase: true, out _);
+            return Enum.TryParse(type, value, ignoreCase: false, out _);
         }
 
         const BindingFlags PublicStatic = BindingFlags.Public | BindingFlags.Static;

@@ -129,6 +129,9 @@ public sealed class RequestProblemTests
                 await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/lists?page=2&active=false&after=3f2504e0-4f89-11d3-9a0c-0305e82c3301&pageSize=5")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "count,side"),
                 await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/shelves/many?side=left&at=3")));
+            // A parameter named otherwise in the request is named as the request names it, once.
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "side"),
+                await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/shelves/5?side=left&at=3")));
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1,"name":"a"}""", "application/json; charset=utf-8")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "count"), await SendAsync(Post("""{"count":"one"}""")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""), await SendAsync(Post("""{"count":1,""")));

@@ -60,8 +60,8 @@ internal static partial class BadRequestProblem
         if (FailedBinding().Match(bad.Message) is { Success: true } binding)
         {
             // The framework stops at the first value that does not parse; the others are found here, so that one answer
-            // names every parameter the client has to correct.
-            // The framework's message names the handler's parameter, which a FromQuery or FromRoute attribute may name otherwise.
+            // names every parameter the client has to correct. Its message names the handler's parameter, which a FromQuery
+            // or FromRoute attribute may name otherwise in the request.
             var failed = context is null ? [] : UnparseableParameters(context);
             var first = binding.Groups["name"].Value;
             if (!failed.Any(parameter => parameter.Parameter == first))

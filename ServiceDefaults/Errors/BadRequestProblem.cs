@@ -16,7 +16,7 @@ namespace Shop.ServiceDefaults.Errors;
 /// </summary>
 internal static partial class BadRequestProblem
 {
-    public static ProblemDetails From(BadHttpRequestException bad, HttpContext? context = null)
+    public static async Task<ProblemDetails> FromAsync(BadHttpRequestException bad, HttpContext? context = null)
     {
         if (bad.InnerException is UnstorableTextException unstorable)
         {
@@ -52,6 +52,16 @@ internal static partial class BadRequestProblem
             if (field is not null)
             {
                 problem.Errors[field] = ["Not a valid value of this field's type."];
+                // The reader stopped at this value; the body, read again, names the others of the wrong type.
+                foreach (var (other, hasNul) in context is null ? [] : await MistypedBodyFields.FindAsync(context))
+                {
+                    problem.Errors.TryAdd(other, [hasNul ? "May not contain the NUL character (U+0000)." : "Not a valid value of this field's type."]);
+                }
+
+                if (problem.Errors.Count > 1)
+                {
+                    problem.Detail = $"The values of {string.Join(", ", problem.Errors.Keys.Select(key => $"'{key}'"))} are not valid there; the first{where}.";
+                }
             }
 
             return problem;

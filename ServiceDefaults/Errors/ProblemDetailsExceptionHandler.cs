@@ -17,7 +17,7 @@ internal sealed class ProblemDetailsExceptionHandler(IProblemDetailsService prob
         if (exception is BadHttpRequestException bad)
         {
             httpContext.Response.StatusCode = bad.StatusCode;
-            return await WriteAsync(httpContext, exception, BadRequestProblem.From(bad, httpContext));
+            return await WriteAsync(httpContext, exception, await BadRequestProblem.FromAsync(bad, httpContext));
         }
 
         var (status, title, detail) = exception switch

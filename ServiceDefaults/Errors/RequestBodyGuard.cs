@@ -48,6 +48,12 @@ internal sealed class RequestBodyGuard(RequestDelegate next)
             context.Request.ContentType = utf8;
         }
 
+        // A JSON body is kept as it is read, so that a refusal can read it again and name every field of the wrong type.
+        if (context.Request.ContentLength is not 0 && MistypedBodyFields.TakesJson(context.GetEndpoint()))
+        {
+            context.Request.EnableBuffering();
+        }
+
         return next(context);
     }
 

@@ -371,6 +371,12 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal(["items", "orderId", "ttlSeconds"], ErrorFields(await response.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
         Assert.Equal(HttpStatusCode.BadRequest, mistyped.StatusCode);
         Assert.Equal(["items[1].quantity"], ErrorFields(await mistyped.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
+        // Every value of the wrong type, not only the first the JSON reader stopped at.
+        using var mistypedTwice = await inventory.PostAsync("/v1/reservations", new StringContent(
+            """{"orderId":"not-a-guid","items":[{"productId":"7f1c1b6e-0000-4000-8000-000000000002","quantity":"two"}],"ttlSeconds":"soon"}""",
+            System.Text.Encoding.UTF8, "application/json"), Cancellation);
+        Assert.Equal(HttpStatusCode.BadRequest, mistypedTwice.StatusCode);
+        Assert.Equal(["items[0].quantity", "orderId", "ttlSeconds"], ErrorFields(await mistypedTwice.Content.ReadFromJsonAsync<JsonElement>(Cancellation)));
         // A null line is named where it is, and the lines after it are still checked.
         using var withNull = await inventory.PostAsJsonAsync("/v1/reservations",
             new { orderId = Guid.NewGuid(), items = new object?[] { null, new { productId = Guid.NewGuid(), quantity = 0 }, new { productId = Guid.Empty, quantity = 1 } } },
@@ -448,6 +454,8 @@ public sealed class InventoryTests(AppFixture fixture)
             await CreateAsync($$$"""{"sku":"{{{sku}}}","name":"Mug\u2028Two","price":{"amount":1,"currency":"EUR"},"initialStock":1}"""));
         Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "initialStock"),
             await CreateAsync($$"""{"sku":"{{sku}}","name":"Mug","price":{"amount":1,"currency":"EUR"},"initialStock":"five"}"""));
+        Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "initialStock,price.amount"),
+            await CreateAsync($$"""{"sku":"{{sku}}","name":"Mug","price":{"amount":"cheap","currency":"EUR"},"initialStock":"five"}"""));
         Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""),
             await CreateAsync($$"""{"sku":"{{sku}}","name":"Mug","""));
         // JSON is read as UTF-8 whatever charset it declares (RFC 8259): a body that is not JSON then is a 400, never a 500.

@@ -65,6 +65,10 @@ public sealed class RequestProblemTests
 
     private sealed record Thing(int Count, string? Name);
 
+    private sealed record Line(Guid ProductId, int Quantity);
+
+    private sealed record Basket(IReadOnlyList<Line>? Items, decimal? Total, Guid[]? Coupons, string? Note);
+
     /// <summary>
     /// The services' defaults, outside Development (where the framework would otherwise answer an empty 400 and say why
     /// only in a debug log), served by Kestrel on loopback and called over HTTP.
@@ -90,6 +94,7 @@ public sealed class RequestProblemTests
         app.MapGet("/lists", (int? page, bool? active, Guid? after, string? q, int pageSize = 20) => pageSize);
         app.MapGet("/shelves/{count}", (int count, [Microsoft.AspNetCore.Mvc.FromQuery(Name = "side")] int? at) => count);
         app.MapPost("/things", (Thing thing) => thing);
+        app.MapPost("/baskets", (Basket basket) => basket);
         await app.StartAsync(TestContext.Current.CancellationToken);
         try
         {
@@ -108,11 +113,11 @@ public sealed class RequestProblemTests
                 return (response.StatusCode, type, fields);
             }
 
-            HttpRequestMessage Post(string json, string contentType = "application/json")
+            HttpRequestMessage Post(string json, string contentType = "application/json", string path = "/things")
             {
                 var content = new StringContent(json, Encoding.UTF8);
                 content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse(contentType);
-                return new HttpRequestMessage(HttpMethod.Post, "/things") { Content = content };
+                return new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
             }
 
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/pages?page=2")));
@@ -134,6 +139,16 @@ public sealed class RequestProblemTests
                 await SendAsync(new HttpRequestMessage(HttpMethod.Get, "/shelves/5?side=left&at=3")));
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1,"name":"a"}""", "application/json; charset=utf-8")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "count"), await SendAsync(Post("""{"count":"one"}""")));
+            // Every value of the wrong type is named, not only the first, where the reader stopped: in a list, in a line of
+            // it, a line that is not one, and text the database could not hold. A property the body type does not have is not.
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "count,name"), await SendAsync(Post("""{"count":"one","name":5}""")));
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "items[0].quantity,items[0].productId,items[2],total,coupons[1],note"),
+                await SendAsync(Post("""
+                    {"items":[{"quantity":"two","productId":"x"},{"productId":"3f2504e0-4f89-11d3-9a0c-0305e82c3301","quantity":1},7],
+                     "total":"lots","coupons":["3f2504e0-4f89-11d3-9a0c-0305e82c3301","nope"],"note":"a\u0000b","unknown":"ignored"}
+                    """, path: "/baskets")));
+            Assert.Equal((HttpStatusCode.OK, "application/json", ""),
+                await SendAsync(Post("""{"items":[{"productId":"3f2504e0-4f89-11d3-9a0c-0305e82c3301","quantity":1}],"total":2.5,"coupons":[],"note":"n"}""", path: "/baskets")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""), await SendAsync(Post("""{"count":1,""")));
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1}""", "application/json; charset=nonsense")));
             Assert.Equal((HttpStatusCode.OK, "application/json", ""), await SendAsync(Post("""{"count":1}""", "application/json; charset=iso-8859-1")));

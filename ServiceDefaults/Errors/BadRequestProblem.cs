@@ -29,6 +29,7 @@ internal static partial class BadRequestProblem
             if (FieldOf(unstorable.Path) is { } field)
             {
                 problem.Errors[field] = ["May not contain the NUL character (U+0000)."];
+                await AddMistypedAsync(problem, context);
             }
 
             return problem;
@@ -52,15 +53,10 @@ internal static partial class BadRequestProblem
             if (field is not null)
             {
                 problem.Errors[field] = ["Not a valid value of this field's type."];
-                // The reader stopped at this value; the body, read again, names the others of the wrong type.
-                foreach (var (other, hasNul) in context is null ? [] : await MistypedBodyFields.FindAsync(context))
-                {
-                    problem.Errors.TryAdd(other, [hasNul ? "May not contain the NUL character (U+0000)." : "Not a valid value of this field's type."]);
-                }
-
+                await AddMistypedAsync(problem, context);
                 if (problem.Errors.Count > 1)
                 {
-                    problem.Detail = $"The values of {string.Join(", ", problem.Errors.Keys.Select(key => $"'{key}'"))} are not valid there; the first{where}.";
+                    problem.Detail = $"{problem.Errors.Count} values are not valid there; the first, '{field}'{where}.";
                 }
             }
 
@@ -113,6 +109,15 @@ internal static partial class BadRequestProblem
         }
 
         return new ProblemDetails { Status = bad.StatusCode, Title = "The request is malformed.", Detail = bad.Message };
+    }
+
+    /// <summary>The reader stopped at the first value it could not take; the body, read again, names the others.</summary>
+    private static async Task AddMistypedAsync(HttpValidationProblemDetails problem, HttpContext? context)
+    {
+        foreach (var (field, hasNul) in context is null ? [] : await MistypedBodyFields.FindAsync(context))
+        {
+            problem.Errors.TryAdd(field, [hasNul ? "May not contain the NUL character (U+0000)." : "Not a valid value of this field's type."]);
+        }
     }
 
     /// <summary>

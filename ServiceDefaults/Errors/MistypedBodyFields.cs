@@ -1,7 +1,5 @@
-using System.Collections;
-using System.Reflection;
 using System.Text.Json;
-using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Metadata;
@@ -12,104 +10,110 @@ using HttpJsonOptions = Microsoft.AspNetCore.Http.Json.JsonOptions;
 namespace Shop.ServiceDefaults.Errors;
 
 /// <summary>
-/// Every field of a JSON body whose value is not of its field's type. The JSON reader stops at the first such value; the
-/// body is kept for endpoints that take JSON (<see cref="RequestBodyGuard"/>), so that a refusal can read it again and
-/// name the others too. Each value is tried on its own with the service's own serializer options, so a field is named
-/// only when the serializer itself would refuse it.
+/// Every field of a JSON body whose value is not of its field's type. The JSON reader stops at the first such value; a
+/// small body (<see cref="MaxLength"/>) sent to an endpoint that takes JSON is kept (<see cref="RequestBodyGuard"/>), so
+/// that a refusal can read it again and name the others too. The walk follows the serializer's own contract for the body
+/// type (its property names, ignored properties left out) and tries each value with the service's serializer options,
+/// so a field is named only when the serializer itself would refuse it.
 /// </summary>
 internal static class MistypedBodyFields
 {
-    /// <summary>Whether the endpoint binds a JSON body, which is then kept to be read again.</summary>
-    public static bool TakesJson(Endpoint? endpoint) =>
-        endpoint?.Metadata.GetMetadata<IAcceptsMetadata>() is { RequestType: not null } accepts
+    /// <summary>The largest body kept to be read again: the services' bodies are small JSON documents.</summary>
+    public const long MaxLength = 64 * 1024;
+
+    /// <summary>The most fields one answer names.</summary>
+    public const int MaxFields = 50;
+
+    private const int MaxDepth = 16;
+
+    /// <summary>Whether a request's body is kept: JSON for an endpoint that binds it, with a declared length within <see cref="MaxLength"/>.</summary>
+    public static bool Keeps(HttpRequest request, Endpoint? endpoint) =>
+        request.ContentLength is > 0 and <= MaxLength
+        && endpoint?.Metadata.GetMetadata<IAcceptsMetadata>() is { RequestType: not null } accepts
         && accepts.ContentTypes.Any(type => type.EndsWith("json", StringComparison.OrdinalIgnoreCase));
 
-    /// <returns>Each field by its path in the body (<c>items[1].quantity</c>) and whether its text could not be stored; empty when the body cannot be read again.</returns>
+    /// <returns>
+    /// Each field by its path in the body (<c>items[1].quantity</c>) and whether its text could not be stored, in the
+    /// body's order; empty when the body was not kept or cannot be read again.
+    /// </returns>
     public static async Task<List<(string Field, bool Unstorable)>> FindAsync(HttpContext context)
     {
         var found = new List<(string Field, bool Unstorable)>();
         var endpoint = context.Features.Get<IExceptionHandlerFeature>()?.Endpoint ?? context.GetEndpoint();
-        if (!TakesJson(endpoint) || endpoint!.Metadata.GetMetadata<IAcceptsMetadata>()!.RequestType is not { } bodyType
-            || !context.Request.Body.CanSeek || context.Request.Body.Length > MaxLength)
+        if (!Keeps(context.Request, endpoint) || endpoint!.Metadata.GetMetadata<IAcceptsMetadata>()!.RequestType is not { } bodyType
+            || !context.Request.Body.CanSeek)
         {
             return found;
         }
 
-        var options = context.RequestServices.GetRequiredService<IOptions<HttpJsonOptions>>().Value.SerializerOptions;
         try
         {
+            var options = context.RequestServices.GetRequiredService<IOptions<HttpJsonOptions>>().Value.SerializerOptions;
             context.Request.Body.Position = 0;
-            using var document = await JsonDocument.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted);
-            Walk(document.RootElement, bodyType, "", options, found, depth: 0);
+            using var document = await JsonDocument.ParseAsync(context.Request.Body, new JsonDocumentOptions { MaxDepth = 64 }, context.RequestAborted);
+            Walk(document.RootElement, options.GetTypeInfo(bodyType), "", options, found, depth: 0);
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
-            // Not well-formed after the first mistyped value: that one is all that can be named.
-        }
-        catch (IOException)
-        {
-            // The client went away: there is no one to name them to.
+            // Not well-formed after the first mistyped value, the client gone, or a body that cannot be read again: the
+            // fields found so far are named, and the first one always is. A refusal never fails on its way out.
         }
 
         return found;
     }
 
-    /// <summary>A body larger than this is not read a second time (the services' bodies are small JSON documents).</summary>
-    private const long MaxLength = 64 * 1024;
-
-    private static void Walk(JsonElement element, Type type, string path, JsonSerializerOptions options, List<(string, bool)> found, int depth)
+    private static void Walk(JsonElement element, JsonTypeInfo type, string path, JsonSerializerOptions options, List<(string, bool)> found, int depth)
     {
-        var target = Nullable.GetUnderlyingType(type) ?? type;
-        if (depth < 16 && element.ValueKind == JsonValueKind.Object && IsRecord(target))
+        if (found.Count >= MaxFields)
         {
-            var properties = target.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.GetIndexParameters().Length == 0).ToList();
+            return;
+        }
+
+        if (depth < MaxDepth && element.ValueKind == JsonValueKind.Object && type.Kind == JsonTypeInfoKind.Object)
+        {
+            var comparison = options.PropertyNameCaseInsensitive ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
             foreach (var member in element.EnumerateObject())
             {
-                var property = properties.FirstOrDefault(p => string.Equals(
-                    p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? options.PropertyNamingPolicy?.ConvertName(p.Name) ?? p.Name, member.Name,
-                    options.PropertyNameCaseInsensitive ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal));
-                if (property is not null)
+                // A property the serializer writes to: one with a setter, or one its constructor takes.
+                if (type.Properties.FirstOrDefault(p => (p.Set is not null || p.AssociatedParameter is not null)
+                    && string.Equals(p.Name, member.Name, comparison)) is { } property)
                 {
-                    Walk(member.Value, property.PropertyType, path.Length == 0 ? member.Name : $"{path}.{member.Name}", options, found, depth + 1);
+                    Walk(member.Value, options.GetTypeInfo(property.PropertyType), path.Length == 0 ? member.Name : $"{path}.{member.Name}", options, found, depth + 1);
                 }
             }
 
             return;
         }
 
-        if (depth < 16 && element.ValueKind == JsonValueKind.Array && ElementType(target) is { } itemType)
+        if (depth < MaxDepth && element.ValueKind == JsonValueKind.Array && type.Kind == JsonTypeInfoKind.Enumerable && type.ElementType is { } itemType)
         {
+            var items = options.GetTypeInfo(itemType);
             var index = 0;
             foreach (var item in element.EnumerateArray())
             {
-                Walk(item, itemType, $"{path}[{index++}]", options, found, depth + 1);
+                Walk(item, items, $"{path}[{index++}]", options, found, depth + 1);
             }
 
             return;
         }
 
+        // A name the body gives twice is tried once (the reader refuses it anyway).
+        if (found.Exists(field => field.Item1 == path))
+        {
+            return;
+        }
+
         try
         {
-            element.Deserialize(type, options);
+            element.Deserialize(type);
         }
         catch (JsonException ex)
         {
             found.Add((path, ex is UnstorableTextException));
         }
-        catch (Exception ex) when (ex is NotSupportedException or InvalidOperationException or ArgumentException)
+        catch (Exception ex) when (ex is NotSupportedException or InvalidOperationException or ArgumentException or FormatException or OverflowException)
         {
-            // A type the serializer cannot make on its own: the value is left for the endpoint to judge.
+            // A value the serializer cannot make on its own: left for the endpoint to judge.
         }
     }
-
-    /// <summary>A type the walk goes into: a class or struct of the API's own, not a value the serializer reads whole.</summary>
-    private static bool IsRecord(Type type) =>
-        !type.IsPrimitive && !type.IsEnum && type != typeof(string) && type != typeof(decimal) && type != typeof(Guid)
-        && type != typeof(DateTimeOffset) && type != typeof(DateTime) && type != typeof(TimeSpan) && type != typeof(JsonElement)
-        && !typeof(IEnumerable).IsAssignableFrom(type) && type.Namespace?.StartsWith("System", StringComparison.Ordinal) != true;
-
-    private static Type? ElementType(Type type) =>
-        type.IsArray ? type.GetElementType()
-        : type.IsGenericType && typeof(IEnumerable).IsAssignableFrom(type) && type.GetGenericArguments() is [var only] ? only
-        : null;
 }

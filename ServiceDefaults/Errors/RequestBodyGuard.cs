@@ -48,10 +48,11 @@ internal sealed class RequestBodyGuard(RequestDelegate next)
             context.Request.ContentType = utf8;
         }
 
-        // A JSON body is kept as it is read, so that a refusal can read it again and name every field of the wrong type.
-        if (context.Request.ContentLength is not 0 && MistypedBodyFields.TakesJson(context.GetEndpoint()))
+        // A small JSON body is kept in memory as it is read, so that a refusal can read it again and name every field of
+        // the wrong type.
+        if (MistypedBodyFields.Keeps(context.Request, context.GetEndpoint()))
         {
-            context.Request.EnableBuffering();
+            context.Request.EnableBuffering(bufferThreshold: (int)MistypedBodyFields.MaxLength);
         }
 
         return next(context);

@@ -67,7 +67,14 @@ public sealed class RequestProblemTests
 
     private sealed record Line(Guid ProductId, int Quantity);
 
-    private sealed record Basket(IReadOnlyList<Line>? Items, decimal? Total, Guid[]? Coupons, string? Note);
+    private sealed record Basket(IReadOnlyList<Line>? Items, decimal? Total, Guid[]? Coupons, string? Note)
+    {
+        /// <summary>Not read from the body: a value sent for it is ignored by the serializer, and so never named.</summary>
+        [System.Text.Json.Serialization.JsonIgnore]
+        public string? Hidden { get; set; }
+
+        public int Lines => Items?.Count ?? 0;
+    }
 
     /// <summary>
     /// The services' defaults, outside Development (where the framework would otherwise answer an empty 400 and say why
@@ -145,8 +152,15 @@ public sealed class RequestProblemTests
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "items[0].quantity,items[0].productId,items[2],total,coupons[1],note"),
                 await SendAsync(Post("""
                     {"items":[{"quantity":"two","productId":"x"},{"productId":"3f2504e0-4f89-11d3-9a0c-0305e82c3301","quantity":1},7],
-                     "total":"lots","coupons":["3f2504e0-4f89-11d3-9a0c-0305e82c3301","nope"],"note":"a\u0000b","unknown":"ignored"}
+                     "total":"lots","coupons":["3f2504e0-4f89-11d3-9a0c-0305e82c3301","nope"],"note":"a\u0000b","unknown":"ignored",
+                     "hidden":5,"lines":"many"}
                     """, path: "/baskets")));
+            // Text the database could not hold stops the reader too, and the rest are named after it.
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "note,total"),
+                await SendAsync(Post("""{"note":"a\u0000b","total":"lots"}""", path: "/baskets")));
+            // A body over 64 KiB is not read again: its first value of the wrong type is named alone.
+            Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", "count"),
+                await SendAsync(Post($$"""{"count":"one","name":5,"padding":"{{new string('x', 70_000)}}"}""")));
             Assert.Equal((HttpStatusCode.OK, "application/json", ""),
                 await SendAsync(Post("""{"items":[{"productId":"3f2504e0-4f89-11d3-9a0c-0305e82c3301","quantity":1}],"total":2.5,"coupons":[],"note":"n"}""", path: "/baskets")));
             Assert.Equal((HttpStatusCode.BadRequest, "application/problem+json", ""), await SendAsync(Post("""{"count":1,""")));

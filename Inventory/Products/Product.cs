@@ -40,12 +40,6 @@ public sealed class Product
     public DateTimeOffset UpdatedAt { get; private set; }
     public DateTimeOffset? DeletedAt { get; private set; }
 
-    /// <summary>
-    /// A time to PostgreSQL's microseconds: the product a write answers with then shows the times that every later read
-    /// of it shows.
-    /// </summary>
-    private static DateTimeOffset Stored(DateTimeOffset now) => now.AddTicks(-(now.Ticks % 10));
-
     public static Product Create(string tenantId, string sku, string name, string description, Money price, DateTimeOffset now) => new()
     {
         Id = Guid.CreateVersion7(now),
@@ -56,8 +50,8 @@ public sealed class Product
         Price = price,
         Active = true,
         Version = 1,
-        CreatedAt = Stored(now),
-        UpdatedAt = Stored(now),
+        CreatedAt = DatabaseTime.Stored(now),
+        UpdatedAt = DatabaseTime.Stored(now),
     };
 
     /// <summary>Every change bumps the version, which is the product's ETag and its optimistic-concurrency token.</summary>
@@ -65,15 +59,15 @@ public sealed class Product
     {
         (Sku, Name, Description, Price, Active) = (sku, name, description, price, active);
         Version++;
-        UpdatedAt = Stored(now);
+        UpdatedAt = DatabaseTime.Stored(now);
     }
 
     public void Delete(DateTimeOffset now)
     {
         Active = false;
-        DeletedAt = Stored(now);
+        DeletedAt = DatabaseTime.Stored(now);
         Version++;
-        UpdatedAt = Stored(now);
+        UpdatedAt = DatabaseTime.Stored(now);
     }
 
     public CachedProduct ToCached() => new(Id, TenantId, Sku, Name, Description, Price.Amount, Price.Currency, Active, Version, CreatedAt, UpdatedAt);

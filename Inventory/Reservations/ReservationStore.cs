@@ -32,9 +32,8 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         var items = request.Items!.OrderBy(i => i.ProductId).ToList();
         var hash = RequestHash(items);
         var ttl = TimeSpan.FromSeconds(request.HoldSeconds ?? options.Value.DefaultTtlSeconds);
-        // To PostgreSQL's microseconds: the answer and the event then say the expiry that a repeat reads back.
-        var now = clock.GetUtcNow();
-        now = now.AddTicks(-(now.Ticks % 10));
+        // The answer and the event then say the expiry that a repeat reads back.
+        var now = DatabaseTime.Stored(clock.GetUtcNow());
         var reservation = new ReservationResponse(Guid.CreateVersion7(now), request.OrderId, "Active", now + ttl, items);
 
         var outcome = items.Count == 1

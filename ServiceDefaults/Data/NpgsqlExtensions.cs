@@ -22,6 +22,9 @@ public static class NpgsqlExtensions
     /// <summary>How long a statement's answer is awaited before Npgsql cancels it (a paused server also has it open a connection for the cancel).</summary>
     internal const int AnswerSeconds = 10;
 
+    /// <summary>The key of the data source the readiness check runs on, apart from the pool requests share.</summary>
+    public const string HealthCheckDataSourceKey = "health";
+
     /// <summary>
     /// Registers a pooled DbContext on the connection string <c>ConnectionStrings:{connectionName}</c> (the
     /// name Aspire's client integration uses), a readiness check that runs a query, and Npgsql's tracing.
@@ -33,10 +36,24 @@ public static class NpgsqlExtensions
         var connectionString = builder.Configuration.GetConnectionString(connectionName)
             ?? throw new InvalidOperationException($"ConnectionStrings:{connectionName} is not configured.");
 
-        builder.Services.AddSingleton(_ =>
+        builder.Services.AddSingleton(_ => Configure(builder.Environment.ApplicationName).Build());
+        // Readiness asks whether this replica reaches its database, not whether its pool has a connection free right now:
+        // checked on the pool, a burst that keeps every connection busy longer than the probe waits failed the check, and
+        // the Gateway took a busy replica out (a CI run: 200 orders at once turned into "no replica is healthy" for 10 s,
+        // and a replica that could still serve was refused everything). One connection of its own, kept open, answers the
+        // probes; a database that is down or stalled still fails it.
+        builder.Services.AddKeyedSingleton(HealthCheckDataSourceKey, (_, _) =>
+        {
+            var dataSource = Configure($"{builder.Environment.ApplicationName} health");
+            dataSource.ConnectionStringBuilder.MaxPoolSize = 1;
+            dataSource.ConnectionStringBuilder.MinPoolSize = 0;
+            return dataSource.Build();
+        });
+
+        NpgsqlDataSourceBuilder Configure(string applicationName)
         {
             var dataSource = new NpgsqlDataSourceBuilder(connectionString);
-            dataSource.ConnectionStringBuilder.ApplicationName ??= builder.Environment.ApplicationName;
+            dataSource.ConnectionStringBuilder.ApplicationName ??= applicationName;
             // Protect the database: a bounded pool per replica (several replicas share one server) and a
             // statement timeout, unless the connection string chooses otherwise.
             if (!Names(connectionString, "Maximum Pool Size", "Max Pool Size"))
@@ -97,8 +114,10 @@ public static class NpgsqlExtensions
                 dataSource.ConnectionStringBuilder.MaxAutoPrepare = 64;
                 dataSource.ConnectionStringBuilder.AutoPrepareMinUsages = 2;
             }
-            return dataSource.Build();
-        });
+
+            return dataSource;
+        }
+
         builder.Services.AddDbContextPool<TContext>((services, options) =>
         {
             // No retries, and no wrapping: Npgsql's default strategy turns a transient failure into an
@@ -122,7 +141,7 @@ public static class NpgsqlExtensions
         });
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
             connectionName,
-            services => new NpgsqlHealthCheck(services.GetRequiredService<NpgsqlDataSource>()),
+            services => new NpgsqlHealthCheck(services.GetRequiredKeyedService<NpgsqlDataSource>(HealthCheckDataSourceKey)),
             HealthStatus.Unhealthy,
             [HealthTags.Ready],
             TimeSpan.FromSeconds(5)));

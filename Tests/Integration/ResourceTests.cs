@@ -43,6 +43,66 @@ public sealed partial class ResourceTests(AppFixture fixture)
         }
     }
 
+    /// <summary>
+    /// Every connection of Orders' pool is busy (requests wait on a table lock), so requests queue for one: the replica
+    /// is saturated, not cut off from its database, and its readiness says so. Before, the check ran on that pool, waited
+    /// its turn past the probe's time and reported the database unhealthy: the Gateway took the only Orders replica out,
+    /// and a burst of orders (a CI run's 200 at once) was answered "no replica is healthy" for seconds after it had passed.
+    /// </summary>
+    [Fact]
+    public async Task A_replica_whose_connections_are_all_busy_stays_ready_while_its_database_answers()
+    {
+        var (_, tokens) = await ShopClients.CustomerAsync(App);
+        using var orders = App.CreateHttpClient("orders");
+        orders.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", tokens.AccessToken);
+        using (var warm = await orders.GetAsync("/v1/orders", TestContext.Current.CancellationToken))
+        {
+            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+        }
+
+        await using var locker = new Npgsql.NpgsqlConnection(App.GetConnectionString("ordersdb"));
+        await locker.OpenAsync(TestContext.Current.CancellationToken);
+        var requests = new List<Task<HttpResponseMessage>>();
+        var readiness = new List<(HttpStatusCode Status, TimeSpan Took, string Body)>();
+        await using (var locked = await locker.BeginTransactionAsync(TestContext.Current.CancellationToken))
+        {
+            await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE", locker, locked))
+            {
+                await lockTable.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+            }
+
+            // Twice the pool (40): each holds a connection while its query waits on the lock, the rest wait for one.
+            requests.AddRange(Enumerable.Range(0, 80).Select(_ => orders.GetAsync("/v1/orders", TestContext.Current.CancellationToken)));
+            await ShopData.WaitUntilAsync("every connection of Orders' pool waiting on the lock", async () => await ShopData.ScalarAsync<long>(App, "ordersdb",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = 'ordersdb' AND application_name = 'Orders' AND wait_event_type = 'Lock'") >= 40, seconds: 10);
+
+            using var probe = new HttpClient { BaseAddress = orders.BaseAddress, Timeout = TimeSpan.FromSeconds(8) };
+            for (var i = 0; i < 2; i++)
+            {
+                var started = System.Diagnostics.Stopwatch.StartNew();
+                using var health = await probe.GetAsync("/health", TestContext.Current.CancellationToken);
+                readiness.Add((health.StatusCode, started.Elapsed, await health.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)));
+            }
+
+            await locked.RollbackAsync(TestContext.Current.CancellationToken);
+        }
+
+        // Answered once the lock went (503 had one waited past its turn for a connection, 5 s).
+        var answers = await Task.WhenAll(requests);
+        Assert.All(answers, a => Assert.Contains(a.StatusCode, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable }));
+        foreach (var answer in answers)
+        {
+            answer.Dispose();
+        }
+
+        // Within the Gateway's probe time (2 s), and healthy: the probes' own connection is not one of the busy pool's.
+        Assert.All(readiness, r =>
+        {
+            Assert.True(r.Status == HttpStatusCode.OK && r.Took < TimeSpan.FromSeconds(2), $"/health answered {(int)r.Status} after {r.Took}: {r.Body}");
+            Assert.Contains("\"ordersdb\":{\"status\":\"Healthy\"", r.Body, StringComparison.Ordinal);
+        });
+    }
+
     [Fact]
     public void Services_receive_Aspire_variables_in_Aspire_formats()
     {

@@ -71,6 +71,27 @@ public sealed class DataSourceDefaultsTests
         Assert.Equal((maximum, minimum), (settings.MaxPoolSize, settings.MinPoolSize));
     }
 
+    /// <summary>Readiness runs on one connection of its own, with the same protections, whatever the pool's bounds.</summary>
+    [Theory]
+    [InlineData("")]
+    [InlineData(";Minimum Pool Size=50;Maximum Pool Size=60;Application Name=shop")]
+    public void The_readiness_check_has_one_connection_apart_from_the_pool(string pool)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration["ConnectionStrings:probedb"] = ConnectionString + pool;
+        builder.AddNpgsqlDbContext<ProbeContext>("probedb");
+        using var services = builder.Services.BuildServiceProvider();
+        var requests = services.GetRequiredService<NpgsqlDataSource>();
+        var health = services.GetRequiredKeyedService<NpgsqlDataSource>(NpgsqlExtensions.HealthCheckDataSourceKey);
+        var settings = new NpgsqlConnectionStringBuilder(health.ConnectionString);
+
+        Assert.NotSame(requests, health);
+        Assert.Equal((1, 0), (settings.MaxPoolSize, settings.MinPoolSize));
+        Assert.Equal((5, 10), (settings.Timeout, settings.CommandTimeout));
+        Assert.Contains("statement_timeout=15000", settings.Options);
+        Assert.Equal(pool.Length == 0 ? $"{builder.Environment.ApplicationName} health" : "shop", settings.ApplicationName);
+    }
+
     private static NpgsqlConnectionStringBuilder Settings(string connectionString, string? rowLevelSecurityRole)
     {
         var builder = Host.CreateApplicationBuilder();

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -29,7 +30,8 @@ public sealed class IdempotentEndpointMetadata(bool required)
 /// </para>
 /// </summary>
 internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSource dataSource, IProblemDetailsService problems,
-    IOptions<IdempotencyOptions> options, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, ILogger<IdempotencyMiddleware> logger)
+    IOptions<IdempotencyOptions> options, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, IHostApplicationLifetime lifetime,
+    ILogger<IdempotencyMiddleware> logger)
 {
     public const string HeaderName = "Idempotency-Key";
     public const string ReplayedHeader = "Idempotent-Replayed";
@@ -214,23 +216,63 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
     private static bool IsRefusedRequest(int status) => status is StatusCodes.Status400BadRequest or StatusCodes.Status413PayloadTooLarge
         or StatusCodes.Status415UnsupportedMediaType;
 
-    /// <summary>Frees the key for a retry, unless the attempt completed it after all or a retry has taken it over.</summary>
+    /// <summary>
+    /// Frees the key for a retry, unless the attempt completed it after all or a retry has taken it over. The answer waits
+    /// for it, so that a retry the answer prompts finds the key free. When it cannot be freed now (the failure that ended
+    /// the attempt is often what stops this too: a pool with no connection free, a database away), it is tried again in
+    /// the background after 1, 2, 4… s until it is, or the lease would have freed it anyway. Before, it waited for the
+    /// lease (60 s), and every retry in between was told "in progress" about a request that had long ended.
+    /// </summary>
     private async Task ForgetAsync(IdempotencyClaim claim)
     {
         try
         {
-            await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
-            await using var delete = new NpgsqlCommand(
-                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND attempt = $3 AND status = 'InProgress'", connection);
-            delete.Parameters.Add(new() { Value = claim.Scope });
-            delete.Parameters.Add(new() { Value = claim.Key });
-            delete.Parameters.Add(new() { Value = claim.Attempt });
-            await delete.ExecuteNonQueryAsync(CancellationToken.None);
+            await DeleteClaimAsync(claim, CancellationToken.None);
         }
-        catch (NpgsqlException ex)
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
-            logger.LogError(ex, "Could not free Idempotency-Key {Key}; a retry may take it over once its lease runs out", claim.Key);
+            logger.LogWarning(ex, "Could not free Idempotency-Key {Key} at once; trying again in the background", claim.Key);
+            _ = Task.Run(() => ForgetLaterAsync(claim));
         }
+    }
+
+    private async Task ForgetLaterAsync(IdempotencyClaim claim)
+    {
+        var giveUpAt = DateTime.UtcNow + TimeSpan.FromSeconds(options.Value.InProgressLeaseSeconds);
+        var delay = TimeSpan.FromSeconds(1);
+        while (!lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(delay, lifetime.ApplicationStopping);
+                if (DateTime.UtcNow >= giveUpAt)
+                {
+                    break;
+                }
+
+                await DeleteClaimAsync(claim, lifetime.ApplicationStopping);
+                logger.LogInformation("Freed Idempotency-Key {Key} after {Delay}", claim.Key, delay);
+                return;
+            }
+            catch (Exception)
+            {
+                // The database still away, the pool still busy, or the service stopping (the loop then ends).
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(16).Ticks));
+            }
+        }
+
+        logger.LogError("Could not free Idempotency-Key {Key}; a retry may take it over once its lease runs out", claim.Key);
+    }
+
+    private async Task DeleteClaimAsync(IdempotencyClaim claim, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var delete = new NpgsqlCommand(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND attempt = $3 AND status = 'InProgress'", connection);
+        delete.Parameters.Add(new() { Value = claim.Scope });
+        delete.Parameters.Add(new() { Value = claim.Key });
+        delete.Parameters.Add(new() { Value = claim.Attempt });
+        await delete.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static async Task<string> RequestHashAsync(HttpRequest request)

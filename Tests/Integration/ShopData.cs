@@ -142,6 +142,42 @@ internal static class ShopData
             .Select(line => line.GetProperty("text").GetString()!)];
     }
 
+    /// <summary>
+    /// The warnings and errors <paramref name="resources"/> logged since <paramref name="since"/>, one line per kind (resource,
+    /// category, message and the exception's first line) with how often and when first: what a failed load test says about
+    /// why, when its own answers (a 503, a 409) do not.
+    /// </summary>
+    public static async Task<string> WarningsSinceAsync(DistributedApplication app, DateTimeOffset since, params string[] resources)
+    {
+        var kinds = new List<(DateTimeOffset At, string Kind)>();
+        foreach (var resource in resources)
+        {
+            foreach (var line in await LogLinesAsync(app, resource))
+            {
+                try
+                {
+                    using var entry = JsonDocument.Parse(line);
+                    var root = entry.RootElement;
+                    if (root.GetProperty("LogLevel").GetString() is not ("Warning" or "Error" or "Critical")
+                        || root.GetProperty("Timestamp").GetDateTimeOffset() is var at && at < since)
+                    {
+                        continue;
+                    }
+
+                    var exception = root.TryGetProperty("Exception", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString()!.Split('\n')[0] : "";
+                    kinds.Add((at, $"{resource} {root.GetProperty("Category").GetString()}: {root.GetProperty("Message").GetString()} {exception}"));
+                }
+                catch (JsonException)
+                {
+                    // A line that is not a structured log entry (a process's own output).
+                }
+            }
+        }
+
+        return string.Join("\n", kinds.GroupBy(k => k.Kind).OrderBy(g => g.Min(k => k.At))
+            .Select(g => $"{g.Count()} x from {g.Min(k => k.At):HH:mm:ss.fff}: {g.Key}"));
+    }
+
     /// <summary>Waits until a line of <paramref name="resource"/>'s log contains <paramref name="text"/>.</summary>
     public static Task WaitForLogAsync(DistributedApplication app, string resource, string text, int seconds = 30) =>
         WaitUntilAsync($"\"{text}\" in {resource}'s log", async () =>

@@ -22,8 +22,8 @@ public static class NpgsqlExtensions
     /// <summary>How long a statement's answer is awaited before Npgsql cancels it (a paused server also has it open a connection for the cancel).</summary>
     internal const int AnswerSeconds = 10;
 
-    /// <summary>The key of the data source the readiness check runs on, apart from the pool requests share.</summary>
-    public const string HealthCheckDataSourceKey = "health";
+    /// <summary>The key of the data source the readiness check of <paramref name="connectionName"/> runs on, apart from the pool requests share.</summary>
+    public static string HealthCheckDataSourceKey(string connectionName) => $"{connectionName}:health";
 
     /// <summary>
     /// Registers a pooled DbContext on the connection string <c>ConnectionStrings:{connectionName}</c> (the
@@ -40,12 +40,14 @@ public static class NpgsqlExtensions
         // Readiness asks whether this replica reaches its database, not whether its pool has a connection free right now:
         // checked on the pool, a burst that keeps every connection busy longer than the probe waits failed the check, and
         // the Gateway took a busy replica out (a CI run: 200 orders at once turned into "no replica is healthy" for 10 s,
-        // and a replica that could still serve was refused everything). One connection of its own, kept open, answers the
-        // probes; a database that is down or stalled still fails it.
-        builder.Services.AddKeyedSingleton(HealthCheckDataSourceKey, (_, _) =>
+        // and a replica that could still serve was refused everything). Two connections of their own, kept open, answer the
+        // probes (the AppHost's and each Gateway replica's may come at once); a database that is down or stalled still fails
+        // them. A pool that never frees up (a lock held for ever) is no longer seen here: each request then waits its 5 s
+        // and is answered 503.
+        builder.Services.AddKeyedSingleton(HealthCheckDataSourceKey(connectionName), (_, _) =>
         {
             var dataSource = Configure($"{builder.Environment.ApplicationName} health");
-            dataSource.ConnectionStringBuilder.MaxPoolSize = 1;
+            dataSource.ConnectionStringBuilder.MaxPoolSize = 2;
             dataSource.ConnectionStringBuilder.MinPoolSize = 0;
             return dataSource.Build();
         });
@@ -141,7 +143,8 @@ public static class NpgsqlExtensions
         });
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
             connectionName,
-            services => new NpgsqlHealthCheck(services.GetRequiredKeyedService<NpgsqlDataSource>(HealthCheckDataSourceKey)),
+            services => new NpgsqlHealthCheck(services.GetRequiredKeyedService<NpgsqlDataSource>(HealthCheckDataSourceKey(connectionName)),
+                services.GetRequiredService<NpgsqlDataSource>()),
             HealthStatus.Unhealthy,
             [HealthTags.Ready],
             TimeSpan.FromSeconds(5)));
@@ -176,14 +179,29 @@ public static class NpgsqlExtensions
         return builder;
     }
 
-    private sealed class NpgsqlHealthCheck(NpgsqlDataSource dataSource) : IHealthCheck
+    /// <summary>
+    /// <c>SELECT 1</c> on the probes' own connections. When the one it gets turns out to have died since its last use (the
+    /// server restarted, say), so has every idle connection of the requests' pool, which Npgsql would find out one failed
+    /// request at a time: that pool is cleared then, before a request meets one, and the probe asks again on a new
+    /// connection. (While the probes ran on the requests' pool, a probe met the dead connection first and Npgsql cleared
+    /// that pool; with a pool of their own, a login after a restart met it in a CI run, and was answered 503.)
+    /// </summary>
+    private sealed class NpgsqlHealthCheck(NpgsqlDataSource probes, NpgsqlDataSource requests) : IHealthCheck
     {
         public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
         {
             try
             {
-                await using var command = dataSource.CreateCommand("SELECT 1");
-                await command.ExecuteScalarAsync(cancellationToken);
+                try
+                {
+                    await SelectOneAsync(cancellationToken);
+                }
+                catch (Exception ex) when (WentAway(ex))
+                {
+                    requests.Clear();
+                    await SelectOneAsync(cancellationToken);
+                }
+
                 return HealthCheckResult.Healthy();
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException)
@@ -191,6 +209,20 @@ public static class NpgsqlExtensions
                 return HealthCheckResult.Unhealthy(ex.Message, ex);
             }
         }
+
+        private async Task SelectOneAsync(CancellationToken cancellationToken)
+        {
+            await using var command = probes.CreateCommand("SELECT 1");
+            await command.ExecuteScalarAsync(cancellationToken);
+        }
+
+        /// <summary>The server ended the connection (shut down, crashed) or it broke: not a statement that took too long.</summary>
+        private static bool WentAway(Exception ex) => ex switch
+        {
+            PostgresException postgres => postgres.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or ['0', '8', ..],
+            NpgsqlException { InnerException: IOException or System.Net.Sockets.SocketException } => true,
+            _ => false,
+        };
     }
 
     /// <summary>Whether the connection string sets any of <paramref name="keywords"/> itself, in any case, with or without spaces.</summary>

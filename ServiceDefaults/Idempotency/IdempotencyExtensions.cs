@@ -13,6 +13,8 @@ public static class IdempotencyExtensions
     {
         builder.Services.AddOptions<IdempotencyOptions>().BindConfiguration(IdempotencyOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddHostedService<IdempotencyKeyCleanup>();
+        builder.Services.AddSingleton<UnfreedKeys>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<UnfreedKeys>());
         return builder;
     }
 

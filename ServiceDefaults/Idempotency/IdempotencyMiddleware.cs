@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -30,7 +29,7 @@ public sealed class IdempotentEndpointMetadata(bool required)
 /// </para>
 /// </summary>
 internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSource dataSource, IProblemDetailsService problems,
-    IOptions<IdempotencyOptions> options, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, IHostApplicationLifetime lifetime,
+    IOptions<IdempotencyOptions> options, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, UnfreedKeys unfreed,
     ILogger<IdempotencyMiddleware> logger)
 {
     public const string HeaderName = "Idempotency-Key";
@@ -68,6 +67,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         var scope = $"{context.User.TenantId()}:{context.User.UserId()}";
         var hash = await RequestHashAsync(context.Request);
         var claim = new IdempotencyClaim(scope, key, Guid.NewGuid(), json.Value.SerializerOptions);
+        var claimedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         bool claimed;
         await using (var claiming = await dataSource.OpenConnectionAsync(context.RequestAborted))
         {
@@ -78,7 +78,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         {
             // No connection is held while the endpoint runs: it needs its own, and a pool is small.
             context.Features.Set(claim);
-            await RunAndStoreAsync(context, claim);
+            await RunAndStoreAsync(context, claim, claimedAt);
             return;
         }
 
@@ -137,7 +137,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         }
     }
 
-    private async Task RunAndStoreAsync(HttpContext context, IdempotencyClaim claim)
+    private async Task RunAndStoreAsync(HttpContext context, IdempotencyClaim claim, long claimedAt)
     {
         var original = context.Response.Body;
         using var buffer = new MemoryStream();
@@ -148,7 +148,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         }
         catch
         {
-            await ForgetAsync(claim);
+            await ForgetAsync(claim, claimedAt);
             throw;
         }
         finally
@@ -160,7 +160,7 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         {
             // Nothing ran that a retry must not repeat: the corrected request may use the same key (Stripe keeps no
             // result for a request that failed validation). A response the endpoint stored with its own change stays.
-            await ForgetAsync(claim);
+            await ForgetAsync(claim, claimedAt);
         }
         else if (!claim.Completed)
         {
@@ -218,12 +218,12 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
 
     /// <summary>
     /// Frees the key for a retry, unless the attempt completed it after all or a retry has taken it over. The answer waits
-    /// for it, so that a retry the answer prompts finds the key free. When it cannot be freed now (the failure that ended
-    /// the attempt is often what stops this too: a pool with no connection free, a database away), it is tried again in
-    /// the background after 1, 2, 4… s until it is, or the lease would have freed it anyway. Before, it waited for the
-    /// lease (60 s), and every retry in between was told "in progress" about a request that had long ended.
+    /// for it, so that a retry the answer prompts finds the key free. When it cannot be freed now (what failed the attempt
+    /// often stops this too: a pool with no connection free, a database away), <see cref="UnfreedKeys"/> frees it as soon
+    /// as it can. Before, it waited for its lease (60 s), and every retry in between was told "in progress" about a
+    /// request that had long ended.
     /// </summary>
-    private async Task ForgetAsync(IdempotencyClaim claim)
+    private async Task ForgetAsync(IdempotencyClaim claim, long claimedAt)
     {
         try
         {
@@ -231,37 +231,9 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
-            logger.LogWarning(ex, "Could not free Idempotency-Key {Key} at once; trying again in the background", claim.Key);
-            _ = Task.Run(() => ForgetLaterAsync(claim));
+            logger.LogWarning(ex, "Could not free Idempotency-Key {Key} at once; it is freed as soon as a connection can be had", claim.Key);
+            unfreed.Add(claim, claimedAt);
         }
-    }
-
-    private async Task ForgetLaterAsync(IdempotencyClaim claim)
-    {
-        var giveUpAt = DateTime.UtcNow + TimeSpan.FromSeconds(options.Value.InProgressLeaseSeconds);
-        var delay = TimeSpan.FromSeconds(1);
-        while (!lifetime.ApplicationStopping.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(delay, lifetime.ApplicationStopping);
-                if (DateTime.UtcNow >= giveUpAt)
-                {
-                    break;
-                }
-
-                await DeleteClaimAsync(claim, lifetime.ApplicationStopping);
-                logger.LogInformation("Freed Idempotency-Key {Key} after {Delay}", claim.Key, delay);
-                return;
-            }
-            catch (Exception)
-            {
-                // The database still away, the pool still busy, or the service stopping (the loop then ends).
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(16).Ticks));
-            }
-        }
-
-        logger.LogError("Could not free Idempotency-Key {Key}; a retry may take it over once its lease runs out", claim.Key);
     }
 
     private async Task DeleteClaimAsync(IdempotencyClaim claim, CancellationToken cancellationToken)

@@ -73,8 +73,9 @@ public sealed partial class ResourceTests(AppFixture fixture)
 
             // Twice the pool (40): each holds a connection while its query waits on the lock, the rest wait for one.
             requests.AddRange(Enumerable.Range(0, 80).Select(_ => orders.GetAsync("/v1/orders", TestContext.Current.CancellationToken)));
-            await ShopData.WaitUntilAsync("every connection of Orders' pool waiting on the lock", async () => await ShopData.ScalarAsync<long>(App, "ordersdb",
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = 'ordersdb' AND application_name = 'Orders' AND wait_event_type = 'Lock'") >= 40, seconds: 10);
+            async Task<long> WaitingOnTheLockAsync() => await ShopData.ScalarAsync<long>(App, "ordersdb",
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = 'ordersdb' AND application_name = 'Orders' AND wait_event_type = 'Lock'");
+            await ShopData.WaitUntilAsync("every connection of Orders' pool waiting on the lock", async () => await WaitingOnTheLockAsync() >= 40, seconds: 10);
 
             using var probe = new HttpClient { BaseAddress = orders.BaseAddress, Timeout = TimeSpan.FromSeconds(8) };
             for (var i = 0; i < 2; i++)
@@ -83,6 +84,9 @@ public sealed partial class ResourceTests(AppFixture fixture)
                 using var health = await probe.GetAsync("/health", TestContext.Current.CancellationToken);
                 readiness.Add((health.StatusCode, started.Elapsed, await health.Content.ReadAsStringAsync(TestContext.Current.CancellationToken)));
             }
+
+            // Still saturated after the probes: they were asked while no connection of the pool was free.
+            Assert.True(await WaitingOnTheLockAsync() >= 40, "Orders' pool drained before the probes were answered");
 
             await locked.RollbackAsync(TestContext.Current.CancellationToken);
         }

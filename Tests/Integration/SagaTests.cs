@@ -233,8 +233,17 @@ public sealed class SagaTests(AppFixture fixture)
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             // A CI run failed here once with only the answers to go on (503s, then 409s): the services' own account goes with it.
-            throw new Xunit.Sdk.XunitException($"{ex.Message}\nWarnings logged since the orders were placed:\n"
-                + await ShopData.WarningsSinceAsync(App, started, "gateway", "orders", "inventory"));
+            string warnings;
+            try
+            {
+                warnings = await ShopData.WarningsSinceAsync(App, started, "gateway", "orders", "inventory");
+            }
+            catch (Exception unread)
+            {
+                warnings = $"(not read: {unread.Message})";
+            }
+
+            throw new Xunit.Sdk.XunitException($"{ex.Message}\nWarnings logged since the orders were placed:\n{warnings}", ex);
         }
 
         var outcomes = await Task.WhenAll(orders.Select((id, i) =>

@@ -154,23 +154,28 @@ internal static class ShopData
         {
             foreach (var line in await LogLinesAsync(app, resource))
             {
+                JsonElement root;
                 try
                 {
-                    using var entry = JsonDocument.Parse(line);
-                    var root = entry.RootElement;
-                    if (root.GetProperty("LogLevel").GetString() is not ("Warning" or "Error" or "Critical")
-                        || root.GetProperty("Timestamp").GetDateTimeOffset() is var at && at < since)
-                    {
-                        continue;
-                    }
-
-                    var exception = root.TryGetProperty("Exception", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString()!.Split('\n')[0] : "";
-                    kinds.Add((at, $"{resource} {root.GetProperty("Category").GetString()}: {root.GetProperty("Message").GetString()} {exception}"));
+                    root = JsonSerializer.Deserialize<JsonElement>(line);
                 }
                 catch (JsonException)
                 {
                     // A line that is not a structured log entry (a process's own output).
+                    continue;
                 }
+
+                string? Text(string name) =>
+                    root.ValueKind == JsonValueKind.Object && root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String
+                        ? value.GetString()
+                        : null;
+                if (Text("LogLevel") is not ("Warning" or "Error" or "Critical")
+                    || !DateTimeOffset.TryParse(Text("Timestamp"), System.Globalization.CultureInfo.InvariantCulture, out var at) || at < since)
+                {
+                    continue;
+                }
+
+                kinds.Add((at, $"{resource} {Text("Category")}: {Text("Message")} {Text("Exception")?.Split('\n')[0]}"));
             }
         }
 

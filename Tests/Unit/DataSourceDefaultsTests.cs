@@ -71,22 +71,22 @@ public sealed class DataSourceDefaultsTests
         Assert.Equal((maximum, minimum), (settings.MaxPoolSize, settings.MinPoolSize));
     }
 
-    /// <summary>Readiness runs on one connection of its own, with the same protections, whatever the pool's bounds.</summary>
+    /// <summary>Readiness runs on two connections of its own, with the same protections, whatever the pool's bounds.</summary>
     [Theory]
     [InlineData("")]
     [InlineData(";Minimum Pool Size=50;Maximum Pool Size=60;Application Name=shop")]
-    public void The_readiness_check_has_one_connection_apart_from_the_pool(string pool)
+    public void The_readiness_check_has_its_own_two_connections_apart_from_the_pool(string pool)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Configuration["ConnectionStrings:probedb"] = ConnectionString + pool;
         builder.AddNpgsqlDbContext<ProbeContext>("probedb");
         using var services = builder.Services.BuildServiceProvider();
         var requests = services.GetRequiredService<NpgsqlDataSource>();
-        var health = services.GetRequiredKeyedService<NpgsqlDataSource>(NpgsqlExtensions.HealthCheckDataSourceKey);
+        var health = services.GetRequiredKeyedService<NpgsqlDataSource>(NpgsqlExtensions.HealthCheckDataSourceKey("probedb"));
         var settings = new NpgsqlConnectionStringBuilder(health.ConnectionString);
 
         Assert.NotSame(requests, health);
-        Assert.Equal((1, 0), (settings.MaxPoolSize, settings.MinPoolSize));
+        Assert.Equal((2, 0), (settings.MaxPoolSize, settings.MinPoolSize));
         Assert.Equal((5, 10), (settings.Timeout, settings.CommandTimeout));
         Assert.Contains("statement_timeout=15000", settings.Options);
         Assert.Equal(pool.Length == 0 ? $"{builder.Environment.ApplicationName} health" : "shop", settings.ApplicationName);

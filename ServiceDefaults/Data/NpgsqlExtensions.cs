@@ -181,10 +181,11 @@ public static class NpgsqlExtensions
 
     /// <summary>
     /// <c>SELECT 1</c> on the probes' own connections. When the one it gets turns out to have died since its last use (the
-    /// server restarted, say), so has every idle connection of the requests' pool, which Npgsql would find out one failed
-    /// request at a time: that pool is cleared then, before a request meets one, and the probe asks again on a new
-    /// connection. (While the probes ran on the requests' pool, a probe met the dead connection first and Npgsql cleared
-    /// that pool; with a pool of their own, a login after a restart met it in a CI run, and was answered 503.)
+    /// server restarted, say), so has every idle connection of the requests' pool, which Npgsql finds out only when a
+    /// statement fails on one (it then empties the pool): that pool is cleared now, before a request is that statement,
+    /// and the probe asks again on a new connection. (While the probes ran on the requests' pool, a probe was that
+    /// statement; with a pool of their own, a login after a restart was, in a CI run, and was answered 503.) A refused
+    /// connection counts too: the requests' pool is as dead then, and clearing an empty pool costs nothing.
     /// </summary>
     private sealed class NpgsqlHealthCheck(NpgsqlDataSource probes, NpgsqlDataSource requests) : IHealthCheck
     {

@@ -67,12 +67,14 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
         var scope = $"{context.User.TenantId()}:{context.User.UserId()}";
         var hash = await RequestHashAsync(context.Request);
         var claim = new IdempotencyClaim(scope, key, Guid.NewGuid(), json.Value.SerializerOptions);
-        var claimedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         bool claimed;
         await using (var claiming = await dataSource.OpenConnectionAsync(context.RequestAborted))
         {
             claimed = await ClaimAsync(claiming, claim, hash, options.Value.InProgressLeaseSeconds, context.RequestAborted);
         }
+
+        // The lease runs from the claim's now(); this clock starts no earlier, so it never drops a key its lease still holds.
+        var claimedAt = System.Diagnostics.Stopwatch.GetTimestamp();
 
         if (claimed)
         {

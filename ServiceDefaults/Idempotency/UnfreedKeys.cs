@@ -58,6 +58,7 @@ internal sealed class UnfreedKeys(NpgsqlDataSource dataSource, IOptions<Idempote
 
                 if (pending.Count == 0)
                 {
+                    lastFailure = null;
                     continue;
                 }
 
@@ -79,10 +80,11 @@ internal sealed class UnfreedKeys(NpgsqlDataSource dataSource, IOptions<Idempote
                     // Not the database being away or busy: trying again would fail the same way. The leases free them.
                     logger.LogError(ex, "Freeing {Count} Idempotency-Keys failed; they are left to their leases", pending.Count);
                     pending.Clear();
+                    lastFailure = null;
                 }
             }
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        catch (Exception) when (stoppingToken.IsCancellationRequested)
         {
             while (_queue.Reader.TryRead(out var more))
             {

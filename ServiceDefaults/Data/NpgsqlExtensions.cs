@@ -197,7 +197,7 @@ public static class NpgsqlExtensions
                 {
                     await SelectOneAsync(cancellationToken);
                 }
-                catch (Exception ex) when (WentAway(ex))
+                catch (Exception ex) when (Errors.DependencyFailure.IsConnectionLost(ex))
                 {
                     requests.Clear();
                     await SelectOneAsync(cancellationToken);
@@ -216,14 +216,6 @@ public static class NpgsqlExtensions
             await using var command = probes.CreateCommand("SELECT 1");
             await command.ExecuteScalarAsync(cancellationToken);
         }
-
-        /// <summary>The server ended the connection (shut down, crashed) or it broke: not a statement that took too long.</summary>
-        private static bool WentAway(Exception ex) => ex switch
-        {
-            PostgresException postgres => postgres.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or ['0', '8', ..],
-            NpgsqlException { InnerException: IOException or System.Net.Sockets.SocketException } => true,
-            _ => false,
-        };
     }
 
     /// <summary>Whether the connection string sets any of <paramref name="keywords"/> itself, in any case, with or without spaces.</summary>

@@ -29,10 +29,21 @@ internal static class DependencyFailure
     /// </summary>
     public static bool IsOutage(Exception exception) => Unwrap(exception) switch
     {
-        PostgresException postgres => postgres.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown
-            or PostgresErrorCodes.CannotConnectNow or PostgresErrorCodes.TooManyConnections or ['0', '8', ..],
+        PostgresException postgres => IsConnectionLost(postgres)
+            || postgres.SqlState is PostgresErrorCodes.CannotConnectNow or PostgresErrorCodes.TooManyConnections,
         NpgsqlException { IsTransient: true } npgsql => npgsql.InnerException is not TimeoutException || !IsWaitForAnswer(npgsql),
         StackExchange.Redis.RedisConnectionException or HttpRequestException or Polly.CircuitBreaker.BrokenCircuitException => true,
+        _ => false,
+    };
+
+    /// <summary>
+    /// The server ended the connection (shut down, crashed), or it broke or could not be made: every connection to that
+    /// server is as dead. Not a statement or a wait that took too long.
+    /// </summary>
+    public static bool IsConnectionLost(Exception exception) => Unwrap(exception) switch
+    {
+        PostgresException postgres => postgres.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or ['0', '8', ..],
+        NpgsqlException { InnerException: IOException or System.Net.Sockets.SocketException } => true,
         _ => false,
     };
 

@@ -73,14 +73,12 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
             claimed = await ClaimAsync(claiming, claim, hash, options.Value.InProgressLeaseSeconds, context.RequestAborted);
         }
 
-        // The lease runs from the claim's now(); this clock starts no earlier, so it never drops a key its lease still holds.
-        var claimedAt = System.Diagnostics.Stopwatch.GetTimestamp();
-
         if (claimed)
         {
-            // No connection is held while the endpoint runs: it needs its own, and a pool is small.
+            // No connection is held while the endpoint runs: it needs its own, and a pool is small. The lease runs from the
+            // claim's now(); this clock starts no earlier, so UnfreedKeys never drops a key its lease still holds.
             context.Features.Set(claim);
-            await RunAndStoreAsync(context, claim, claimedAt);
+            await RunAndStoreAsync(context, claim, System.Diagnostics.Stopwatch.GetTimestamp());
             return;
         }
 
@@ -229,24 +227,14 @@ internal sealed class IdempotencyMiddleware(RequestDelegate next, NpgsqlDataSour
     {
         try
         {
-            await DeleteClaimAsync(claim, CancellationToken.None);
+            await using var connection = await dataSource.OpenConnectionAsync(CancellationToken.None);
+            await UnfreedKeys.FreeAsync(connection, [claim], CancellationToken.None);
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
             logger.LogWarning(ex, "Could not free Idempotency-Key {Key} at once; it is freed as soon as a connection can be had", claim.Key);
             unfreed.Add(claim, claimedAt);
         }
-    }
-
-    private async Task DeleteClaimAsync(IdempotencyClaim claim, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var delete = new NpgsqlCommand(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND attempt = $3 AND status = 'InProgress'", connection);
-        delete.Parameters.Add(new() { Value = claim.Scope });
-        delete.Parameters.Add(new() { Value = claim.Key });
-        delete.Parameters.Add(new() { Value = claim.Attempt });
-        await delete.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static async Task<string> RequestHashAsync(HttpRequest request)

@@ -109,15 +109,24 @@ internal sealed class UnfreedKeys(NpgsqlDataSource dataSource, IOptions<Idempote
 
         await using (connection)
         {
-            await using var delete = new NpgsqlCommand("""
-                DELETE FROM idempotency_keys k
-                USING unnest($1::text[], $2::text[], $3::uuid[]) AS f(scope, key, attempt)
-                WHERE k.scope = f.scope AND k.key = f.key AND k.attempt = f.attempt AND k.status = 'InProgress'
-                """, connection);
-            delete.Parameters.Add(new() { Value = pending.Select(p => p.Claim.Scope).ToArray() });
-            delete.Parameters.Add(new() { Value = pending.Select(p => p.Claim.Key).ToArray() });
-            delete.Parameters.Add(new() { Value = pending.Select(p => p.Claim.Attempt).ToArray() });
-            return await delete.ExecuteNonQueryAsync(stoppingToken);
+            return await FreeAsync(connection, pending.Select(p => p.Claim).ToList(), stoppingToken);
         }
+    }
+
+    /// <summary>
+    /// Deletes the claims of these attempts that are still in progress: never a key a retry has taken over, nor one an
+    /// attempt completed. The one statement that frees keys, for one failed attempt or many.
+    /// </summary>
+    internal static async Task<int> FreeAsync(NpgsqlConnection connection, IReadOnlyCollection<IdempotencyClaim> claims, CancellationToken cancellationToken)
+    {
+        await using var delete = new NpgsqlCommand("""
+            DELETE FROM idempotency_keys k
+            USING unnest($1::text[], $2::text[], $3::uuid[]) AS f(scope, key, attempt)
+            WHERE k.scope = f.scope AND k.key = f.key AND k.attempt = f.attempt AND k.status = 'InProgress'
+            """, connection);
+        delete.Parameters.Add(new() { Value = claims.Select(c => c.Scope).ToArray() });
+        delete.Parameters.Add(new() { Value = claims.Select(c => c.Key).ToArray() });
+        delete.Parameters.Add(new() { Value = claims.Select(c => c.Attempt).ToArray() });
+        return await delete.ExecuteNonQueryAsync(cancellationToken);
     }
 }

@@ -869,17 +869,7 @@ public sealed class ChaosTests(ChaosFixture fixture)
 
             // A restart between two requests: every one of those connections is dead, and no request has used one since.
             // (Npgsql hands out no dead connection after the first failure; this keeps it so.)
-            await App.Orchestrator.StopResourceAsync("postgres");
-            try
-            {
-                await App.Orchestrator.StartResourceAsync("postgres");
-            }
-            finally
-            {
-                NpgsqlConnection.ClearAllPools();
-            }
-
-            await App.ResourceNotifications.WaitForResourceHealthyAsync("postgres", Cancellation);
+            await RestartPostgresAsync();
             foreach (var admin in admins)
             {
                 var failed = new List<int>();
@@ -955,19 +945,9 @@ public sealed class ChaosTests(ChaosFixture fixture)
             }
         }
 
-        await App.Orchestrator.StopResourceAsync("postgres");
         try
         {
-            await App.Orchestrator.StartResourceAsync("postgres");
-        }
-        finally
-        {
-            NpgsqlConnection.ClearAllPools();
-        }
-
-        try
-        {
-            await App.ResourceNotifications.WaitForResourceHealthyAsync("postgres", Cancellation);
+            await RestartPostgresAsync();
             foreach (var replica in replicas)
             {
                 using (var direct = App.CreateHttpClient("gateway", replica))
@@ -997,6 +977,22 @@ public sealed class ChaosTests(ChaosFixture fixture)
                 await App.ResourceNotifications.WaitForResourceHealthyAsync(resource, Cancellation);
             }
         }
+    }
+
+    /// <summary>A quick restart of PostgreSQL between two requests: every connection the services hold is dead after it.</summary>
+    private async Task RestartPostgresAsync()
+    {
+        await App.Orchestrator.StopResourceAsync("postgres");
+        try
+        {
+            await App.Orchestrator.StartResourceAsync("postgres");
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+        }
+
+        await App.ResourceNotifications.WaitForResourceHealthyAsync("postgres", Cancellation);
     }
 
     /// <summary>A well-formed access token whose key id no Gateway has issued (its signature is never reached).</summary>

@@ -63,9 +63,14 @@ public sealed class Reservation
         _ => Transition.WrongState,
     };
 
-    /// <summary>Releasing a reservation that is due but not yet swept releases it now, as the sweeper would.</summary>
-    public Transition Release() => Status switch
+    /// <summary>
+    /// A reservation that is due but not yet swept is expired now, as the sweeper would: its units come back and it is
+    /// Expired, as it already read (a confirmation was refused as expired, a repeat of the order answered "Expired").
+    /// Released, it would have changed its story after the fact, and its event would have said "released", not "expired".
+    /// </summary>
+    public Transition Release(DateTimeOffset now) => Status switch
     {
+        ReservationStatus.Active when IsDue(now) => MoveTo(ReservationStatus.Expired, StockChange.Unreserve),
         ReservationStatus.Active => MoveTo(ReservationStatus.Released, StockChange.Unreserve),
         ReservationStatus.Confirmed => MoveTo(ReservationStatus.Released, StockChange.Restock),
         _ => Transition.AlreadyDone,

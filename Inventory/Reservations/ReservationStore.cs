@@ -165,7 +165,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
 
     /// <summary>Reserved units return to the available stock; units of a confirmed reservation go back on the shelf (a refund).</summary>
     public Task<(TransitionResult Result, ReservationResponse? Reservation)> ReleaseAsync(Guid id, CancellationToken cancellationToken) =>
-        TransitionAsync(id, (reservation, _) => reservation.Release(), "released", cancellationToken);
+        TransitionAsync(id, (reservation, now) => reservation.Release(now), "released", cancellationToken);
 
     /// <summary>
     /// The order was cancelled or failed: release its reservation, in the caller's transaction (the event
@@ -194,7 +194,7 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         var current = await ReadAsync(connection, transaction, "order_id = $1", orderId, forUpdate: true, cancellationToken);
         return current?.Reservation is null
             ? TransitionResult.AlreadyDone
-            : (await TransitionCoreAsync(connection, transaction, current, (reservation, _) => reservation.Release(), reason, cancellationToken)).Result;
+            : (await TransitionCoreAsync(connection, transaction, current, (reservation, now) => reservation.Release(now), reason, cancellationToken)).Result;
     }
 
     public async Task<ReservationResponse?> GetAsync(Guid id, CancellationToken cancellationToken)
@@ -316,14 +316,20 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
             StockChange.Restock => "quantity = s.quantity + i.quantity",
             var other => throw new InvalidOperationException($"A transition that was made changes the stock, not {other}."),
         };
-        var raised = reservation.Status == ReservationStatus.Confirmed
-            ? InventoryEvents.Confirmed(response, current.TenantId)
-            : InventoryEvents.Released(response, current.TenantId, reason ?? "released", wasConfirmed);
+        // A release that found the reservation due expired it: its event is the sweep's, written by the reservation's
+        // trigger (migration 0003, reason "expired"), and it keeps no release reason, as a swept one does.
+        var released = reservation.Status == ReservationStatus.Released;
+        var raised = reservation.Status switch
+        {
+            ReservationStatus.Confirmed => InventoryEvents.Confirmed(response, current.TenantId),
+            ReservationStatus.Released => InventoryEvents.Released(response, current.TenantId, reason ?? "released", wasConfirmed),
+            _ => null,
+        };
 
         // One round trip: the stock rows locked in product-id order, then the stock, the reservation and its event; the
-        // stock-level event the change may raise in the event's correlation and trace.
+        // stock-level event the change may raise (and an expiry's) in the event's correlation and trace.
         await using var batch = new NpgsqlBatch(connection, transaction);
-        batch.BatchCommands.Add(InventoryEvents.ContextCommand(raised));
+        batch.BatchCommands.Add(raised is null ? InventoryEvents.ContextCommand() : InventoryEvents.ContextCommand(raised));
         var lockStock = new NpgsqlBatchCommand("SELECT product_id FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE");
         lockStock.Parameters.Add(new() { Value = reservation.Items.Select(i => i.ProductId).Order().ToArray() });
         var update = new NpgsqlBatchCommand($"""
@@ -335,11 +341,15 @@ public sealed class ReservationStore(NpgsqlDataSource dataSource, IOptions<Reser
         var status = new NpgsqlBatchCommand("UPDATE reservations SET status = $2, release_reason = COALESCE($3, release_reason), updated_at = now() WHERE id = $1");
         status.Parameters.Add(new() { Value = reservation.Id });
         status.Parameters.Add(new() { Value = reservation.Status.ToString() });
-        status.Parameters.Add(new() { Value = (object?)reason ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        status.Parameters.Add(new() { Value = released ? (object)(reason ?? "released") : DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         batch.BatchCommands.Add(lockStock);
         batch.BatchCommands.Add(update);
         batch.BatchCommands.Add(status);
-        batch.BatchCommands.Add(OutboxSql.InsertCommand(InventoryEvents.Exchange, raised));
+        if (raised is not null)
+        {
+            batch.BatchCommands.Add(OutboxSql.InsertCommand(InventoryEvents.Exchange, raised));
+        }
+
         await batch.ExecuteNonQueryAsync(cancellationToken);
         return (TransitionResult.Done, response);
     }

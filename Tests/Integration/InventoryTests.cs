@@ -252,6 +252,74 @@ public sealed class InventoryTests(AppFixture fixture)
         Assert.Equal((20, 0), await StockAsync(product));
     }
 
+    /// <summary>
+    /// A release that finds its reservation past its expiry, before any sweep reached it, expires it as the sweep would: the
+    /// reservation reads Expired before and after, its units come back once, and its one event says "expired", in the
+    /// release's correlation (so the release did it, not a sweep). Before, it became Released and its event said
+    /// "released", although the reservation had already been reported as expired.
+    /// </summary>
+    [Fact]
+    public async Task A_release_that_finds_its_reservation_past_expiry_before_the_sweep_expires_it_as_the_sweep_would()
+    {
+        var product = await CreateProductAsync(stock: 5);
+        using var inventory = await ServiceClientAsync(replica: 0);
+        Guid id;
+        using (var reserved = await inventory.PostAsJsonAsync("/v1/reservations",
+            new { orderId = Guid.NewGuid(), items = new[] { new { productId = product, quantity = 2 } }, ttlSeconds = 1 }, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.Created, reserved.StatusCode);
+            id = (await reserved.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("id").GetGuid();
+        }
+
+        var correlation = Guid.NewGuid().ToString("N");
+        Task<HttpResponseMessage> release;
+        await using (var connection = new NpgsqlConnection(App.GetConnectionString("inventorydb")))
+        {
+            await connection.OpenAsync(Cancellation);
+            await using var hold = await connection.BeginTransactionAsync(Cancellation);
+            await using (var lockRow = new NpgsqlCommand($"SELECT 1 FROM reservations WHERE id = '{id}' FOR UPDATE", connection, hold))
+            {
+                await lockRow.ExecuteScalarAsync(Cancellation);
+            }
+
+            // Held here, the row is skipped by every sweep (SKIP LOCKED): past its expiry, and past two sweeps of each replica.
+            await Task.Delay(TimeSpan.FromSeconds(5), Cancellation);
+            using (var read = await inventory.GetAsync($"/v1/reservations/{id}", Cancellation))
+            {
+                Assert.Equal("Expired", (await read.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("status").GetString());
+            }
+
+            Assert.Equal((5, 2), await StockAsync(product));
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/reservations/{id}/release");
+            request.Headers.Add("X-Correlation-ID", correlation);
+            release = inventory.SendAsync(request, Cancellation);
+            // The release waits for the row before any sweep can have it again: it is the next to lock it.
+            await ShopData.WaitUntilAsync("the release to wait for the held reservation", async () => await ShopData.ScalarAsync<long>(App, "inventorydb",
+                $"SELECT count(*) FROM pg_stat_activity WHERE {connection.ProcessID} = ANY(pg_blocking_pids(pid))") >= 1, seconds: 30);
+            await hold.CommitAsync(Cancellation);
+        }
+
+        using (var released = await release)
+        {
+            Assert.Equal(HttpStatusCode.OK, released.StatusCode);
+            Assert.Equal("Expired", (await released.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("status").GetString());
+        }
+
+        using (var again = await inventory.PostAsync($"/v1/reservations/{id}/release", null, Cancellation))
+        {
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+            Assert.Equal("Expired", (await again.Content.ReadFromJsonAsync<JsonElement>(Cancellation)).GetProperty("status").GetString());
+        }
+
+        Assert.Equal(HttpStatusCode.Gone, (await inventory.PostAsync($"/v1/reservations/{id}/confirm", null, Cancellation)).StatusCode);
+        Assert.Equal((5, 0), await StockAsync(product));
+        Assert.Equal("Expired none", await ScalarAsync<string>($"SELECT status || ' ' || coalesce(release_reason, 'none') FROM reservations WHERE id = '{id}'"));
+        Assert.Equal($"1 expired false {correlation}", await ScalarAsync<string>($"""
+            SELECT count(*) || ' ' || min(payload->'data'->>'reason') || ' ' || bool_or((payload->'data'->>'returned')::boolean) || ' ' || min(payload->>'correlationId')
+            FROM outbox_messages WHERE routing_key = 'inventory.released' AND payload->>'aggregateId' = '{id}'
+            """));
+    }
+
     [Fact]
     public async Task A_repeated_reservation_of_an_order_that_the_sweep_is_expiring_is_answered_and_never_deadlocks_with_it()
     {

@@ -40,16 +40,25 @@ public sealed class ReservationTests
     public void Releasing_returns_reserved_units_and_a_confirmed_reservation_is_refunded_to_the_shelf()
     {
         var active = A(ReservationStatus.Active);
-        Assert.Equal(new Transition(TransitionResult.Done, StockChange.Unreserve), active.Release());
+        Assert.Equal(new Transition(TransitionResult.Done, StockChange.Unreserve), active.Release(Before));
         Assert.Equal(ReservationStatus.Released, active.Status);
 
-        var due = A(ReservationStatus.Active);
-        Assert.True(due.IsDue(ExpiresAt.AddMinutes(5)));
-        Assert.Equal(StockChange.Unreserve, due.Release().Change);
-
         var confirmed = A(ReservationStatus.Confirmed);
-        Assert.Equal(new Transition(TransitionResult.Done, StockChange.Restock), confirmed.Release());
+        Assert.Equal(new Transition(TransitionResult.Done, StockChange.Restock), confirmed.Release(ExpiresAt.AddDays(1)));
         Assert.Equal(ReservationStatus.Released, confirmed.Status);
+    }
+
+    [Fact]
+    public void Releasing_a_reservation_past_its_expiry_that_the_sweep_has_not_reached_expires_it_as_the_sweep_would()
+    {
+        var due = A(ReservationStatus.Active);
+        Assert.Equal("Expired", due.ToResponse(ExpiresAt).Status);
+
+        Assert.Equal(new Transition(TransitionResult.Done, StockChange.Unreserve), due.Release(ExpiresAt));
+        Assert.Equal(ReservationStatus.Expired, due.Status);
+        Assert.Equal("Expired", due.ToResponse().Status);
+        Assert.Same(Transition.AlreadyDone, due.Release(ExpiresAt.AddMinutes(5)));
+        Assert.Same(Transition.Expired, due.Confirm(ExpiresAt));
     }
 
     [Theory]
@@ -59,7 +68,7 @@ public sealed class ReservationTests
     {
         var reservation = A(status);
 
-        Assert.Same(Transition.AlreadyDone, reservation.Release());
+        Assert.Same(Transition.AlreadyDone, reservation.Release(Before));
         Assert.Equal(status, reservation.Status);
     }
 

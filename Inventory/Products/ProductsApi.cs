@@ -94,7 +94,10 @@ public static class ProductsApi
         }
 
         var tenant = user.TenantId() ?? "";
-        await using var scope = await db.Database.BeginTenantTransactionAsync(tenant, cancellationToken);
+        // One snapshot for the count and the page: read committed gave each its own, and a product created or deleted
+        // between them made the total disagree with the items (a client working out the last page from it asked for an
+        // empty one, or never asked for a row).
+        await using var scope = await db.Database.BeginTenantTransactionAsync(tenant, System.Data.IsolationLevel.RepeatableRead, cancellationToken);
         var query = db.Products.AsNoTracking().Where(p => p.TenantId == tenant && p.DeletedAt == null);
         if (active is { } isActive)
         {

@@ -181,7 +181,12 @@ public static class StockApi
         }
 
         var tenant = admin.TenantId()!;
-        await using var batch = dataSource.CreateBatch();
+        // One snapshot for the count, the page and the product's existence: the statements of one batch share a
+        // transaction, but under read committed each still had its own snapshot, and an adjustment that committed between
+        // them made the total disagree with the page.
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var snapshot = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+        await using var batch = new NpgsqlBatch(connection, snapshot);
         batch.BatchCommands.Add(TenantScope.Command(tenant));
         batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT count(*) FROM stock_adjustments WHERE product_id = $1 AND tenant_id = $2")
         {

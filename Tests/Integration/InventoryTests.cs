@@ -2356,6 +2356,68 @@ public sealed class InventoryTests(AppFixture fixture)
         return await admin.SendAsync(request, Cancellation);
     }
 
+    /// <summary>
+    /// A page's total and its items come from one snapshot. Products and one product's adjustments are listed while
+    /// products are created and that product is adjusted: on a page that holds every match, the total is the number of
+    /// items, whatever commits meanwhile. Before, the count and the page had a snapshot each (read committed), and a write
+    /// that committed between them made the total disagree with the items.
+    /// </summary>
+    [Fact]
+    public async Task A_pages_total_counts_the_rows_of_its_items_while_writes_commit_between_the_two()
+    {
+        using var viaGateway = await ShopClients.AdminAsync(App);
+        using var admin = App.CreateHttpClient("inventory", 0);
+        admin.DefaultRequestHeaders.Authorization = viaGateway.DefaultRequestHeaders.Authorization;
+        var marker = $"snap{Guid.NewGuid():N}"[..16];
+        var adjusted = await CreateProductAsync(stock: 1000);
+        const int writes = 90;
+        using var writing = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        async Task WriteAsync()
+        {
+            try
+            {
+                for (var i = 0; i < writes; i++)
+                {
+                    using var created = await admin.PostAsJsonAsync("/v1/products",
+                        new { sku = $"{marker}-{i}", name = $"{marker} {i}", description = "", price = new { amount = 1m, currency = "EUR" }, initialStock = 1 }, Cancellation);
+                    Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+                    using var adjustment = await admin.PostAsJsonAsync($"/v1/inventory/{adjusted}/adjustments", new { delta = 1, reason = "delivery" }, Cancellation);
+                    Assert.Equal(HttpStatusCode.OK, adjustment.StatusCode);
+                }
+            }
+            finally
+            {
+                await writing.CancelAsync();
+            }
+        }
+
+        var mismatches = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        async Task ReadAsync(string what, string path)
+        {
+            while (!writing.IsCancellationRequested)
+            {
+                var page = await admin.GetFromJsonAsync<JsonElement>(path, Cancellation);
+                var (total, items) = (page.GetProperty("total").GetInt32(), page.GetProperty("items").GetArrayLength());
+                seen[$"{what} {total}"] = total;
+                if (total != items)
+                {
+                    mismatches.Enqueue($"{what}: total {total}, {items} items");
+                }
+            }
+        }
+
+        await Task.WhenAll(WriteAsync(),
+            ReadAsync("products", $"/v1/products?q={marker}&pageSize=100"), ReadAsync("products", $"/v1/products?q={marker}&pageSize=100"),
+            ReadAsync("adjustments", $"/v1/inventory/{adjusted}/adjustments?pageSize=100"), ReadAsync("adjustments", $"/v1/inventory/{adjusted}/adjustments?pageSize=100"));
+
+        Assert.True(mismatches.IsEmpty, $"{mismatches.Count(m => m.StartsWith("products", StringComparison.Ordinal))} pages of products and "
+            + $"{mismatches.Count(m => m.StartsWith("adjustments", StringComparison.Ordinal))} of adjustments disagreed with their totals: {string.Join("; ", mismatches.Take(6))}");
+        // The lists were read while the writes committed: each saw many totals on the way.
+        Assert.True(seen.Keys.Count(k => k.StartsWith("products", StringComparison.Ordinal)) >= 10, string.Join(", ", seen.Keys.Order()));
+        Assert.True(seen.Keys.Count(k => k.StartsWith("adjustments", StringComparison.Ordinal)) >= 10, string.Join(", ", seen.Keys.Order()));
+    }
+
     private async Task<Guid> CreateProductAsync(int stock)
     {
         using var admin = await ShopClients.AdminAsync(App);

@@ -184,6 +184,9 @@ public static class OrdersApi
             query = query.Where(o => o.Status == s);
         }
 
+        // One snapshot for the count and the page: under read committed each had its own, and an order placed between
+        // them made the total disagree with the items.
+        await using var snapshot = await db.Database.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
         var total = await query.CountAsync(cancellationToken);
         var orders = await query.OrderByDescending(o => o.CreatedAt).ThenByDescending(o => o.Id)
             .Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(cancellationToken);

@@ -16,6 +16,59 @@ public sealed class SagaTests(AppFixture fixture)
 
     private static CancellationToken Cancellation => TestContext.Current.CancellationToken;
 
+    /// <summary>
+    /// A page of orders and its total come from one snapshot: a customer's list, read while the customer places orders,
+    /// counts exactly the orders it holds. Before, the count and the page had a snapshot each, and an order placed between
+    /// them made the total disagree with the items.
+    /// </summary>
+    [Fact]
+    public async Task A_page_of_orders_counts_the_orders_it_holds_while_more_are_placed()
+    {
+        const int placed = 60;
+        var product = await ShopData.CreateProductAsync(App, stock: placed);
+        var (customer, _) = await ShopClients.CustomerAsync(App);
+        // Read from Orders itself: as often as this reads, the Gateway's per-user limit would answer 429.
+        using var orders = App.CreateHttpClient("orders", 0);
+        orders.DefaultRequestHeaders.Authorization = customer.DefaultRequestHeaders.Authorization;
+        using var placing = CancellationTokenSource.CreateLinkedTokenSource(Cancellation);
+        async Task PlaceAsync()
+        {
+            try
+            {
+                for (var i = 0; i < placed; i++)
+                {
+                    await ShopData.PlaceOrderAsync(customer, product, 1);
+                }
+            }
+            finally
+            {
+                await placing.CancelAsync();
+            }
+        }
+
+        var mismatches = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var totals = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        async Task ReadAsync()
+        {
+            while (!placing.IsCancellationRequested)
+            {
+                var page = await orders.GetFromJsonAsync<JsonElement>("/v1/orders?pageSize=100", Cancellation);
+                var (total, items) = (page.GetProperty("total").GetInt32(), page.GetProperty("items").GetArrayLength());
+                totals[total] = true;
+                if (total != items)
+                {
+                    mismatches.Enqueue($"total {total}, {items} items");
+                }
+            }
+        }
+
+        await Task.WhenAll(PlaceAsync(), ReadAsync(), ReadAsync());
+
+        Assert.True(mismatches.IsEmpty, $"{mismatches.Count} pages disagreed with their totals: {string.Join("; ", mismatches.Take(6))}");
+        // The list was read while the orders were placed: it saw many totals on the way.
+        Assert.True(totals.Count >= 10, string.Join(", ", totals.Keys.Order()));
+    }
+
     [Fact]
     public async Task An_order_is_reserved_paid_and_confirmed_and_its_events_leave_both_services()
     {

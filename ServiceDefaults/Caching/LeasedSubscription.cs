@@ -57,6 +57,13 @@ public abstract class LeasedSubscription(string redisConnectionString, string ch
         }
 
         var options = ConfigurationOptions.Parse(redisConnectionString);
+        if (Unusable(options) is { } why)
+        {
+            // Never held, the lease never lets this replica answer from memory: every answer comes from the shared store.
+            logger.LogWarning("{What}s are not held in memory on this replica: {Reason}", What, why);
+            return;
+        }
+
         var (host, port) = options.EndPoints[0] switch
         {
             DnsEndPoint dns => (dns.Host, dns.Port),
@@ -97,6 +104,21 @@ public abstract class LeasedSubscription(string redisConnectionString, string ch
             }
         }
     }
+
+    /// <summary>
+    /// Why the subscription could not keep the lease's promise on this connection string, or null when it can. It speaks
+    /// plain RESP to one server: over TLS it could not connect at all (it would retry for ever, and say so every few
+    /// seconds). With several servers, or a sentinel's service, the first named may be a replica: a PUBLISH goes to the
+    /// primary, and the replica could answer a PING sent after it before the message reached it, so a replica would answer
+    /// from memory with a write it has not seen.
+    /// </summary>
+    internal static string? Unusable(ConfigurationOptions options) => options switch
+    {
+        { Ssl: true } => "the subscription does not speak TLS (ssl=true)",
+        { ServiceName: { Length: > 0 } } => "a sentinel's service names no one primary to subscribe on (serviceName)",
+        { EndPoints.Count: not 1 } => $"the subscription needs the one primary that PUBLISH reaches, not {options.EndPoints.Count} servers",
+        _ => null,
+    };
 
     private async Task RunSessionAsync(string host, int port, string? password, Action subscribed, CancellationToken stoppingToken)
     {

@@ -74,6 +74,81 @@ public sealed class RespSubscriptionTests
         await Assert.ThrowsAsync<IOException>(() => subscription.ReadAsync(Cancellation));
     }
 
+    /// <summary>
+    /// The subscription speaks plain RESP to one server. A connection string it cannot keep the lease's promise on turns the
+    /// memory tier off at start, with one warning, instead of retrying for ever (TLS) or trusting a replica's PING (several
+    /// servers, a sentinel).
+    /// </summary>
+    [Theory]
+    [InlineData("localhost:6379,password=x", null)]
+    [InlineData("127.0.0.1:6380,password=x,abortConnect=false,connectTimeout=500", null)]
+    [InlineData("cache.example:6380,password=x,ssl=true", "TLS")]
+    [InlineData("primary:6379,replica:6379,password=x", "2 servers")]
+    [InlineData("sentinel:26379,serviceName=shop,password=x", "sentinel")]
+    public void A_connection_string_the_subscription_cannot_keep_its_promise_on_is_named(string connectionString, string? reason)
+    {
+        var why = LeasedSubscription.Unusable(StackExchange.Redis.ConfigurationOptions.Parse(connectionString));
+
+        if (reason is null)
+        {
+            Assert.Null(why);
+        }
+        else
+        {
+            Assert.Contains(reason, why, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task With_two_servers_named_the_subscription_never_connects_and_the_lease_is_never_held()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+
+        using (var refused = new Probe($"127.0.0.1:{port},127.0.0.2:{port},password=x"))
+        {
+            await refused.StartAsync(Cancellation);
+            await refused.ExecuteTask!.WaitAsync(TimeSpan.FromSeconds(5), Cancellation);
+            await Task.Delay(200, Cancellation);
+            Assert.False(listener.Pending());
+            Assert.False(refused.Subscribed);
+        }
+
+        // The same server named alone is subscribed on: the test above can see a connection.
+        using var usable = new Probe($"127.0.0.1:{port},password=x");
+        await usable.StartAsync(Cancellation);
+        using var peer = await listener.AcceptTcpClientAsync(Cancellation).AsTask().WaitAsync(TimeSpan.FromSeconds(5), Cancellation);
+        Assert.Equal(["AUTH", "x"], await ReadCommandAsync(peer.GetStream()));
+        await usable.StopAsync(Cancellation);
+    }
+
+    private sealed class Probe(string connectionString)
+        : LeasedSubscription(connectionString, "test", TimeSpan.FromSeconds(1), TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
+    {
+        public bool Subscribed { get; private set; }
+
+        protected override string What => "Test";
+
+        protected override Task OnSubscribedAsync(CancellationToken cancellationToken)
+        {
+            Subscribed = true;
+            return Task.CompletedTask;
+        }
+
+        protected override void OnMessage(string payload)
+        {
+        }
+
+        protected override void OnConfirmed(long sentAt)
+        {
+        }
+
+        protected override void OnLost()
+        {
+        }
+    }
+
     private static Task WriteAsync(NetworkStream stream, string text) => stream.WriteAsync(Encoding.UTF8.GetBytes(text), Cancellation).AsTask();
 
     /// <summary>One RESP array of bulk strings, as clients send commands.</summary>
